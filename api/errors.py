@@ -1,0 +1,138 @@
+"""One error shape everywhere: ``{"error": {"code", "message", "details"}}``."""
+
+import difflib
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from models.spec import JobSpec
+
+
+class ApiError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class NotFound(ApiError):
+    status_code, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status_code, code = 409, "conflict"
+
+
+class Invalid(ApiError):
+    status_code, code = 422, "invalid"
+
+
+class PayloadTooLarge(ApiError):
+    status_code, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status_code, code = 415, "unsupported_media_type"
+
+
+def detail(loc: tuple[Any, ...] | list[Any], message: str) -> dict[str, Any]:
+    return {"loc": list(loc), "path": _dotted(loc), "message": message}
+
+
+def _dotted(loc: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the spec object at ``loc``, for did-you-mean hints."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        current = next(
+            (a for a in _flatten(annotation) if isinstance(a, type) and issubclass(a, BaseModel)), annotation
+        )
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    args = getattr(annotation, "__args__", None) or getattr(annotation, "__metadata__", None)
+    if not args:
+        return [annotation]
+    out: list[Any] = []
+    for arg in args:
+        out.extend(_flatten(arg))
+    origin = getattr(annotation, "__origin__", None)
+    if origin is not None and isinstance(origin, type) and issubclass(origin, BaseModel):
+        out.append(origin)
+    return out
+
+
+def validation_details(errors: list[dict[str, Any]], model: type[BaseModel] = JobSpec) -> list[dict[str, Any]]:
+    details = []
+    for error in errors:
+        loc = _clean_loc(error["loc"])
+        message = error["msg"]
+        if error["type"] == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error", "")
+            details.append(detail(("body",), f"the body is not valid JSON ({reason} at character {loc[-1] if loc else 0})"))
+            continue
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field '{loc[-1]}'"
+            close = difflib.get_close_matches(str(loc[-1]), _fields_at(model, loc[:-1]), n=1, cutoff=0.5)
+            if close:
+                message += f"; did you mean '{close[0]}'?"
+        elif "input" in error and error["type"] not in ("missing",):
+            message += f". Received: {_short(error['input'])}"
+        details.append(detail(loc, message))
+    return details
+
+
+def _clean_loc(raw: tuple[Any, ...]) -> tuple[Any, ...]:
+    loc = tuple(raw[1:]) if raw and raw[0] == "body" else tuple(raw)
+    # Pydantic puts the union tag after "model" ("model.layers.layers[0]"); drop it.
+    if len(loc) >= 3 and loc[0] == "model" and loc[1] in ("layers", "keras"):
+        loc = (loc[0], *loc[2:])
+    return loc
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "details": details or []}})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _response(exc.status_code, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(list(exc.errors()))
+        summary = "; ".join(f"{d['path']}: {d['message']}" for d in details[:3])
+        return _response(422, "invalid", f"the request is invalid: {summary}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+        return _response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))

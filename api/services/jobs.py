@@ -1,0 +1,178 @@
+"""Jobs: submit (validate, check against Keras and the data, enqueue), read, cancel."""
+
+import hashlib
+import json
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.deps import Page, UnitOfWork
+from api.errors import Conflict, Invalid, NotFound, detail
+from api.queue import TrainingQueue
+from api.schemas.common import ListPage
+from api.schemas.jobs import JobError, JobOut, Progress, Timings
+from api.services.datasets import arrays_of
+from models.db import utcnow
+from models.enums import JobStatus, StopReason
+from models.ids import new_id
+from models.settings import Settings
+from models.spec import JobSpec, LayersModel
+from models.tables import EpochMetric, Job
+
+
+def _keras_check(spec: JobSpec) -> dict[str, Any]:
+    from keras_bridge.errors import SpecError
+    from keras_bridge.validate import check_spec
+
+    try:
+        return check_spec(spec)
+    except SpecError as exc:
+        details = [detail(i.loc, i.message) for i in exc.issues]
+        raise Invalid(f"the spec does not work with Keras: {details[0]['path']}: {details[0]['message']}", details) from exc
+
+
+def _shape_fits(expected: list[int | None], actual: list[int]) -> bool:
+    return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual, strict=True))
+
+
+def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settings: Settings) -> None:
+    arrays = arrays_of(session, spec.dataset)
+    issues = []
+    for role in ("x", "y"):
+        name = getattr(spec.data, role)
+        if name not in arrays:
+            issues.append(detail(("data", role), f"the dataset has no array '{name}'; it has {sorted(arrays)}"))
+    if issues:
+        raise Invalid("the data options do not match the dataset", issues)
+    x, y = arrays[spec.data.x], arrays[spec.data.y]
+    if x["shape"][0] != y["shape"][0]:
+        raise Invalid("x and y differ in length", [detail(("data",), f"x has {x['shape'][0]} samples but y has {y['shape'][0]}")])
+    expected = spec.model.input_shape if isinstance(spec.model, LayersModel) else summary["input_shape"][1:]
+    if not _shape_fits(list(expected), x["shape"][1:]):
+        loc = ("model", "input_shape") if isinstance(spec.model, LayersModel) else ("model", "keras")
+        raise Invalid("the model input does not match the data", [
+            detail(loc, f"the model takes samples of shape {list(expected)} but x holds samples of shape {x['shape'][1:]}")
+        ])
+    if spec.fit.epochs > settings.max_epochs:
+        raise Invalid("too many epochs", [detail(("fit", "epochs"), f"at most {settings.max_epochs}. Received: epochs={spec.fit.epochs}")])
+
+
+def check_job(session: Session, spec: JobSpec, settings: Settings) -> tuple[JobSpec, dict[str, Any]]:
+    """Everything short of training. Returns the spec as it will run (seed fixed) and the model summary."""
+    if spec.seed is None:  # fix it now, so the stored spec reruns identically
+        spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
+    summary = _keras_check(spec)
+    _data_check(session, spec, summary, settings)
+    return spec, summary
+
+
+def _request_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def create_job(
+    uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, idempotency_key: str | None,
+    parent_id: str | None = None,
+) -> tuple[Job, dict[str, Any] | None, bool]:
+    """Returns the job, the model summary, and whether it is new (False: an idempotent replay)."""
+    session = uow.session
+    body_hash = _request_hash(spec.model_dump(mode="json"))
+    if idempotency_key is not None:
+        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+        if existing is not None:
+            return _replay(existing, body_hash, idempotency_key), None, False
+    spec, summary = check_job(session, spec, settings)
+    now = utcnow()
+    job = Job(
+        id=new_id("job"), name=spec.name, status=JobStatus.queued, spec=spec.model_dump(mode="json"),
+        dataset_ref=spec.dataset, parent_id=parent_id, idempotency_key=idempotency_key, request_sha256=body_hash,
+        epochs=spec.fit.epochs, findings=[], created_at=now, enqueued_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        # The same key raced us: the other request's job is the answer.
+        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+        if existing is None:
+            raise
+        return _replay(existing, body_hash, idempotency_key or ""), None, False
+    uow.after_commit(lambda: queue.send(job.id))
+    return job, summary, True
+
+
+def _replay(existing: Job, body_hash: str, key: str) -> Job:
+    if existing.request_sha256 != body_hash:
+        raise Conflict(f"Idempotency-Key '{key}' was already used with a different request body (job {existing.id})")
+    return existing
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def job_out(job: Job) -> JobOut:
+    end = job.finished_at or (utcnow() if job.started_at else None)
+    return JobOut(
+        id=job.id, name=job.name, status=job.status, stop_reason=job.stop_reason, dataset=job.dataset_ref,
+        parent_id=job.parent_id, progress=Progress(epoch=job.epoch, epochs=job.epochs), last_metrics=job.last_metrics,
+        best_metrics=job.best_metrics, test_metrics=job.test_metrics, findings=job.findings, data=job.data_summary,
+        timings=Timings(
+            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            queued_s=_seconds(job.created_at, job.started_at), running_s=_seconds(job.started_at, end),
+        ),
+        attempts=job.attempts, error=JobError(**job.error) if job.error else None,
+        model_available=job.model_path is not None, spec=job.spec,
+    )
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job with id '{job_id}'")
+    return job
+
+
+def list_jobs(session: Session, page: Page, *, status: JobStatus | None, name: str | None, dataset: str | None,
+              parent_id: str | None) -> ListPage[JobOut]:
+    query = select(Job).order_by(Job.id.desc()).limit(page.limit + 1)
+    if page.cursor:
+        query = query.where(Job.id < page.cursor)
+    for column, value in ((Job.status, status), (Job.name, name), (Job.dataset_ref, dataset), (Job.parent_id, parent_id)):
+        if value is not None:
+            query = query.where(column == value)
+    rows = session.scalars(query).all()
+    return ListPage(
+        items=[job_out(j) for j in rows[: page.limit]],
+        next_cursor=rows[page.limit - 1].id if len(rows) > page.limit else None,
+    )
+
+
+def cancel_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        raise NotFound(f"no job with id '{job_id}'")
+    if job.status.finished:
+        raise Conflict(f"job '{job_id}' already finished ({job.status.value})")
+    job.cancel_requested = True
+    if job.status is JobStatus.queued:
+        job.status, job.stop_reason, job.finished_at = JobStatus.cancelled, StopReason.cancelled, utcnow()
+    return job
+
+
+def curves(session: Session, job_id: str) -> dict[str, list[Any]]:
+    get_job(session, job_id)
+    rows = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch)).all()
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row.metrics if k not in keys]
+    ordered = sorted(keys, key=lambda k: (k.startswith("val_"), k != "loss" and k != "val_loss", k))
+    columns: dict[str, list[Any]] = {"epoch": [r.epoch for r in rows]}
+    for key in ordered:
+        columns[key] = [r.metrics.get(key) for r in rows]
+    columns["duration_s"] = [round(r.duration_s, 4) for r in rows]
+    return columns

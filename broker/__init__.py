@@ -1,0 +1,1 @@
+"""The embedded broker: Celery over the SQLite file, no server to install."""

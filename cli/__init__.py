@@ -1,0 +1,1 @@
+"""The ``trainyard`` command: serve, api, worker, migrate."""

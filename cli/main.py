@@ -1,0 +1,98 @@
+"""``trainyard``: one entry point for every process of the service."""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+from models.settings import get_settings
+
+SAMPLE = """
+Trainyard is running on http://{host}:{port}  (API docs: http://{host}:{port}/docs)
+
+Submit a sample job (a small CNN on the built-in digits) and follow it:
+  curl -s -X POST http://{host}:{port}/v1/jobs -H 'Content-Type: application/json' -d @examples/digits-cnn.json
+  curl -s http://{host}:{port}/v1/jobs/<id>
+  curl -s http://{host}:{port}/v1/jobs/<id>/curves
+"""
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    from migrations import downgrade, upgrade
+
+    dsn = get_settings().database_dsn
+    if args.downgrade:
+        downgrade(dsn, args.downgrade)
+    else:
+        upgrade(dsn, args.revision)
+
+
+def _api(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+
+
+def _wait_all(children: list[subprocess.Popen[bytes]]) -> int:
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return max(child.wait() for child in children)
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from cli import processes
+
+    if args.control:
+        plan = [processes.control_worker()]
+    else:
+        gpus = processes.count_gpus() if args.gpus == "auto" else int(args.gpus)
+        plan = processes.training_workers(gpus, cpu_queue=get_settings().train_queue)
+    sys.exit(_wait_all([processes.spawn(p) for p in plan]))
+
+
+def _serve(args: argparse.Namespace) -> None:
+    """Embedded mode: migrate, one worker (training + reconciler), the API in this process."""
+    from cli import processes
+
+    settings = get_settings()
+    _migrate(argparse.Namespace(downgrade=None, revision="head"))
+    worker = processes.WorkerProcess(
+        processes.celery_worker_argv([settings.train_queue, "control"], "embedded", beat=True),
+    )
+    child = processes.spawn(worker)
+    print(SAMPLE.format(host=args.host, port=args.port), flush=True)
+    try:
+        _api(args)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="trainyard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    port = int(os.environ.get("PORT", "8000"))
+    for name, helptext in (("serve", "embedded mode: migrate, start a worker and the API"), ("api", "the HTTP API only")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        p.add_argument("--port", type=int, default=port)
+    w = sub.add_parser("worker", help="training workers: one per GPU, else one on the CPU queue")
+    w.add_argument("--gpus", default="auto", help="'auto' (ask nvidia-smi) or a count")
+    w.add_argument("--control", action="store_true", help="run the reconciler (beat + control queue) instead")
+    m = sub.add_parser("migrate", help="apply database migrations")
+    m.add_argument("--revision", default="head")
+    m.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
+    args = parser.parse_args(argv)
+    {"serve": _serve, "api": _api, "worker": _worker, "migrate": _migrate}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

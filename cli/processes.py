@@ -1,0 +1,53 @@
+"""Which worker processes a host runs: one per GPU, or one for the CPU."""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def count_gpus() -> int:
+    """GPUs visible on this host, asked of nvidia-smi so the parent never imports TensorFlow."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def celery_worker_argv(queues: list[str], name: str, *, beat: bool = False, pool: str = "prefork") -> list[str]:
+    argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", ",".join(queues),
+            "-c", "1", "--pool", pool, "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    if beat:
+        argv.append("--beat")
+    return argv
+
+
+def training_workers(gpus: int, cpu_queue: str = "cpu", extra_queues: list[str] | None = None) -> list[WorkerProcess]:
+    """One process per GPU, each seeing only its GPU and consuming the ``gpu`` queue;
+    on a host without GPUs, one process on ``cpu_queue``."""
+    extra = extra_queues or []
+    if gpus == 0:
+        return [WorkerProcess(celery_worker_argv([cpu_queue, *extra], "cpu"), {"CUDA_VISIBLE_DEVICES": ""})]
+    return [
+        WorkerProcess(celery_worker_argv(["gpu", *extra], f"gpu{i}"), {"CUDA_VISIBLE_DEVICES": str(i)})
+        for i in range(gpus)
+    ]
+
+
+def control_worker() -> WorkerProcess:
+    """Beat plus the control queue (the reconciler): no TensorFlow, so a solo pool."""
+    return WorkerProcess(celery_worker_argv(["control"], "control", beat=True, pool="solo"))
+
+
+def spawn(process: WorkerProcess) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(process.argv, env={**os.environ, **process.env})

@@ -1,0 +1,15 @@
+"""The bridge between the JSON job spec and Keras objects.
+
+Every name and argument in a spec is resolved here against Keras itself: the
+class is looked up in the Keras module, its arguments are checked against the
+constructor's signature, and the object is really constructed so that Keras's
+own value checks run ("Received: units=0"). The API uses it to reject bad specs
+before anything is queued; the worker uses the same code to build what it
+trains, so both sides agree on what a spec means.
+
+Importing this package imports Keras (and its backend); ``models`` never does.
+"""
+
+from keras_bridge.errors import SpecError, SpecIssue
+
+__all__ = ["SpecError", "SpecIssue"]

@@ -1,0 +1,124 @@
+"""The job spec v1: the contract between a client, the API and the worker.
+
+Structure and types are checked here with pydantic (unknown fields are errors,
+so a stale ``n_epoch`` is never silently ignored). Names and arguments of
+Keras objects (layers, optimizers, losses, ...) are free-form here and checked
+against Keras itself by ``keras_bridge``, which this module must not import.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+TRAINING_CODES = (
+    "stuck_at_chance",
+    "saturated_outputs",
+    "diverging",
+    "overfitting",
+    "plateau",
+    "unstable",
+    "vanishing_gradients",
+)
+TrainingCode = Literal[
+    "stuck_at_chance",
+    "saturated_outputs",
+    "diverging",
+    "overfitting",
+    "plateau",
+    "unstable",
+    "vanishing_gradients",
+]
+Scaling = Literal["standardize", "minmax", "rescale"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class KerasObject(BaseModel):
+    """``{"type": "<Keras class name>", ...constructor arguments}``."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    type: str = Field(min_length=1, max_length=100)
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+KerasRef = str | KerasObject
+
+
+class DataSpec(StrictModel):
+    x: str = "x"
+    y: str = "y"
+    validation_split: float = Field(default=0.2, ge=0.0, lt=1.0)
+    test_split: float = Field(default=0.0, ge=0.0, lt=1.0)
+    shuffle: bool = True
+    scale_x: Scaling | None = None
+    scale_y: Scaling | None = None
+    one_hot: bool = False
+
+    @model_validator(mode="after")
+    def _splits_leave_training_data(self) -> "DataSpec":
+        if self.validation_split + self.test_split >= 1.0:
+            raise ValueError(
+                "validation_split + test_split must be below 1. Received: "
+                f"validation_split={self.validation_split}, test_split={self.test_split}"
+            )
+        return self
+
+
+class LayersModel(StrictModel):
+    input_shape: list[Annotated[int, Field(gt=0)] | None] = Field(min_length=1, max_length=8)
+    layers: list[KerasObject] = Field(min_length=1, max_length=500)
+
+
+class KerasJsonModel(StrictModel):
+    """Any functional graph, as the dict of ``model.to_json()``; loaded in safe mode."""
+
+    keras: dict[str, Any]
+
+
+def _model_kind(value: Any) -> str:
+    if isinstance(value, dict) and "keras" in value:
+        return "keras"
+    if isinstance(value, KerasJsonModel):
+        return "keras"
+    return "layers"
+
+
+ModelSpec = Annotated[
+    Annotated[LayersModel, Tag("layers")] | Annotated[KerasJsonModel, Tag("keras")],
+    Discriminator(_model_kind),
+]
+
+
+class CompileSpec(StrictModel):
+    optimizer: KerasRef = "adam"
+    loss: KerasRef
+    metrics: list[KerasRef] = Field(default_factory=list, max_length=20)
+
+
+class FitSpec(StrictModel):
+    epochs: int = Field(default=10, ge=1, le=100_000)
+    batch_size: int = Field(default=32, ge=1, le=1_000_000)
+    callbacks: list[KerasObject] = Field(default_factory=list, max_length=20)
+
+
+class DiagnosisSpec(StrictModel):
+    # Training-phase findings that end the job early with stop_reason "diagnosis".
+    stop_on: list[TrainingCode] = Field(default_factory=lambda: ["diverging"])
+
+
+class JobSpec(StrictModel):
+    name: str | None = Field(default=None, max_length=200)
+    dataset: str = Field(min_length=1, max_length=64)
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: ModelSpec
+    compile: CompileSpec
+    fit: FitSpec = Field(default_factory=FitSpec)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
+    force: bool = False

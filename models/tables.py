@@ -1,0 +1,80 @@
+"""The tables. They are storage, not API schemas: responses live in ``api/schemas``."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.db import Base, utcnow
+from models.enums import JobStatus, StopReason
+
+
+def _enum(cls: type) -> Enum:
+    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # Relative to the artifact root; never taken from a request.
+    path: Mapped[str] = mapped_column(String(255))
+    # {"x": {"shape": [...], "dtype": "float32"}, ...}
+    arrays: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_id", "status", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200), index=True)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.queued)
+    stop_reason: Mapped[StopReason | None] = mapped_column(_enum(StopReason))
+    spec: Mapped[dict[str, Any]]
+    dataset_ref: Mapped[str] = mapped_column(String(64), index=True)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    request_sha256: Mapped[str | None] = mapped_column(String(64))
+
+    epoch: Mapped[int] = mapped_column(default=0)
+    epochs: Mapped[int]
+    last_metrics: Mapped[dict[str, Any] | None]
+    best_metrics: Mapped[dict[str, Any] | None]
+    test_metrics: Mapped[dict[str, Any] | None]
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    data_summary: Mapped[dict[str, Any] | None]
+    error: Mapped[dict[str, Any] | None]
+    model_path: Mapped[str | None] = mapped_column(String(255))
+
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class EpochMetric(Base):
+    """One row per (job, epoch): written with an upsert, so a redelivered task
+    that trains an epoch again overwrites instead of duplicating the curve."""
+
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    epoch: Mapped[int]
+    metrics: Mapped[dict[str, Any]]
+    duration_s: Mapped[float]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+

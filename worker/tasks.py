@@ -1,0 +1,40 @@
+"""Celery tasks: thin shells that open the database and call plain functions."""
+
+from functools import cache
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.db import make_engine, make_session_factory
+from models.settings import get_settings
+from worker.celery_app import RECONCILE_TASK, TRAIN_TASK, app
+
+
+@cache
+def session_factory() -> sessionmaker[Session]:
+    # Created lazily, in the process that uses it: engines must not cross a fork.
+    return make_session_factory(make_engine(get_settings().database_dsn))
+
+
+@app.task(
+    name=TRAIN_TASK,
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=20,
+)
+def train(job_id: str) -> None:
+    from worker.training import run_training  # imports Keras: only in the child process
+
+    run_training(session_factory(), job_id, settings=get_settings())
+
+
+def send_train(job_id: str) -> None:
+    app.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=get_settings().train_queue)
+
+
+@app.task(name=RECONCILE_TASK, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def reconcile() -> list[str]:
+    from worker.reconciler import reconcile as run
+
+    return run(session_factory(), get_settings(), send_train)

@@ -1,0 +1,139 @@
+"""``run_training``: one job, from claimed to finished. Plain code, no Celery.
+
+The Celery task is a thin shell around this function, so tests call it
+directly with a session factory.
+"""
+
+import logging
+import os
+import socket
+from functools import partial
+from typing import Any
+
+import keras
+import numpy as np
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from datastore.artifacts import ArtifactStore
+from datastore.builtin import is_builtin, load_builtin
+from datastore.npz import load_npz
+from keras_bridge.errors import SpecError, keras_message
+from keras_bridge.layers import build_model
+from keras_bridge.training import compile_model, make_callbacks
+from models.db import transaction
+from models.enums import JobStatus, StopReason
+from models.settings import Settings
+from models.spec import JobSpec
+from models.tables import Dataset, Job
+from worker import job_store
+from worker.callbacks import DivergenceGuard, RecordEpochs, StopWhen
+from worker.data import DataError, PreparedData, prepare
+from worker.heartbeat import heartbeat
+
+log = logging.getLogger(__name__)
+
+
+def load_arrays(factory: sessionmaker[Session], store: ArtifactStore, dataset_ref: str) -> dict[str, np.ndarray]:
+    if is_builtin(dataset_ref):
+        return load_builtin(dataset_ref)
+    with transaction(factory) as session:
+        dataset = session.get(Dataset, dataset_ref)
+        if dataset is None:
+            raise DataError(f"dataset {dataset_ref} no longer exists")
+        path = store.resolve(dataset.path)
+    return load_npz(path)
+
+
+def _diverging_finding(epoch: int, logs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "code": "diverging",
+        "severity": "error",
+        "phase": "training",
+        "epoch": epoch,
+        "message": f"The loss became {logs.get('loss')} at epoch {epoch}: training diverged, so it was stopped.",
+        "evidence": {"loss": job_store.json_number(logs.get("loss", float("nan")))},
+        "suggestions": [],
+    }
+
+
+def _fit(factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: JobSpec, data: PreparedData) -> tuple[StopReason, dict[str, Any] | None, str]:
+    assert spec.seed is not None
+    keras.utils.set_random_seed(spec.seed)
+    model = build_model(spec.model)
+    compile_model(model, spec.compile)
+    job_dir = store.job_dir(job.id)
+    user_callbacks = make_callbacks(spec.fit, job_dir)
+    monitor = "val_loss" if data.validation is not None else "loss"
+    stop_on_request = StopWhen(lambda: job_store.beat(factory, job.id))
+    guard = DivergenceGuard(
+        lambda epoch, logs: job_store.add_finding(factory, job.id, _diverging_finding(epoch, logs)),
+        stop="diverging" in spec.diagnosis.stop_on,
+    )
+    callbacks = [
+        # Keras's own resume-after-crash: a redelivered job continues from its last epoch.
+        keras.callbacks.BackupAndRestore(backup_dir=str(job_dir / "backup")),
+        RecordEpochs(partial(job_store.record_epoch, factory, job.id, monitor=monitor)),
+        guard,
+        stop_on_request,
+        *user_callbacks,
+    ]
+    validation = (data.validation.x, data.validation.y) if data.validation is not None else None
+    model.fit(
+        data.train.x,
+        data.train.y,
+        validation_data=validation,
+        epochs=spec.fit.epochs,
+        batch_size=spec.fit.batch_size,
+        shuffle=spec.data.shuffle,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    if stop_on_request.stopped:
+        reason = StopReason.cancelled
+    elif guard.diverged_at is not None and guard.stop:
+        reason = StopReason.diagnosis
+    elif any(isinstance(cb, keras.callbacks.EarlyStopping) and cb.stopped_epoch > 0 for cb in user_callbacks):
+        reason = StopReason.early_stopping
+    else:
+        reason = StopReason.completed
+    best = job_dir / "best.keras"
+    if best.exists():  # a "keep best" ModelCheckpoint wrote it
+        model = keras.saving.load_model(best, safe_mode=True)
+    test_metrics = None
+    if data.test is not None and reason is not StopReason.cancelled:
+        test_metrics = model.evaluate(data.test.x, data.test.y, batch_size=spec.fit.batch_size, verbose=0, return_dict=True)
+    model_path = store.model_path(job.id)
+    model.save(store.resolve(model_path))
+    return reason, test_metrics, model_path
+
+
+def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Settings) -> None:
+    stale = job_store.stale_cutoff(settings.running_stale_after_s)
+    job = job_store.claim(factory, job_id, worker=f"{socket.gethostname()}:{os.getpid()}", stale_before=stale)
+    if job is None:
+        log.info("job %s is not claimable (duplicate delivery, cancelled or finished)", job_id)
+        return
+    store = ArtifactStore(settings.artifacts)
+    spec = JobSpec.model_validate(job.spec)
+    try:
+        with heartbeat(lambda: job_store.beat(factory, job_id), settings.heartbeat_interval_s):
+            assert spec.seed is not None
+            data = prepare(load_arrays(factory, store, job.dataset_ref), spec.data, spec.seed)
+            job_store.set_data_summary(factory, job_id, data.summary)
+            reason, test_metrics, model_path = _fit(factory, store, job, spec, data)
+    except OperationalError:
+        raise  # the database went away: let the task retry, the job stays claimed by this process
+    except (SpecError, DataError) as exc:
+        job_store.finish(factory, job_id, status=JobStatus.failed, stop_reason=StopReason.error,
+                         error={"type": type(exc).__name__, "message": str(exc)})
+        return
+    except Exception as exc:  # Keras raised while building or fitting: the user's model, not our crash
+        log.exception("job %s failed", job_id)
+        job_store.finish(factory, job_id, status=JobStatus.failed, stop_reason=StopReason.error,
+                         error={"type": type(exc).__name__, "message": keras_message(exc, limit=2000)})
+        return
+    finally:
+        keras.backend.clear_session()
+    status = JobStatus.cancelled if reason is StopReason.cancelled else JobStatus.succeeded
+    job_store.finish(factory, job_id, status=status, stop_reason=reason, test_metrics=test_metrics, model_path=model_path)

@@ -17,6 +17,8 @@ def describe_arrays(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     """Load every array, refusing pickled (object) arrays and corrupt archives."""
+    if not zipfile.is_zipfile(path):
+        raise DatasetFileError("not a valid .npz file: a .npz is a zip archive of .npy arrays (numpy.savez)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if not isinstance(archive, np.lib.npyio.NpzFile):

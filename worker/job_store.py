@@ -50,6 +50,12 @@ def claim(factory: sessionmaker[Session], job_id: str, *, worker: str, stale_bef
         return job
 
 
+def held_elsewhere(factory: sessionmaker[Session], job_id: str) -> bool:
+    """Whether another worker is (as far as its heartbeat says) training this job."""
+    with transaction(factory) as session:
+        return session.scalar(select(Job.status).where(Job.id == job_id)) is JobStatus.running
+
+
 def beat(factory: sessionmaker[Session], job_id: str) -> bool:
     """Refresh the heartbeat; returns whether the user asked to cancel."""
     with transaction(factory) as session:

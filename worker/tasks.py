@@ -2,6 +2,8 @@
 
 from functools import cache
 
+from celery import Task
+
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,15 +20,21 @@ def session_factory() -> sessionmaker[Session]:
 
 @app.task(
     name=TRAIN_TASK,
+    bind=True,
     autoretry_for=(OperationalError,),
     retry_backoff=2,
     retry_backoff_max=300,
     max_retries=20,
 )
-def train(job_id: str) -> None:
-    from worker.training import run_training  # imports Keras: only in the child process
+def train(self: Task, job_id: str) -> None:
+    from worker.training import HeldElsewhere, run_training  # imports Keras: only in the child process
 
-    run_training(session_factory(), job_id, settings=get_settings())
+    settings = get_settings()
+    try:
+        run_training(session_factory(), job_id, settings=settings)
+    except HeldElsewhere as exc:
+        # Redelivered after its worker died: wait until that worker's heartbeat is stale.
+        raise self.retry(countdown=settings.running_stale_after_s, exc=exc) from exc
 
 
 def send_train(job_id: str) -> None:

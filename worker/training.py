@@ -108,10 +108,23 @@ def _fit(factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: J
     return reason, test_metrics, model_path
 
 
+class HeldElsewhere(Exception):
+    """The job is running on a worker whose heartbeat is still fresh: try again later."""
+
+
 def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Settings) -> None:
+    """Train one job to its end.
+
+    Raises:
+        HeldElsewhere: another worker holds the job; the caller retries once
+            its heartbeat could have gone stale (the message of a worker that
+            died is redelivered at once, before its heartbeat expires).
+    """
     stale = job_store.stale_cutoff(settings.running_stale_after_s)
     job = job_store.claim(factory, job_id, worker=f"{socket.gethostname()}:{os.getpid()}", stale_before=stale)
     if job is None:
+        if job_store.held_elsewhere(factory, job_id):
+            raise HeldElsewhere(job_id)
         log.info("job %s is not claimable (duplicate delivery, cancelled or finished)", job_id)
         return
     store = ArtifactStore(settings.artifacts)

@@ -1,0 +1,562 @@
+"""How much does training through Trainyard cost compared with a plain Keras script?
+
+Runs the same model on the same data for the same epochs (a) as a job of the
+service and (b) as bench/plain_fit.py in a fresh Python process, alternately,
+then measures submit -> running latency with a warm worker. Prints figures,
+asserts nothing about time. See bench/README.md.
+
+    .venv/bin/python bench/overhead.py [--mode embedded|distributed] [--epochs N]
+                                       [--repeats R] [--url http://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PYTHON = sys.executable
+TRAINYARD = Path(PYTHON).with_name("trainyard")
+FINISHED = {"succeeded", "failed", "cancelled"}
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --------------------------------------------------------------------------- workload
+
+def make_dataset(path: Path, samples: int, seed: int = 0) -> None:
+    """28x28x1 float32 images (values 0..~450), 10 classes: each class is a blob
+    pattern, shifted by up to 3 pixels, scaled and buried in noise, so a small
+    CNN learns it over several epochs without reaching 100 %."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:28, 0:28]
+    templates = []
+    for _ in range(10):
+        img = np.zeros((28, 28))
+        for _ in range(3):
+            cy, cx = rng.uniform(6, 22, 2)
+            s = rng.uniform(2, 5)
+            img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))
+        templates.append(img / img.max())
+    y = rng.integers(0, 10, samples)
+    shifts = rng.integers(-3, 4, (samples, 2))
+    x = np.empty((samples, 28, 28), np.float32)
+    for i in range(samples):
+        x[i] = np.roll(templates[y[i]], tuple(shifts[i]), axis=(0, 1))
+    x = x * rng.uniform(0.5, 1.0, (samples, 1, 1)) + rng.normal(0, 0.6, x.shape)
+    x = np.clip(x, 0, None) * 127.5
+    np.savez(path, x=x[..., None].astype(np.float32), y=y.astype(np.int64))
+
+
+def workload_spec(dataset: str, epochs: int, batch_size: int, seed: int) -> dict[str, Any]:
+    return {
+        "name": "bench-overhead",
+        "dataset": dataset,
+        "data": {"validation_split": 0.2, "test_split": 0.1, "scale_x": "rescale", "shuffle": True},
+        "model": {
+            "input_shape": [28, 28, 1],
+            "layers": [
+                {"type": "Conv2D", "filters": 16, "kernel_size": 3, "activation": "relu"},
+                {"type": "MaxPooling2D", "pool_size": 2},
+                {"type": "Conv2D", "filters": 32, "kernel_size": 3, "activation": "relu"},
+                {"type": "MaxPooling2D", "pool_size": 2},
+                {"type": "Flatten"},
+                {"type": "Dense", "units": 64, "activation": "relu"},
+                {"type": "Dense", "units": 10, "activation": "softmax"},
+            ],
+        },
+        "compile": {
+            "optimizer": {"type": "Adam", "learning_rate": 0.001},
+            "loss": "sparse_categorical_crossentropy",
+            "metrics": ["accuracy"],
+        },
+        "fit": {"epochs": epochs, "batch_size": batch_size},
+        "seed": seed,
+        # The default stop_on=["diverging"] only acts on a NaN loss; kept as a user gets it.
+    }
+
+
+def tiny_spec(seed: int) -> dict[str, Any]:
+    return {
+        "name": "bench-latency",
+        "dataset": "builtin:digits",
+        "data": {"validation_split": 0.2, "scale_x": "rescale"},
+        "model": {"input_shape": [8, 8, 1], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]},
+        "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy"},
+        "fit": {"epochs": 1, "batch_size": 256},
+        "seed": seed,
+    }
+
+
+# --------------------------------------------------------------------------- the service
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def psql(sql: str) -> None:
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+                   check=True, capture_output=True, text=True)
+
+
+def empty_redis_db() -> int:
+    import redis
+
+    for n in range(14, 0, -1):
+        client = redis.Redis(host="127.0.0.1", port=6379, db=n)
+        try:
+            if client.dbsize() == 0:
+                return n
+        finally:
+            client.close()
+    raise SystemExit("no empty Redis database (1..14) to use as the broker; pass --redis-db")
+
+
+class Service:
+    """``trainyard serve`` in its own process group, or an already running one (--url)."""
+
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.database_url: str | None = args.database_url
+        self.redis_db: int | None = None
+        self.pg_db: str | None = None
+        self.url = args.url.rstrip("/") if args.url else ""
+        self.logfile = workdir / "service.log"
+
+    def start(self) -> None:
+        if self.args.url:
+            log(f"using the running service at {self.url}")
+            self.wait_ready(60)
+            return
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "PORT": str(port), "TRAINYARD_DATA_DIR": str(self.workdir / "data")}
+        for key in ("TRAINYARD_DATABASE_URL", "TRAINYARD_BROKER_URL", "TRAINYARD_ARTIFACT_ROOT"):
+            env.pop(key, None)
+        if self.args.mode == "distributed":
+            self.pg_db = f"trainyard_bench_{os.getpid()}"
+            psql(f'CREATE DATABASE "{self.pg_db}"')
+            self.redis_db = self.args.redis_db if self.args.redis_db is not None else empty_redis_db()
+            self.database_url = f"{POSTGRES}/{self.pg_db}"
+            env["TRAINYARD_DATABASE_URL"] = self.database_url
+            env["TRAINYARD_BROKER_URL"] = f"{REDIS}/{self.redis_db}"
+            log(f"distributed mode: database {self.pg_db}, broker {REDIS}/{self.redis_db}")
+        else:
+            self.database_url = f"sqlite:///{self.workdir / 'data' / 'trainyard.db'}"
+        log(f"starting `trainyard serve` on {self.url} (data dir {self.workdir / 'data'}, log {self.logfile})")
+        with open(self.logfile, "wb") as out:
+            self.proc = subprocess.Popen([str(TRAINYARD), "serve"], cwd=ROOT, env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        t0 = time.monotonic()
+        self.wait_ready(180)
+        log(f"ready after {time.monotonic() - t0:.1f} s")
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise SystemExit(f"the service exited with code {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                r = httpx.get(f"{self.url}/readyz", timeout=5)
+                if r.status_code == 200:
+                    return
+                last = f"{r.status_code} {r.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.25)
+        raise SystemExit(f"GET /readyz did not return 200 within {timeout:.0f} s (last: {last})\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            t0 = time.monotonic()
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout=90)
+                except subprocess.TimeoutExpired:
+                    log("the service did not stop within 90 s of SIGTERM: killing its process group")
+            # Whatever is left of our process group (the worker and its pool child).
+            for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+                if not self._group_alive():
+                    break
+                log(f"processes of the service are still running: sending {sig.name} to group {self.proc.pid}")
+                os.killpg(self.proc.pid, sig)
+                deadline = time.monotonic() + wait
+                while self._group_alive() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            if self.proc.poll() is None:
+                self.proc.wait(timeout=5)
+            log(f"service stopped in {time.monotonic() - t0:.1f} s (exit code {self.proc.returncode})")
+            self.proc = None
+        if self.redis_db is not None:
+            import redis
+
+            client = redis.Redis(host="127.0.0.1", port=6379, db=self.redis_db)
+            client.flushdb()
+            client.close()
+            self.redis_db = None
+        if self.pg_db is not None:
+            try:
+                psql(f'DROP DATABASE IF EXISTS "{self.pg_db}" WITH (FORCE)')
+            except subprocess.CalledProcessError as exc:
+                log(f"could not drop database {self.pg_db}: {exc.stderr.strip()}")
+            self.pg_db = None
+
+    def _group_alive(self) -> bool:
+        assert self.proc is not None
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def parse_time(value: str) -> datetime:
+    t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def wait_job(client: httpx.Client, job_id: str, poll: float, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+        if job["status"] in FINISHED:
+            return job
+        if time.monotonic() > deadline:
+            raise SystemExit(f"job {job_id} still {job['status']} after {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def submit(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:
+    r = client.post("/v1/jobs", json=spec)
+    if r.status_code != 202:
+        raise SystemExit(f"POST /v1/jobs answered {r.status_code}: {r.text[:2000]}")
+    return r.json()
+
+
+def epoch_ends_from_db(database_url: str | None, job_id: str) -> list[float] | None:
+    """Each epoch's epoch_metrics.recorded_at, in seconds after epoch 1's: the
+    worker writes it once per epoch, at the same point of every epoch, so the
+    differences are end-to-end epoch periods (every callback included).
+    None where the database cannot be read (--url without --database-url)."""
+    if not database_url:
+        return None
+    from sqlalchemy import DateTime, Integer, create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT epoch, recorded_at FROM epoch_metrics WHERE job_id = :id ORDER BY epoch")
+                .columns(epoch=Integer, recorded_at=DateTime), {"id": job_id},
+            ).all()
+    except Exception as exc:  # a schema we do not know: the figure is optional
+        log(f"could not read epoch_metrics.recorded_at: {exc!r}")
+        return None
+    finally:
+        engine.dispose()
+    stamps = [r.recorded_at if r.recorded_at.tzinfo else r.recorded_at.replace(tzinfo=UTC) for r in rows]
+    return [(s - stamps[0]).total_seconds() for s in stamps]
+
+
+def run_service_job(client: httpx.Client, service: Service, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    t0 = time.monotonic()
+    job = submit(client, spec)
+    job = wait_job(client, job["id"], poll=1.0, timeout=timeout)
+    client_s = time.monotonic() - t0
+    if job["status"] != "succeeded":
+        raise SystemExit(f"service job {job['id']} {job['status']}: {job.get('error')}")
+    curves = client.get(f"/v1/jobs/{job['id']}/curves").raise_for_status().json()
+    t = job["timings"]
+    started, finished, created = (parse_time(t[k]) for k in ("started_at", "finished_at", "created_at"))
+    return {
+        "job_id": job["id"],
+        "curves": curves,
+        "epoch_end_s": epoch_ends_from_db(service.database_url, job["id"]),
+        "test_metrics": job.get("test_metrics"),
+        "splits": {k: v["samples"] for k, v in (job.get("data") or {}).get("splits", {}).items()},
+        "timings_s": {
+            "queued": (started - created).total_seconds(),
+            "job": (finished - started).total_seconds(),
+            "submit_to_observed_finished": client_s,
+        },
+    }
+
+
+def run_plain(spec_path: Path, npz: Path, out: Path, timeout: float) -> dict[str, Any]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    t0 = time.monotonic()
+    proc = subprocess.run([PYTHON, str(BENCH / "plain_fit.py"), str(spec_path), str(npz), str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"plain_fit.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(out.read_text())
+    result["timings_s"]["process"] = time.monotonic() - t0
+    return result
+
+
+# --------------------------------------------------------------------------- figures
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def steady(values: list[float]) -> list[float]:
+    """Epochs 2..N: epoch 1 includes tracing the train and validation functions."""
+    return list(values[1:])
+
+
+def periods(ends: list[float] | None) -> list[float]:
+    """End-to-end time of epochs 2..N, from consecutive epoch ends."""
+    if not ends:
+        return []
+    return [b - a for a, b in zip(ends, ends[1:])]
+
+
+def compare_curves(a: dict[str, list[Any]], b: dict[str, list[Any]], keys: tuple[str, ...] = ("loss", "val_loss")) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keys:
+        xs, ys = a.get(key) or [], b.get(key) or []
+        if len(xs) != len(ys) or not xs:
+            out[key] = {"epochs": [len(xs), len(ys)], "max_abs": None, "max_rel": None}
+            continue
+        diffs = [abs(float(x) - float(y)) if x is not None and y is not None else math.inf for x, y in zip(xs, ys)]
+        rels = [d / max(abs(float(y)), 1e-12) if y is not None else math.inf for d, y in zip(diffs, ys)]
+        out[key] = {"max_abs": max(diffs), "max_rel": max(rels), "abs": diffs}
+    return out
+
+
+def curves_match(comparisons: list[dict[str, Any]], tol: float) -> bool:
+    return all(c[k]["max_rel"] is not None and c[k]["max_rel"] < tol for c in comparisons for k in c)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fmt(value: float | None, unit: str = " s", digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def summarize(runs: list[dict[str, Any]], latency: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    svc = [r["service"] for r in runs]
+    pln = [r["plain"] for r in runs]
+    rows: dict[str, Any] = {}
+    for name, get in (
+        ("epoch_duration_s", lambda r: steady(r["curves"]["duration_s"])),
+        ("epoch_period_s", lambda r: periods(r["epoch_end_s"])),
+    ):
+        s_all = [v for r in svc for v in get(r)]
+        p_all = [v for r in pln for v in get(r)]
+        pairs = [ratio(median(get(s)), median(get(p))) for s, p in zip(svc, pln)]
+        rows[name] = {
+            "service": median(s_all), "plain": median(p_all), "ratio": ratio(median(s_all), median(p_all)),
+            "ratio_per_repeat": pairs,
+            "service_per_repeat": [median(get(r)) for r in svc], "plain_per_repeat": [median(get(r)) for r in pln],
+        }
+    s_job = [r["timings_s"]["job"] for r in svc]
+    p_job = [r["timings_s"]["job"] for r in pln]
+    rows["job_wall_s"] = {"service": median(s_job), "plain": median(p_job), "ratio": ratio(median(s_job), median(p_job)),
+                          "service_per_repeat": s_job, "plain_per_repeat": p_job}
+    vs_plain = [compare_curves(s["curves"], p["curves"]) for s, p in zip(svc, pln)]
+    svc_vs_svc = [compare_curves(s["curves"], svc[0]["curves"]) for s in svc[1:]]
+    plain_vs_plain = [compare_curves(p["curves"], pln[0]["curves"]) for p in pln[1:]]
+    rows["curves"] = {
+        "tolerance_rel": args.tolerance,
+        "match": curves_match(vs_plain, args.tolerance),
+        "max_abs": {k: max(c[k]["max_abs"] if c[k]["max_abs"] is not None else math.inf for c in vs_plain) for k in ("loss", "val_loss")},
+        "max_rel": {k: max(c[k]["max_rel"] if c[k]["max_rel"] is not None else math.inf for c in vs_plain) for k in ("loss", "val_loss")},
+        "service_vs_plain": vs_plain,
+        "service_repeatable": curves_match(svc_vs_svc, args.tolerance) if svc_vs_svc else None,
+        "plain_repeatable": curves_match(plain_vs_plain, args.tolerance) if plain_vs_plain else None,
+    }
+    rows["latency_s"] = latency
+    return rows
+
+
+def check(ok: bool | None) -> str:
+    return "" if ok is None else ("OK" if ok else "MISSED")
+
+
+def print_table(config: dict[str, Any], summary: dict[str, Any]) -> None:
+    d, p, j, c, lat = (summary[k] for k in ("epoch_duration_s", "epoch_period_s", "job_wall_s", "curves", "latency_s"))
+    print()
+    print(f"Trainyard overhead - {config['mode']} mode, {config['epochs']} epochs x {config['repeats']} repeats, "
+          f"{config['samples']} samples 28x28x1 (train/val/test {config['splits']}), batch {config['batch_size']}, "
+          f"seed {config['seed']}, {config['cpus']} CPUs")
+    print(f"{'':40} {'service':>10} {'plain':>10} {'ratio':>7}  goal")
+    print(f"{'epoch time (duration_s, median e2..N)':40} {fmt(d['service']):>10} {fmt(d['plain']):>10} "
+          f"{fmt(d['ratio'], ''):>7}  <= 1.05 {check(d['ratio'] is not None and d['ratio'] <= 1.05)}")
+    print(f"{'  per repeat (service/plain)':40} "
+          + "  ".join(f"{fmt(s, '', 2)}/{fmt(q, '', 2)}={fmt(r, '', 3)}"
+                      for s, q, r in zip(d["service_per_repeat"], d["plain_per_repeat"], d["ratio_per_repeat"])))
+    if p["service"] is not None:
+        print(f"{'epoch period (end->end, median e2..N)':40} {fmt(p['service']):>10} {fmt(p['plain']):>10} {fmt(p['ratio'], ''):>7}")
+    else:
+        print(f"{'epoch period (end->end, median e2..N)':40} {'n/a':>10} {fmt(p['plain']):>10} {'':>7}  (database not readable)")
+    print(f"{'job wall (load -> model saved, median)':40} {fmt(j['service']):>10} {fmt(j['plain']):>10} {fmt(j['ratio'], ''):>7}")
+    verdict = "match" if c["match"] else "DIFFER"
+    print(f"{'loss curves, same seed':40} {verdict}: max |diff| loss {c['max_abs']['loss']:.2e}, val_loss "
+          f"{c['max_abs']['val_loss']:.2e} (max rel {max(c['max_rel'].values()):.2e}, tolerance {c['tolerance_rel']:.0e})")
+    if not c["match"]:
+        for i, comp in enumerate(c["service_vs_plain"], 1):
+            for key in ("loss", "val_loss"):
+                diffs = comp[key].get("abs")
+                print(f"{'':42}repeat {i} {key:8} |diff| per epoch: "
+                      + (" ".join(f"{x:.2e}" for x in diffs) if diffs else str(comp[key])))
+        print(f"{'':42}service repeatable: {c['service_repeatable']}, plain repeatable: {c['plain_repeatable']}")
+    if lat.get("samples"):
+        print(f"{'submit->running (started-created), K=' + str(len(lat['samples'])):40} median {fmt(lat['median'])}, "
+              f"max {fmt(lat['max'])}  (goal: median < 1 s {check(lat['median'] < 1.0)})")
+    print()
+
+
+# --------------------------------------------------------------------------- main
+
+def measure_latency(client: httpx.Client, k: int) -> dict[str, Any]:
+    log("latency: warm-up job")
+    warm = wait_job(client, submit(client, tiny_spec(0))["id"], poll=0.05, timeout=300)
+    if warm["status"] != "succeeded":
+        raise SystemExit(f"latency warm-up job {warm['status']}: {warm.get('error')}")
+    samples, posts, jobs = [], [], []
+    for i in range(k):
+        t0 = time.monotonic()
+        job = submit(client, tiny_spec(i + 1))
+        posts.append(time.monotonic() - t0)
+        job = wait_job(client, job["id"], poll=0.05, timeout=300)
+        t = job["timings"]
+        if t["started_at"] is None:
+            raise SystemExit(f"latency job {job['id']} {job['status']} without starting: {job.get('error')}")
+        samples.append((parse_time(t["started_at"]) - parse_time(t["created_at"])).total_seconds())
+        jobs.append(job["id"])
+    log(f"latency: {', '.join(f'{s:.3f}' for s in samples)} s")
+    return {"samples": samples, "median": median(samples), "max": max(samples), "post_request_s": posts, "job_ids": jobs}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
+    ap.add_argument("--url", help="use this running service instead of starting one (--mode is then only a label)")
+    ap.add_argument("--database-url", help="with --url: the service's database (SQLAlchemy URL), to read epoch end times")
+    ap.add_argument("--redis-db", type=int, help="distributed mode: the Redis database to use as broker (default: an empty one)")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=20_000)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--latency-jobs", type=int, default=10, metavar="K")
+    ap.add_argument("--tolerance", type=float, default=1e-4, help="relative loss difference still called a match")
+    ap.add_argument("--out", type=Path, default=BENCH / "out" / "overhead.json")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (data, service log)")
+    args = ap.parse_args(argv)
+    if args.epochs < 2:
+        ap.error("--epochs must be at least 2: epoch 1 (tracing) is left out of the epoch figures")
+
+    workdir = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
+    service = Service(args, workdir)
+    t_start = time.monotonic()
+    try:
+        npz = workdir / "bench-data.npz"
+        log(f"generating {args.samples} samples of 28x28x1 float32 -> {npz}")
+        make_dataset(npz, args.samples)
+        service.start()
+        client = httpx.Client(base_url=service.url, timeout=120)
+        with open(npz, "rb") as f:
+            r = client.post("/v1/datasets", files={"file": ("bench-data.npz", f, "application/octet-stream")})
+        if r.status_code not in (200, 201):
+            raise SystemExit(f"POST /v1/datasets answered {r.status_code}: {r.text[:2000]}")
+        dataset_id = r.json()["id"]
+        log(f"dataset {dataset_id} ({npz.stat().st_size / 1e6:.0f} MB)")
+        spec = workload_spec(dataset_id, args.epochs, args.batch_size, args.seed)
+        spec_path = workdir / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+
+        # One short job first, so the worker's first-job costs are not in repeat 1.
+        log("warm-up job")
+        warm = wait_job(client, submit(client, tiny_spec(0))["id"], poll=0.2, timeout=300)
+        if warm["status"] != "succeeded":
+            raise SystemExit(f"warm-up job {warm['status']}: {warm.get('error')}\n{service.log_tail()}")
+
+        runs = []
+        timeout = 120 + 30 * args.epochs
+        for i in range(args.repeats):
+            run: dict[str, Any] = {}
+            order = ("service", "plain") if i % 2 == 0 else ("plain", "service")
+            for what in order:
+                if what == "service":
+                    run["service"] = run_service_job(client, service, spec, timeout)
+                else:
+                    run["plain"] = run_plain(spec_path, npz, workdir / f"plain-{i}.json", timeout)
+                curves = run[what]["curves"]
+                log(f"repeat {i + 1}/{args.repeats} {what:7}: epochs "
+                    + " ".join(f"{x:.2f}" for x in curves["duration_s"]) + " s, loss "
+                    + " ".join(f"{x:.4f}" for x in curves["loss"]))
+            runs.append(run)
+
+        latency = measure_latency(client, args.latency_jobs) if args.latency_jobs > 0 else {}
+        client.close()
+    except BaseException:
+        if service.proc is not None:
+            print(f"--- service log (tail) ---\n{service.log_tail()}", file=sys.stderr)
+        raise
+    finally:
+        service.stop()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    summary = summarize(runs, latency, args)
+    splits = runs[0]["plain"]["splits"]
+    config = {
+        "mode": args.mode,
+        "url": args.url, "epochs": args.epochs, "repeats": args.repeats, "samples": args.samples,
+        "batch_size": args.batch_size, "seed": args.seed, "latency_jobs": args.latency_jobs,
+        "splits": "/".join(str(splits.get(k, 0)) for k in ("train", "validation", "test")),
+        "cpus": os.cpu_count(), "python": platform.python_version(), "host": platform.node(),
+        "spec": spec, "plain_versions": runs[0]["plain"].get("versions"),
+        "started": datetime.now(UTC).isoformat(), "runtime_s": time.monotonic() - t_start,
+    }
+    print_table(config, summary)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"config": config, "summary": summary, "runs": runs}, indent=1, default=str))
+    log(f"figures written to {args.out} (total {config['runtime_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The service's training, as a plain Keras script: the baseline of bench/overhead.py.
+
+Reads the same job spec (JSON) and the same .npz file the service trains on and
+redoes, with numpy and Keras only (no project module is imported), what the
+worker does:
+
+  data    x -> float32; shuffle with np.random.default_rng(seed).permutation(n);
+          split [train | validation | test] with n_test = round(n * test_split),
+          n_val = round(n * validation_split); "rescale" divides every part by
+          max |x| of the training part.
+  model   keras.utils.set_random_seed(seed); construct every layer, then
+          keras.Input(shape) and apply the layers in order (the same order in
+          which the worker draws the initializers' seeds); compile.
+  fit     model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs,
+          batch_size, shuffle, verbose=0) with one timing callback, then
+          evaluate on the test part and save the model, as the worker does.
+
+Only the spec features the benchmark uses are supported: a "layers" model,
+string or {"type": ...} optimizer / loss / metrics, scale_x "rescale" /
+"standardize" / "minmax", no scale_y, no one_hot, no fit callbacks.
+
+Usage: python bench/plain_fit.py SPEC.json DATA.npz OUT.json
+Writes the per-epoch logs (columnar, like GET /v1/jobs/{id}/curves), each
+epoch's duration_s (on_epoch_begin -> on_epoch_end, as the service's
+RecordEpochs callback measures it), the time of each epoch's end, and phase
+timings.
+"""
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+T_PROCESS = time.perf_counter()
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+T_IMPORTED = time.perf_counter()
+
+
+def keras_object(module, ref):
+    """"adam" or {"type": "Adam", "learning_rate": 0.003} -> what compile() takes."""
+    if isinstance(ref, str):
+        return ref
+    args = {k: v for k, v in ref.items() if k != "type"}
+    return getattr(module, ref["type"])(**args)
+
+
+def scaler(train, method):
+    axes = tuple(range(train.ndim - 1)) if train.ndim > 1 else (0,)
+    if method == "standardize":
+        shift, scale = train.mean(axis=axes), train.std(axis=axes)
+    elif method == "minmax":
+        shift, scale = train.min(axis=axes), train.max(axis=axes) - train.min(axis=axes)
+    elif method == "rescale":
+        shift, scale = np.zeros(1, train.dtype), np.array([np.abs(train).max()], train.dtype)
+    else:
+        raise SystemExit(f"plain_fit: scale_x={method!r} is not supported")
+    scale = np.where(scale == 0, 1, scale).astype(train.dtype)
+    return shift.astype(train.dtype), scale
+
+
+def prepare(arrays, data, seed):
+    if data.get("one_hot") or data.get("scale_y"):
+        raise SystemExit("plain_fit: one_hot and scale_y are not supported")
+    x, y = arrays[data.get("x", "x")], arrays[data.get("y", "y")]
+    n = len(x)
+    order = np.random.default_rng(seed).permutation(n) if data.get("shuffle", True) else np.arange(n)
+    x = x[order].astype("float32", copy=False)
+    y = y[order]
+    n_test = int(round(n * data.get("test_split", 0.0)))
+    n_val = int(round(n * data.get("validation_split", 0.2)))
+    n_train = n - n_val - n_test
+    parts = {
+        "train": (x[:n_train], y[:n_train]),
+        "validation": (x[n_train:n_train + n_val], y[n_train:n_train + n_val]),
+        "test": (x[n_train + n_val:], y[n_train + n_val:]),
+    }
+    parts = {k: v for k, v in parts.items() if len(v[0]) > 0}
+    if data.get("scale_x"):
+        shift, scale = scaler(parts["train"][0].astype("float32"), data["scale_x"])
+        parts = {k: (((px.astype("float32") - shift) / scale).astype("float32"), py) for k, (px, py) in parts.items()}
+    return parts
+
+
+class EpochClock(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.durations, self.ends, self.logs = [], [], []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self.durations.append(now - self._started)
+        self.ends.append(now)
+        self.logs.append({k: float(v) for k, v in (logs or {}).items()})
+
+
+def main(spec_path, data_path, out_path):
+    with open(spec_path) as f:
+        spec = json.load(f)
+    data, fit, comp, seed = spec.get("data", {}), spec.get("fit", {}), spec["compile"], spec["seed"]
+    if fit.get("callbacks"):
+        raise SystemExit("plain_fit: fit.callbacks are not supported")
+
+    t0 = time.perf_counter()
+    with np.load(data_path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    parts = prepare(arrays, data, seed)
+    t_prepared = time.perf_counter()
+
+    keras.utils.set_random_seed(seed)
+    layers = []
+    for layer_spec in spec["model"]["layers"]:
+        args = {k: v for k, v in layer_spec.items() if k != "type"}
+        layers.append(getattr(keras.layers, layer_spec["type"])(**args))
+    inputs = keras.Input(shape=tuple(spec["model"]["input_shape"]), name="x")
+    tensor = inputs
+    for layer in layers:
+        tensor = layer(tensor)
+    model = keras.Model(inputs, tensor, name="plain")
+    model.compile(
+        optimizer=keras_object(keras.optimizers, comp.get("optimizer", "adam")),
+        loss=keras_object(keras.losses, comp["loss"]),
+        metrics=[keras_object(keras.metrics, m) for m in comp.get("metrics", [])],
+    )
+    clock = EpochClock()
+    x_train, y_train = parts["train"]
+    t_fit = time.perf_counter()
+    model.fit(
+        x_train, y_train,
+        validation_data=parts.get("validation"),
+        epochs=fit.get("epochs", 10),
+        batch_size=fit.get("batch_size", 32),
+        shuffle=data.get("shuffle", True),
+        callbacks=[clock],
+        verbose=0,
+    )
+    t_fitted = time.perf_counter()
+    test_metrics = None
+    if "test" in parts:
+        x_test, y_test = parts["test"]
+        test_metrics = model.evaluate(x_test, y_test, batch_size=fit.get("batch_size", 32), verbose=0, return_dict=True)
+        test_metrics = {k: float(v) for k, v in test_metrics.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(os.path.join(tmp, "model.keras"))
+    t_done = time.perf_counter()
+
+    keys = []
+    for logs in clock.logs:
+        keys += [k for k in logs if k not in keys]
+    curves = {"epoch": list(range(1, len(clock.logs) + 1))}
+    curves.update({k: [logs.get(k) for logs in clock.logs] for k in keys})
+    curves["duration_s"] = clock.durations
+    result = {
+        "curves": curves,
+        "epoch_end_s": [t - t_fit for t in clock.ends],
+        "test_metrics": test_metrics,
+        "splits": {k: len(v[0]) for k, v in parts.items()},
+        "timings_s": {
+            "import": T_IMPORTED - T_PROCESS,
+            "load_prepare": t_prepared - t0,
+            "build_compile": t_fit - t_prepared,
+            "fit": t_fitted - t_fit,
+            "evaluate_save": t_done - t_fitted,
+            # What the service's job timings (started_at -> finished_at) cover.
+            "job": t_done - t0,
+        },
+        "versions": {"keras": keras.__version__, "numpy": np.__version__},
+    }
+    with open(out_path, "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        raise SystemExit(__doc__)
+    main(*sys.argv[1:])

@@ -1,0 +1,117 @@
+"""End to end: a real Celery worker process on a real Redis broker and Postgres,
+and the real API (no dependency overrides)."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from migrations import upgrade
+from models.settings import Settings
+from tests.conftest import create_database, drop_database
+
+ROOT = Path(__file__).resolve().parents[2]
+E2E_REDIS = os.environ.get("TRAINYARD_TEST_E2E_REDIS", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture(scope="session")
+def e2e_settings(tmp_path_factory) -> Iterator[Settings]:
+    url = create_database("trainyard_e2e")
+    upgrade(url)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("e2e"),
+        database_url=url,
+        broker_url=E2E_REDIS,
+        train_queue=f"e2e-{uuid.uuid4().hex[:8]}",
+        heartbeat_interval_s=1,
+        running_stale_after_s=4,
+    )
+    settings.artifacts.mkdir(parents=True, exist_ok=True)
+    yield settings
+    drop_database(url)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TRAINYARD_DATA_DIR": str(settings.data_dir),
+        "TRAINYARD_DATABASE_URL": settings.database_dsn,
+        "TRAINYARD_BROKER_URL": settings.broker_dsn,
+        "TRAINYARD_TRAIN_QUEUE": settings.train_queue,
+        "TRAINYARD_HEARTBEAT_INTERVAL_S": str(settings.heartbeat_interval_s),
+        "TRAINYARD_RUNNING_STALE_AFTER_S": str(settings.running_stale_after_s),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+
+
+class WorkerProcess:
+    """``celery worker`` as the CLI runs it, with its log in a file."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.log_path = log_path
+        argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", settings.train_queue,
+                "-c", "1", "--pool", "prefork", "-n", f"e2e-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO",
+                "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        self.log = log_path.open("ab")
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=settings_env(settings), stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        self.wait_for_log("ready.", timeout=120)
+        self.wait_for_log("TensorFlow", timeout=120)
+
+    def wait_for_log(self, text: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log_path.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"worker did not log {text!r}:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+
+    def child_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def worker(e2e_settings: Settings, tmp_path_factory) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(e2e_settings, tmp_path_factory.mktemp("logs") / "worker.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def live(e2e_settings: Settings, worker: WorkerProcess) -> Iterator[TestClient]:
+    with TestClient(create_app(e2e_settings)) as client:
+        yield client
+
+
+def wait_for(client: TestClient, job_id: str, predicate, timeout: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if predicate(job):
+            return job
+        time.sleep(0.25)
+    raise AssertionError(f"job {job_id} never reached the expected state: {job}")
+
+
+def finished(job: dict[str, Any]) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")

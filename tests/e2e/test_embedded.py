@@ -1,0 +1,64 @@
+"""Embedded mode as `make run` starts it: SQLite, the SQLite broker, a local
+artifact folder, and still a separate Celery worker process."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import keras
+import pytest
+
+from tests.specs import DIGITS_CNN, spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def embedded(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
+    env.update({"TRAINYARD_DATA_DIR": str(tmp_path / "var"), "PORT": str(port), "CUDA_VISIBLE_DEVICES": ""})
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "cli.main", "serve"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        raise AssertionError((tmp_path / "serve.log").read_text()[-3000:])
+    yield base, tmp_path / "var"
+    os.killpg(process.pid, 15)
+    process.wait(timeout=60)
+    log.close()
+
+
+def test_embedded_mode_trains_a_job_with_no_server_installed(embedded):
+    base, data_dir = embedded
+    job_id = httpx.post(f"{base}/v1/jobs", json=spec(DIGITS_CNN, fit={"epochs": 3})).json()["id"]
+
+    deadline = time.monotonic() + 240
+    while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.25)
+
+    assert job["status"] == "succeeded", job
+    assert httpx.get(f"{base}/v1/jobs/{job_id}/curves").json()["epoch"] == [1, 2, 3]
+    assert (data_dir / "trainyard.db").exists() and (data_dir / "broker.db").exists()
+    model_file = data_dir / "downloaded.keras"
+    model_file.write_bytes(httpx.get(f"{base}/v1/jobs/{job_id}/model").content)
+    assert keras.saving.load_model(model_file, safe_mode=True).output_shape == (None, 10)

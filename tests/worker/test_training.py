@@ -1,0 +1,119 @@
+"""run_training on real Keras, against the test's Postgres transaction."""
+
+import keras
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.enums import JobStatus, StopReason
+from models.tables import EpochMetric, Job
+from worker import job_store
+from worker.training import run_training
+from tests.specs import DIGITS_CNN, IRIS_MLP, spec
+
+
+def curve(session: Session, job_id: str) -> list[EpochMetric]:
+    return list(session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch)))
+
+
+def test_training_records_every_epoch_test_metrics_and_a_loadable_model(make_job, session_factory, db_session, settings):
+    job_id = make_job(spec(DIGITS_CNN, fit={"epochs": 4}))
+
+    run_training(session_factory, job_id, settings=settings)
+
+    job = db_session.get(Job, job_id)
+    assert job.status is JobStatus.succeeded and job.stop_reason is StopReason.completed, job.error
+    rows = curve(db_session, job_id)
+    assert [r.epoch for r in rows] == [1, 2, 3, 4]
+    assert rows[-1].metrics["loss"] < rows[0].metrics["loss"]
+    assert set(rows[0].metrics) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert job.epoch == 4 and job.last_metrics["epoch"] == 4
+    assert job.best_metrics["val_loss"] == min(r.metrics["val_loss"] for r in rows)
+    assert set(job.test_metrics) == {"loss", "accuracy"}
+    assert job.data_summary["splits"]["test"]["samples"] == 180
+    model = keras.saving.load_model(settings.artifacts / job.model_path, safe_mode=True)
+    assert model.predict(np.zeros((2, 8, 8, 1), "float32"), verbose=0).shape == (2, 10)
+
+
+def test_same_seed_gives_the_same_curve(make_job, session_factory, db_session, settings):
+    first, second = make_job(IRIS_MLP), make_job(IRIS_MLP)
+    run_training(session_factory, first, settings=settings)
+    run_training(session_factory, second, settings=settings)
+    losses = [[r.metrics["loss"] for r in curve(db_session, j)] for j in (first, second)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def test_a_duplicate_delivery_trains_nothing(make_job, session_factory, db_session, settings):
+    job_id = make_job(IRIS_MLP)
+    run_training(session_factory, job_id, settings=settings)
+    finished = db_session.get(Job, job_id).finished_at
+
+    run_training(session_factory, job_id, settings=settings)
+
+    db_session.expire_all()
+    job = db_session.get(Job, job_id)
+    assert job.attempts == 1 and job.finished_at == finished
+    assert len(curve(db_session, job_id)) == IRIS_MLP["fit"]["epochs"]
+
+
+def test_a_keras_failure_ends_the_job_failed_with_the_keras_message(make_job, session_factory, db_session, settings):
+    # Sparse cross-entropy on 3 units with labels 0..9 cannot run: Keras raises during fit.
+    body = spec(DIGITS_CNN, model={"input_shape": [8, 8, 1], "layers": [
+        {"type": "Flatten"}, {"type": "Dense", "units": 3, "activation": "softmax"}]})
+    job_id = make_job(body)
+
+    run_training(session_factory, job_id, settings=settings)
+
+    job = db_session.get(Job, job_id)
+    assert job.status is JobStatus.failed and job.stop_reason is StopReason.error
+    assert job.error["message"] and "Traceback" not in job.error["message"]
+
+
+def test_early_stopping_and_keep_best_are_reported(make_job, session_factory, db_session, settings):
+    body = spec(IRIS_MLP, fit={"epochs": 60, "callbacks": [
+        {"type": "EarlyStopping", "monitor": "loss", "patience": 1, "min_delta": 0.5},
+        {"type": "ModelCheckpoint", "monitor": "val_loss", "save_best_only": True}]})
+    job_id = make_job(body)
+
+    run_training(session_factory, job_id, settings=settings)
+
+    job = db_session.get(Job, job_id)
+    assert job.stop_reason is StopReason.early_stopping
+    assert job.epoch < 60
+    assert (settings.artifacts / "jobs" / job_id / "best.keras").exists()
+
+
+def test_a_nan_loss_stops_the_job_with_a_diverging_finding(make_job, session_factory, db_session, settings):
+    body = spec(IRIS_MLP, compile={"optimizer": {"type": "SGD", "learning_rate": 1e12}}, fit={"epochs": 30},
+                data={"scale_x": None})
+    job_id = make_job(body)
+
+    run_training(session_factory, job_id, settings=settings)
+
+    job = db_session.get(Job, job_id)
+    assert job.stop_reason is StopReason.diagnosis and job.status is JobStatus.succeeded
+    assert job.epoch < 30
+    assert [f["code"] for f in job.findings] == ["diverging"]
+    assert job.findings[0]["epoch"] == job.epoch
+
+
+def test_a_cancel_request_stops_a_running_job_within_an_epoch(
+    make_job, session_factory, db_session, settings, monkeypatch
+):
+    job_id = make_job(spec(IRIS_MLP, fit={"epochs": 50}))
+    original = job_store.beat
+    calls = []
+
+    def beat_then_cancel(factory, jid):  # the user cancels while epoch 2 trains
+        calls.append(jid)
+        if len(calls) == 2:
+            with factory() as session, session.begin():
+                session.get(Job, jid).cancel_requested = True
+        return original(factory, jid)
+
+    monkeypatch.setattr(job_store, "beat", beat_then_cancel)
+    run_training(session_factory, job_id, settings=settings)
+
+    job = db_session.get(Job, job_id)
+    assert job.status is JobStatus.cancelled and job.stop_reason is StopReason.cancelled
+    assert job.epoch == 2

@@ -148,6 +148,7 @@ class Service:
         self.pg_db: str | None = None
         self.url = args.url.rstrip("/") if args.url else ""
         self.logfile = workdir / "service.log"
+        self.orphaned_worker: bool | None = None
 
     def start(self) -> None:
         if self.args.url:
@@ -202,22 +203,29 @@ class Service:
     def stop(self) -> None:
         if self.proc is not None:
             t0 = time.monotonic()
+            children = self._children(self.proc.pid)  # the Celery worker that `serve` started
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
                 try:
                     self.proc.wait(timeout=90)
                 except subprocess.TimeoutExpired:
-                    log("the service did not stop within 90 s of SIGTERM: killing its process group")
-            # Whatever is left of our process group (the worker and its pool child).
-            for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-                if not self._group_alive():
-                    break
-                log(f"processes of the service are still running: sending {sig.name} to group {self.proc.pid}")
-                os.killpg(self.proc.pid, sig)
-                deadline = time.monotonic() + wait
-                while self._group_alive() and time.monotonic() < deadline:
+                    log("the service did not stop within 90 s of SIGTERM")
+            orphans = [pid for pid in children if self._alive(pid)]
+            self.orphaned_worker = bool(orphans)
+            if orphans:
+                # `serve` should have stopped its worker itself (see bench/README.md).
+                log(f"`trainyard serve` exited ({self.proc.returncode}) but left its worker {orphans} running: "
+                    "sending it SIGTERM")
+                for pid in orphans:
+                    os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 60
+                while any(self._alive(pid) for pid in orphans) and time.monotonic() < deadline:
                     time.sleep(0.2)
+            if self._group_alive():
+                log(f"processes of the service are still running: killing process group {self.proc.pid}")
+                os.killpg(self.proc.pid, signal.SIGKILL)
             if self.proc.poll() is None:
+                self.proc.kill()
                 self.proc.wait(timeout=5)
             log(f"service stopped in {time.monotonic() - t0:.1f} s (exit code {self.proc.returncode})")
             self.proc = None
@@ -244,6 +252,21 @@ class Service:
         except PermissionError:
             return True
         return True
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        try:
+            return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state != "Z"
 
 
 def parse_time(value: str) -> datetime:
@@ -487,6 +510,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.epochs < 2:
         ap.error("--epochs must be at least 2: epoch 1 (tracing) is left out of the epoch figures")
 
+    started = datetime.now(UTC).isoformat()
     workdir = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
     service = Service(args, workdir)
     t_start = time.monotonic()
@@ -550,7 +574,8 @@ def main(argv: list[str] | None = None) -> None:
         "splits": "/".join(str(splits.get(k, 0)) for k in ("train", "validation", "test")),
         "cpus": os.cpu_count(), "python": platform.python_version(), "host": platform.node(),
         "spec": spec, "plain_versions": runs[0]["plain"].get("versions"),
-        "started": datetime.now(UTC).isoformat(), "runtime_s": time.monotonic() - t_start,
+        "started": started, "runtime_s": time.monotonic() - t_start,
+        "serve_left_worker_running_on_sigterm": service.orphaned_worker,
     }
     print_table(config, summary)
     args.out.parent.mkdir(parents=True, exist_ok=True)

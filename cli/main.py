@@ -60,7 +60,7 @@ def _serve(args: argparse.Namespace) -> None:
     from cli import processes
 
     settings = get_settings()
-    _migrate(argparse.Namespace(downgrade=None, revision="head"))
+    _migrate(argparse.Namespace(downgrade=None, revision="heads"))
     worker = processes.WorkerProcess(
         processes.celery_worker_argv([settings.train_queue, "control"], "embedded", beat=True),
     )
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("--gpus", default="auto", help="'auto' (ask nvidia-smi) or a count")
     w.add_argument("--control", action="store_true", help="run the reconciler (beat + control queue) instead")
     m = sub.add_parser("migrate", help="apply database migrations")
-    m.add_argument("--revision", default="head")
+    m.add_argument("--revision", default="heads")
     m.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
     args = parser.parse_args(argv)
     {"serve": _serve, "api": _api, "worker": _worker, "migrate": _migrate}[args.command](args)

@@ -19,3 +19,21 @@ class StopReason(StrEnum):
     diagnosis = "diagnosis"
     cancelled = "cancelled"
     error = "error"
+
+
+class EventType(StrEnum):
+    """What happened to a job; each is one row of ``job_events`` (the SSE stream
+    and the webhook outbox read the same rows)."""
+
+    queued = "job.queued"
+    started = "job.started"
+    epoch = "job.epoch"
+    finding = "job.finding"
+    succeeded = "job.succeeded"
+    failed = "job.failed"
+    cancelled = "job.cancelled"
+
+    @classmethod
+    def for_status(cls, status: JobStatus) -> "EventType":
+        return {JobStatus.succeeded: cls.succeeded, JobStatus.failed: cls.failed,
+                JobStatus.cancelled: cls.cancelled}[status]

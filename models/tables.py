@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db import Base, utcnow
-from models.enums import JobStatus, StopReason
+from models.enums import EventType, JobStatus, StopReason
 
 
 def _enum(cls: type) -> Enum:
@@ -78,3 +78,22 @@ class EpochMetric(Base):
     duration_s: Mapped[float]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+
+
+class JobEvent(Base):
+    """An append-only log of what happened to each job, in order.
+
+    Written in the same transaction as the change it describes, so it is never
+    out of step with the job. Its id is the SSE event id (``Last-Event-ID``
+    resumes after it) and the webhook outbox position.
+    """
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    type: Mapped[EventType] = mapped_column(Enum(EventType, native_enum=False, length=32,
+                                                 values_callable=lambda e: [m.value for m in e]))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

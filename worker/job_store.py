@@ -13,7 +13,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.db import transaction, utcnow
-from models.enums import JobStatus, StopReason
+from models.enums import EventType, JobStatus, StopReason
+from models.events import job_event
 from models.tables import EpochMetric, Job
 
 
@@ -47,6 +48,7 @@ def claim(factory: sessionmaker[Session], job_id: str, *, worker: str, stale_bef
         job = session.get_one(Job, job_id)
         if job.started_at is None:
             job.started_at = now
+        session.add(job_event(job, EventType.started, attempt=job.attempts))
         return job
 
 
@@ -96,12 +98,14 @@ def record_epoch(
         best = (job.best_metrics or {}).get(monitor)
         if current is not None and (best is None or current < best or job.best_metrics.get("epoch", 0) >= epoch):
             job.best_metrics = {"epoch": epoch, **metrics}
+        session.add(job_event(job, EventType.epoch, metrics=metrics, duration_s=duration_s))
 
 
 def add_finding(factory: sessionmaker[Session], job_id: str, finding: dict[str, Any]) -> None:
     with transaction(factory) as session:
         job = session.get_one(Job, job_id)
         job.findings = [*job.findings, finding]
+        session.add(job_event(job, EventType.finding, finding=finding))
 
 
 def set_data_summary(factory: sessionmaker[Session], job_id: str, summary: dict[str, Any]) -> None:
@@ -127,6 +131,7 @@ def finish(
         job.test_metrics = {k: json_number(v) for k, v in test_metrics.items()} if test_metrics else None
         job.model_path = model_path
         job.error = error
+        session.add(job_event(job, EventType.for_status(status), test_metrics=job.test_metrics, error=error))
 
 
 def stale_cutoff(seconds: float) -> datetime:

@@ -17,7 +17,8 @@ from api.schemas.common import ListPage
 from api.schemas.jobs import JobError, JobOut, Progress, Timings
 from api.services.datasets import arrays_of
 from models.db import utcnow
-from models.enums import JobStatus, StopReason
+from models.enums import EventType, JobStatus, StopReason
+from models.events import job_event
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec, LayersModel
@@ -95,6 +96,8 @@ def create_job(
     try:
         with session.begin_nested():
             session.add(job)
+            session.flush()
+            session.add(job_event(job, EventType.queued))
     except IntegrityError:
         # The same key raced us: the other request's job is the answer.
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
@@ -161,6 +164,7 @@ def cancel_job(session: Session, job_id: str) -> Job:
     job.cancel_requested = True
     if job.status is JobStatus.queued:
         job.status, job.stop_reason, job.finished_at = JobStatus.cancelled, StopReason.cancelled, utcnow()
+        session.add(job_event(job, EventType.cancelled))
     return job
 
 

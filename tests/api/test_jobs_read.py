@@ -1,11 +1,12 @@
 """Reading jobs back: one, lists with cursor pagination, curves, cancel, model."""
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.db import utcnow
 from models.enums import JobStatus, StopReason
-from models.tables import EpochMetric, Job
+from models.tables import EpochMetric, Job, JobEvent
 from tests.specs import DIGITS_CNN, spec
 
 
@@ -69,6 +70,8 @@ def test_cancel_a_queued_job_is_immediate(client: TestClient, db_session: Sessio
     assert job is not None and job.cancel_requested and job.finished_at is not None
     again = client.post(f"/v1/jobs/{job_id}/cancel")
     assert again.status_code == 409
+    events = db_session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
+    assert [e.type.value for e in events] == ["job.queued", "job.cancelled"]
 
 
 def test_cancel_a_running_job_only_flags_it_for_the_worker(client: TestClient, db_session: Session):

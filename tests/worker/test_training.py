@@ -117,3 +117,15 @@ def test_a_cancel_request_stops_a_running_job_within_an_epoch(
     job = db_session.get(Job, job_id)
     assert job.status is JobStatus.cancelled and job.stop_reason is StopReason.cancelled
     assert job.epoch == 2
+
+
+def test_every_change_is_logged_as_an_event_in_order(make_job, session_factory, db_session, settings):
+    from models.tables import JobEvent
+
+    job_id = make_job(spec(IRIS_MLP, fit={"epochs": 2}))
+    run_training(session_factory, job_id, settings=settings)
+
+    events = db_session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
+    assert [e.type.value for e in events] == ["job.started", "job.epoch", "job.epoch", "job.succeeded"]
+    assert [e.data["epoch"] for e in events[1:3]] == [1, 2]
+    assert events[-1].data["status"] == "succeeded" and events[-1].data["stop_reason"] == "completed"

@@ -98,7 +98,7 @@ def validation_details(errors: list[dict[str, Any]], model: type[BaseModel] = Jo
             close = difflib.get_close_matches(str(loc[-1]), _fields_at(model, loc[:-1]), n=1, cutoff=0.5)
             if close:
                 message += f"; did you mean '{close[0]}'?"
-        elif "input" in error and error["type"] not in ("missing",):
+        elif "input" in error and error["type"] not in ("missing",) and "secret" not in loc:  # never echo a secret
             message += f". Received: {_short(error['input'])}"
         details.append(detail(loc, message))
     return details

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -36,6 +37,7 @@ ROOT = BENCH.parent
 PYTHON = sys.executable
 TRAINYARD = Path(PYTHON).with_name("trainyard")
 FINISHED = {"succeeded", "failed", "cancelled"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
 REDIS = "redis://127.0.0.1:6379"
 
@@ -103,7 +105,10 @@ def tiny_spec(seed: int) -> dict[str, Any]:
         "name": "bench-latency",
         "dataset": "builtin:digits",
         "data": {"validation_split": 0.2, "scale_x": "rescale"},
-        "model": {"input_shape": [8, 8, 1], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]},
+        "model": {
+            "input_shape": [8, 8, 1],
+            "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}],
+        },
         "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy"},
         "fit": {"epochs": 1, "batch_size": 256},
         "seed": seed,
@@ -126,14 +131,37 @@ def psql(sql: str) -> None:
 def empty_redis_db() -> int:
     import redis
 
-    for n in range(14, 0, -1):
+    # 14 and 15 are the test suite's (tests/conftest.py, tests/e2e/conftest.py), 0 everybody's default.
+    for n in range(13, 0, -1):
         client = redis.Redis(host="127.0.0.1", port=6379, db=n)
         try:
             if client.dbsize() == 0:
                 return n
         finally:
             client.close()
-    raise SystemExit("no empty Redis database (1..14) to use as the broker; pass --redis-db")
+    raise SystemExit("no empty Redis database (1..13) to use as the broker; pass --redis-db")
+
+
+def clean_redis_db(n: int) -> None:
+    """Delete what a Celery worker and API of this run leave in Redis database n, and nothing else."""
+    import redis
+
+    queues = {os.environ.get("TRAINYARD_TRAIN_QUEUE", "cpu"), "control", "webhooks", "celery"}
+    ours = {"unacked", "unacked_index", "unacked_mutex", "_kombu.binding_deadlines"}
+    for q in queues:
+        ours |= {q, f"_kombu.binding.{q}", f"_kombu.binding_permanent.{q}"}
+    client = redis.Redis(host="127.0.0.1", port=6379, db=n)
+    try:
+        keys = [k.decode() for k in client.scan_iter(count=1000)]
+        mine = [k for k in keys if k in ours or "pidbox" in k or "celeryev" in k]
+        if mine:
+            client.delete(*mine)
+        others = sorted(set(keys) - set(mine))
+        if others:
+            log(f"Redis database {n} also holds {len(others)} keys this run did not make "
+                f"(e.g. {others[:3]}): left alone")
+    finally:
+        client.close()
 
 
 class Service:
@@ -158,6 +186,8 @@ class Service:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "PORT": str(port), "TRAINYARD_DATA_DIR": str(self.workdir / "data")}
+        # The code of this checkout, even where the editable install's package list is stale.
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
         for key in ("TRAINYARD_DATABASE_URL", "TRAINYARD_BROKER_URL", "TRAINYARD_ARTIFACT_ROOT"):
             env.pop(key, None)
         if self.args.mode == "distributed":
@@ -195,6 +225,8 @@ class Service:
         raise SystemExit(f"GET /readyz did not return 200 within {timeout:.0f} s (last: {last})\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
+        if self.args.url:
+            return f"(the service at {self.url} was not started by this script: see its own log)"
         try:
             return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
@@ -221,6 +253,9 @@ class Service:
                 deadline = time.monotonic() + 60
                 while any(self._alive(pid) for pid in orphans) and time.monotonic() < deadline:
                     time.sleep(0.2)
+            deadline = time.monotonic() + 15  # the worker's pool and beat children exit after it
+            while self._group_alive() and time.monotonic() < deadline:
+                time.sleep(0.2)
             if self._group_alive():
                 log(f"processes of the service are still running: killing process group {self.proc.pid}")
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -230,11 +265,7 @@ class Service:
             log(f"service stopped in {time.monotonic() - t0:.1f} s (exit code {self.proc.returncode})")
             self.proc = None
         if self.redis_db is not None:
-            import redis
-
-            client = redis.Redis(host="127.0.0.1", port=6379, db=self.redis_db)
-            client.flushdb()
-            client.close()
+            clean_redis_db(self.redis_db)
             self.redis_db = None
         if self.pg_db is not None:
             try:
@@ -252,6 +283,20 @@ class Service:
         except PermissionError:
             return True
         return True
+
+    def cpu_seconds(self) -> float | None:
+        """utime + stime of every live process of the service's process group (None with --url)."""
+        if self.proc is None:
+            return None
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == self.proc.pid:  # pgrp
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / CLK_TCK
 
     @staticmethod
     def _children(pid: int) -> list[int]:
@@ -318,10 +363,12 @@ def epoch_ends_from_db(database_url: str | None, job_id: str) -> list[float] | N
 
 
 def run_service_job(client: httpx.Client, service: Service, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    cpu0 = service.cpu_seconds()
     t0 = time.monotonic()
     job = submit(client, spec)
     job = wait_job(client, job["id"], poll=1.0, timeout=timeout)
     client_s = time.monotonic() - t0
+    cpu1 = service.cpu_seconds()
     if job["status"] != "succeeded":
         raise SystemExit(f"service job {job['id']} {job['status']}: {job.get('error')}")
     curves = client.get(f"/v1/jobs/{job['id']}/curves").raise_for_status().json()
@@ -338,18 +385,25 @@ def run_service_job(client: httpx.Client, service: Service, spec: dict[str, Any]
             "job": (finished - started).total_seconds(),
             "submit_to_observed_finished": client_s,
         },
+        # CPU seconds of every process of the service (API, worker, pool child, beat), submit -> seen finished.
+        "cpu_s": {"job": cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None},
     }
 
 
-def run_plain(spec_path: Path, npz: Path, out: Path, timeout: float) -> dict[str, Any]:
+def run_plain(service: Service, spec_path: Path, npz: Path, out: Path, timeout: float,
+              shuffle: str = "keras") -> dict[str, Any]:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cpu0 = service.cpu_seconds()
     t0 = time.monotonic()
-    proc = subprocess.run([PYTHON, str(BENCH / "plain_fit.py"), str(spec_path), str(npz), str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    argv = [PYTHON, str(BENCH / "plain_fit.py"), str(spec_path), str(npz), str(out), "--shuffle", shuffle]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise SystemExit(f"plain_fit.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     result = json.loads(out.read_text())
     result["timings_s"]["process"] = time.monotonic() - t0
+    cpu1 = service.cpu_seconds()
+    # What the idle service burnt meanwhile: it competes with the plain script for the CPUs.
+    result["service_idle_cpu_per_s"] = (cpu1 - cpu0) / result["timings_s"]["process"] if cpu0 is not None else None
     return result
 
 
@@ -371,7 +425,11 @@ def periods(ends: list[float] | None) -> list[float]:
     return [b - a for a, b in zip(ends, ends[1:])]
 
 
-def compare_curves(a: dict[str, list[Any]], b: dict[str, list[Any]], keys: tuple[str, ...] = ("loss", "val_loss")) -> dict[str, Any]:
+CURVE_KEYS = ("loss", "val_loss")
+
+
+def compare_curves(a: dict[str, list[Any]], b: dict[str, list[Any]],
+                   keys: tuple[str, ...] = CURVE_KEYS) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in keys:
         xs, ys = a.get(key) or [], b.get(key) or []
@@ -408,13 +466,22 @@ def summarize(runs: list[dict[str, Any]], latency: dict[str, Any], args: argpars
         p_all = [v for r in pln for v in get(r)]
         pairs = [ratio(median(get(s)), median(get(p))) for s, p in zip(svc, pln)]
         rows[name] = {
+            "spread_pct": {"service": _spread([median(get(r)) for r in svc]),
+                           "plain": _spread([median(get(r)) for r in pln])},
             "service": median(s_all), "plain": median(p_all), "ratio": ratio(median(s_all), median(p_all)),
             "ratio_per_repeat": pairs,
             "service_per_repeat": [median(get(r)) for r in svc], "plain_per_repeat": [median(get(r)) for r in pln],
         }
     s_job = [r["timings_s"]["job"] for r in svc]
     p_job = [r["timings_s"]["job"] for r in pln]
-    rows["job_wall_s"] = {"service": median(s_job), "plain": median(p_job), "ratio": ratio(median(s_job), median(p_job)),
+    s_cpu = [r["cpu_s"]["job"] for r in svc if r["cpu_s"]["job"] is not None]
+    p_cpu = [r["cpu_s"]["job"] for r in pln]
+    idle = [r["service_idle_cpu_per_s"] for r in pln if r.get("service_idle_cpu_per_s") is not None]
+    rows["job_cpu_s"] = {"service": median(s_cpu), "plain": median(p_cpu), "ratio": ratio(median(s_cpu), median(p_cpu)),
+                         "service_per_repeat": s_cpu, "plain_per_repeat": p_cpu,
+                         "service_idle_cpu_per_s": median(idle)}
+    rows["job_wall_s"] = {"service": median(s_job), "plain": median(p_job),
+                          "ratio": ratio(median(s_job), median(p_job)),
                           "service_per_repeat": s_job, "plain_per_repeat": p_job}
     vs_plain = [compare_curves(s["curves"], p["curves"]) for s, p in zip(svc, pln)]
     svc_vs_svc = [compare_curves(s["curves"], svc[0]["curves"]) for s in svc[1:]]
@@ -422,8 +489,8 @@ def summarize(runs: list[dict[str, Any]], latency: dict[str, Any], args: argpars
     rows["curves"] = {
         "tolerance_rel": args.tolerance,
         "match": curves_match(vs_plain, args.tolerance),
-        "max_abs": {k: max(c[k]["max_abs"] if c[k]["max_abs"] is not None else math.inf for c in vs_plain) for k in ("loss", "val_loss")},
-        "max_rel": {k: max(c[k]["max_rel"] if c[k]["max_rel"] is not None else math.inf for c in vs_plain) for k in ("loss", "val_loss")},
+        "max_abs": {k: _worst(vs_plain, k, "max_abs") for k in CURVE_KEYS},
+        "max_rel": {k: _worst(vs_plain, k, "max_rel") for k in CURVE_KEYS},
         "service_vs_plain": vs_plain,
         "service_repeatable": curves_match(svc_vs_svc, args.tolerance) if svc_vs_svc else None,
         "plain_repeatable": curves_match(plain_vs_plain, args.tolerance) if plain_vs_plain else None,
@@ -432,8 +499,22 @@ def summarize(runs: list[dict[str, Any]], latency: dict[str, Any], args: argpars
     return rows
 
 
+def _worst(comparisons: list[dict[str, Any]], key: str, field: str) -> float:
+    values = [c[key][field] for c in comparisons]
+    return math.inf if any(v is None for v in values) else max(values)
+
+
+def _spread(values: list[float | None]) -> float | None:
+    xs = [v for v in values if v is not None]
+    return 100 * (max(xs) - min(xs)) / statistics.median(xs) if len(xs) > 1 else None
+
+
 def check(ok: bool | None) -> str:
     return "" if ok is None else ("OK" if ok else "MISSED")
+
+
+def row(label: str, service: str, plain: str, ratio_: str, note: str = "") -> None:
+    print(f"{label:40} {service:>10} {plain:>10} {ratio_:>7}  {note}".rstrip())
 
 
 def print_table(config: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -442,20 +523,28 @@ def print_table(config: dict[str, Any], summary: dict[str, Any]) -> None:
     print(f"Trainyard overhead - {config['mode']} mode, {config['epochs']} epochs x {config['repeats']} repeats, "
           f"{config['samples']} samples 28x28x1 (train/val/test {config['splits']}), batch {config['batch_size']}, "
           f"seed {config['seed']}, {config['cpus']} CPUs")
-    print(f"{'':40} {'service':>10} {'plain':>10} {'ratio':>7}  goal")
-    print(f"{'epoch time (duration_s, median e2..N)':40} {fmt(d['service']):>10} {fmt(d['plain']):>10} "
-          f"{fmt(d['ratio'], ''):>7}  <= 1.05 {check(d['ratio'] is not None and d['ratio'] <= 1.05)}")
+    row("", "service", "plain", "ratio", "goal")
+    row("epoch time (duration_s, median e2..N)", fmt(d["service"]), fmt(d["plain"]), fmt(d["ratio"], ""),
+        f"<= 1.05 {check(d['ratio'] is not None and d['ratio'] <= 1.05)}")
     print(f"{'  per repeat (service/plain)':40} "
           + "  ".join(f"{fmt(s, '', 2)}/{fmt(q, '', 2)}={fmt(r, '', 3)}"
                       for s, q, r in zip(d["service_per_repeat"], d["plain_per_repeat"], d["ratio_per_repeat"])))
+    spread = [_spread(d["service_per_repeat"]), _spread(d["plain_per_repeat"])]
+    if len(d["service_per_repeat"]) > 1:
+        row("  noise: spread of per-repeat medians", fmt(spread[0], " %", 1), fmt(spread[1], " %", 1), "",
+            "(max-min over median; a ratio inside this is noise)")
     if p["service"] is not None:
-        print(f"{'epoch period (end->end, median e2..N)':40} {fmt(p['service']):>10} {fmt(p['plain']):>10} {fmt(p['ratio'], ''):>7}")
+        row("epoch period (end->end, median e2..N)", fmt(p["service"]), fmt(p["plain"]), fmt(p["ratio"], ""))
     else:
-        print(f"{'epoch period (end->end, median e2..N)':40} {'n/a':>10} {fmt(p['plain']):>10} {'':>7}  (database not readable)")
-    print(f"{'job wall (load -> model saved, median)':40} {fmt(j['service']):>10} {fmt(j['plain']):>10} {fmt(j['ratio'], ''):>7}")
+        row("epoch period (end->end, median e2..N)", "n/a", fmt(p["plain"]), "", "(database not readable)")
+    row("job wall (load -> model saved, median)", fmt(j["service"]), fmt(j["plain"]), fmt(j["ratio"], ""))
+    cpu = summary["job_cpu_s"]
+    row("job CPU time (all processes, median)", fmt(cpu["service"]), fmt(cpu["plain"]), fmt(cpu["ratio"], ""),
+        f"(idle service: {fmt(cpu['service_idle_cpu_per_s'], ' CPU-s/s')})" if cpu["service"] is not None else "")
     verdict = "match" if c["match"] else "DIFFER"
-    print(f"{'loss curves, same seed':40} {verdict}: max |diff| loss {c['max_abs']['loss']:.2e}, val_loss "
-          f"{c['max_abs']['val_loss']:.2e} (max rel {max(c['max_rel'].values()):.2e}, tolerance {c['tolerance_rel']:.0e})")
+    print(f"{'loss curves, same seed':40} {verdict}: max |diff| loss {c['max_abs']['loss']:.2e}, "
+          f"val_loss {c['max_abs']['val_loss']:.2e} "
+          f"(max rel {max(c['max_rel'].values()):.2e}, tolerance {c['tolerance_rel']:.0e})")
     if not c["match"]:
         for i, comp in enumerate(c["service_vs_plain"], 1):
             for key in ("loss", "val_loss"):
@@ -463,6 +552,9 @@ def print_table(config: dict[str, Any], summary: dict[str, Any]) -> None:
                 print(f"{'':42}repeat {i} {key:8} |diff| per epoch: "
                       + (" ".join(f"{x:.2e}" for x in diffs) if diffs else str(comp[key])))
         print(f"{'':42}service repeatable: {c['service_repeatable']}, plain repeatable: {c['plain_repeatable']}")
+        if c["service_repeatable"] and c["plain_repeatable"]:
+            other = "tfdata" if config.get("plain_shuffle") == "keras" else "keras"
+            print(f"{'':42}both deterministic: the batch order differs? try --plain-shuffle {other} (bench/README.md)")
     if lat.get("samples"):
         print(f"{'submit->running (started-created), K=' + str(len(lat['samples'])):40} median {fmt(lat['median'])}, "
               f"max {fmt(lat['max'])}  (goal: median < 1 s {check(lat['median'] < 1.0)})")
@@ -471,13 +563,16 @@ def print_table(config: dict[str, Any], summary: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- main
 
-def measure_latency(client: httpx.Client, k: int) -> dict[str, Any]:
+def measure_latency(client: httpx.Client, k: int, jitter: float, seed: int) -> dict[str, Any]:
     log("latency: warm-up job")
     warm = wait_job(client, submit(client, tiny_spec(0))["id"], poll=0.05, timeout=300)
     if warm["status"] != "succeeded":
         raise SystemExit(f"latency warm-up job {warm['status']}: {warm.get('error')}")
     samples, posts, jobs = [], [], []
+    pauses = random.Random(seed)
     for i in range(k):
+        # A random pause, so the submissions do not lock onto the phase of a polling worker.
+        time.sleep(pauses.uniform(0, jitter))
         t0 = time.monotonic()
         job = submit(client, tiny_spec(i + 1))
         posts.append(time.monotonic() - t0)
@@ -488,21 +583,29 @@ def measure_latency(client: httpx.Client, k: int) -> dict[str, Any]:
         samples.append((parse_time(t["started_at"]) - parse_time(t["created_at"])).total_seconds())
         jobs.append(job["id"])
     log(f"latency: {', '.join(f'{s:.3f}' for s in samples)} s")
-    return {"samples": samples, "median": median(samples), "max": max(samples), "post_request_s": posts, "job_ids": jobs}
+    return {"samples": samples, "median": median(samples), "max": max(samples), "jitter_s": jitter,
+            "post_request_s": posts, "job_ids": jobs}
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
     ap.add_argument("--url", help="use this running service instead of starting one (--mode is then only a label)")
-    ap.add_argument("--database-url", help="with --url: the service's database (SQLAlchemy URL), to read epoch end times")
-    ap.add_argument("--redis-db", type=int, help="distributed mode: the Redis database to use as broker (default: an empty one)")
+    ap.add_argument("--database-url",
+                    help="with --url: the service's database (SQLAlchemy URL), to read epoch end times")
+    ap.add_argument("--redis-db", type=int,
+                    help="distributed mode: the Redis database to use as broker (default: an empty one)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--samples", type=int, default=20_000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--latency-jobs", type=int, default=10, metavar="K")
+    ap.add_argument("--latency-jitter", type=float, default=1.0, metavar="S",
+                    help="random pause (0..S s) before each latency job is submitted")
+    ap.add_argument("--plain-shuffle", choices=["keras", "tfdata"], default="tfdata",
+                    help="the plain script's batch order: a seeded tf.data shuffle (as the worker, which feeds fit "
+                         "from tf.data, does) or fit(x, y, shuffle=True)")
     ap.add_argument("--tolerance", type=float, default=1e-4, help="relative loss difference still called a match")
     ap.add_argument("--out", type=Path, default=BENCH / "out" / "overhead.json")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (data, service log)")
@@ -545,14 +648,17 @@ def main(argv: list[str] | None = None) -> None:
                 if what == "service":
                     run["service"] = run_service_job(client, service, spec, timeout)
                 else:
-                    run["plain"] = run_plain(spec_path, npz, workdir / f"plain-{i}.json", timeout)
+                    run["plain"] = run_plain(service, spec_path, npz, workdir / f"plain-{i}.json", timeout,
+                                             args.plain_shuffle)
                 curves = run[what]["curves"]
                 log(f"repeat {i + 1}/{args.repeats} {what:7}: epochs "
                     + " ".join(f"{x:.2f}" for x in curves["duration_s"]) + " s, loss "
                     + " ".join(f"{x:.4f}" for x in curves["loss"]))
             runs.append(run)
 
-        latency = measure_latency(client, args.latency_jobs) if args.latency_jobs > 0 else {}
+        latency = {}
+        if args.latency_jobs > 0:
+            latency = measure_latency(client, args.latency_jobs, args.latency_jitter, args.seed)
         client.close()
     except BaseException:
         if service.proc is not None:
@@ -570,7 +676,8 @@ def main(argv: list[str] | None = None) -> None:
     config = {
         "mode": args.mode,
         "url": args.url, "epochs": args.epochs, "repeats": args.repeats, "samples": args.samples,
-        "batch_size": args.batch_size, "seed": args.seed, "latency_jobs": args.latency_jobs,
+        "batch_size": args.batch_size, "seed": args.seed, "plain_shuffle": args.plain_shuffle,
+        "latency_jobs": args.latency_jobs,
         "splits": "/".join(str(splits.get(k, 0)) for k in ("train", "validation", "test")),
         "cpus": os.cpu_count(), "python": platform.python_version(), "host": platform.node(),
         "spec": spec, "plain_versions": runs[0]["plain"].get("versions"),

@@ -15,11 +15,17 @@ worker does:
           batch_size, shuffle, verbose=0) with one timing callback, then
           evaluate on the test part and save the model, as the worker does.
 
+With ``--shuffle tfdata`` the training batches come instead from
+``tf.data.Dataset.range(n_train).shuffle(n_train, seed=seed,
+reshuffle_each_iteration=True).batch(batch_size)`` (the arrays gathered in
+memory): the batch order of a worker that feeds ``fit`` from such a
+``tf.data`` pipeline rather than from arrays with ``shuffle=True``.
+
 Only the spec features the benchmark uses are supported: a "layers" model,
 string or {"type": ...} optimizer / loss / metrics, scale_x "rescale" /
 "standardize" / "minmax", no scale_y, no one_hot, no fit callbacks.
 
-Usage: python bench/plain_fit.py SPEC.json DATA.npz OUT.json
+Usage: python bench/plain_fit.py SPEC.json DATA.npz OUT.json [--shuffle keras|tfdata]
 Writes the per-epoch logs (columnar, like GET /v1/jobs/{id}/curves), each
 epoch's duration_s (on_epoch_begin -> on_epoch_end, as the service's
 RecordEpochs callback measures it), the time of each epoch's end, and phase
@@ -103,14 +109,23 @@ class EpochClock(keras.callbacks.Callback):
         self.logs.append({k: float(v) for k, v in (logs or {}).items()})
 
 
-def main(spec_path, data_path, out_path):
+def train_batches(x, y, batch_size, seed):
+    import tensorflow as tf
+
+    x, y = tf.constant(x), tf.constant(y)  # captured by reference, not copied into the graph
+    order = tf.data.Dataset.from_tensor_slices(np.arange(len(x), dtype=np.int64))
+    order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return order.batch(batch_size).map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(tf.data.AUTOTUNE)
+
+
+def main(spec_path, data_path, out_path, shuffle_mode="keras"):
     with open(spec_path) as f:
         spec = json.load(f)
     data, fit, comp, seed = spec.get("data", {}), spec.get("fit", {}), spec["compile"], spec["seed"]
     if fit.get("callbacks"):
         raise SystemExit("plain_fit: fit.callbacks are not supported")
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     with np.load(data_path, allow_pickle=False) as archive:
         arrays = {name: archive[name] for name in archive.files}
     parts = prepare(arrays, data, seed)
@@ -133,13 +148,17 @@ def main(spec_path, data_path, out_path):
     )
     clock = EpochClock()
     x_train, y_train = parts["train"]
+    batch_size = fit.get("batch_size", 32)
+    if shuffle_mode == "tfdata" and data.get("shuffle", True):
+        train = {"x": train_batches(x_train, y_train, batch_size, seed)}
+    else:
+        train = {"x": x_train, "y": y_train, "batch_size": batch_size, "shuffle": data.get("shuffle", True)}
     t_fit = time.perf_counter()
     model.fit(
-        x_train, y_train,
+        **train,
         validation_data=parts.get("validation"),
+        validation_batch_size=batch_size,
         epochs=fit.get("epochs", 10),
-        batch_size=fit.get("batch_size", 32),
-        shuffle=data.get("shuffle", True),
         callbacks=[clock],
         verbose=0,
     )
@@ -151,7 +170,7 @@ def main(spec_path, data_path, out_path):
         test_metrics = {k: float(v) for k, v in test_metrics.items()}
     with tempfile.TemporaryDirectory() as tmp:
         model.save(os.path.join(tmp, "model.keras"))
-    t_done = time.perf_counter()
+    t_done, cpu_done = time.perf_counter(), time.process_time()
 
     keys = []
     for logs in clock.logs:
@@ -173,6 +192,9 @@ def main(spec_path, data_path, out_path):
             # What the service's job timings (started_at -> finished_at) cover.
             "job": t_done - t0,
         },
+        # CPU seconds (all threads) of this process over the same span.
+        "cpu_s": {"job": cpu_done - cpu0},
+        "shuffle": shuffle_mode,
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
     }
     with open(out_path, "w") as f:
@@ -180,6 +202,10 @@ def main(spec_path, data_path, out_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    argv = sys.argv[1:]
+    mode = "keras"
+    if len(argv) == 5 and argv[3] == "--shuffle" and argv[4] in ("keras", "tfdata"):
+        mode, argv = argv[4], argv[:3]
+    if len(argv) != 3:
         raise SystemExit(__doc__)
-    main(*sys.argv[1:])
+    main(*argv, shuffle_mode=mode)

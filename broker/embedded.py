@@ -5,6 +5,7 @@ second (submit → running latency), and its engine uses WAL and a busy timeout
 so the sending API and the polling worker do not fail on each other's locks.
 """
 
+from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as sqla
 
 from models.db import make_engine
@@ -18,3 +19,8 @@ class Channel(sqla.Channel):
 class Transport(sqla.Transport):
     Channel = Channel
     polling_interval = 0.1
+
+
+# The embedded broker URL is ``trainyard+sqlite:///<path>``: the scheme before "+"
+# names the transport, so kombu picks this class wherever the URL is used.
+TRANSPORT_ALIASES["trainyard"] = "broker.embedded:Transport"

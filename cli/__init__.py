@@ -1,1 +1,1 @@
-"""The ``trainyard`` command: serve, api, worker, migrate."""
+"""The ``trainyard`` command: serve, api, worker, migrate; submit, follow, jobs, curves (the client)."""

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+from cli import client
 from models.settings import get_settings
 
 SAMPLE = """
@@ -31,7 +32,9 @@ def _migrate(args: argparse.Namespace) -> None:
 def _api(args: argparse.Namespace) -> None:
     import uvicorn
 
-    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    # Open event streams never end by themselves: give them 5 s on shutdown, then close them.
+    uvicorn.run("api.app:create_app", factory=True, host=args.host, port=args.port, log_level="info",
+                timeout_graceful_shutdown=5)
 
 
 def _wait_all(children: list[subprocess.Popen[bytes]]) -> int:
@@ -48,7 +51,7 @@ def _worker(args: argparse.Namespace) -> None:
     from cli import processes
 
     if args.control:
-        plan = [processes.control_worker()]
+        plan = processes.control_plane(get_settings().webhook_queue)
     else:
         gpus = processes.count_gpus() if args.gpus == "auto" else int(args.gpus)
         plan = processes.training_workers(gpus, cpu_queue=get_settings().train_queue)
@@ -64,16 +67,25 @@ def _serve(args: argparse.Namespace) -> None:
     worker = processes.WorkerProcess(
         processes.celery_worker_argv([settings.train_queue, "control"], "embedded", beat=True),
     )
-    child = processes.spawn(worker)
+    children = [processes.spawn(worker), processes.spawn(processes.webhook_worker(settings.webhook_queue))]
     print(SAMPLE.format(host=args.host, port=args.port), flush=True)
+
+    def exit_cleanly(signum: int, _frame: object) -> None:
+        # uvicorn shuts down gracefully on SIGTERM, restores this handler and re-raises
+        # the signal: turning it into SystemExit lets the finally below stop the workers.
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_cleanly)
     try:
         _api(args)
     finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,11 +98,15 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--port", type=int, default=port)
     w = sub.add_parser("worker", help="training workers: one per GPU, else one on the CPU queue")
     w.add_argument("--gpus", default="auto", help="'auto' (ask nvidia-smi) or a count")
-    w.add_argument("--control", action="store_true", help="run the reconciler (beat + control queue) instead")
+    w.add_argument("--control", action="store_true",
+                   help="run the reconciler (beat + control queue) and the webhook deliveries instead")
     m = sub.add_parser("migrate", help="apply database migrations")
     m.add_argument("--revision", default="heads")
     m.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
+    client.add_commands(sub)
     args = parser.parse_args(argv)
+    if hasattr(args, "client_command"):
+        sys.exit(client.run(args))
     {"serve": _serve, "api": _api, "worker": _worker, "migrate": _migrate}[args.command](args)
 
 

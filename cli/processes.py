@@ -24,9 +24,11 @@ def count_gpus() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-def celery_worker_argv(queues: list[str], name: str, *, beat: bool = False, pool: str = "prefork") -> list[str]:
+def celery_worker_argv(queues: list[str], name: str, *, beat: bool = False, pool: str = "prefork",
+                       concurrency: int = 1) -> list[str]:
     argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", ",".join(queues),
-            "-c", "1", "--pool", pool, "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+            "-c", str(concurrency), "--pool", pool, "-n", f"{name}@%h", "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle"]
     if beat:
         argv.append("--beat")
     return argv
@@ -44,9 +46,26 @@ def training_workers(gpus: int, cpu_queue: str = "cpu", extra_queues: list[str] 
     ]
 
 
+# Set for worker processes that never train: they skip the TensorFlow import.
+NO_TENSORFLOW = "TRAINYARD_WORKER_NO_TENSORFLOW"
+
+
 def control_worker() -> WorkerProcess:
     """Beat plus the control queue (the reconciler): no TensorFlow, so a solo pool."""
-    return WorkerProcess(celery_worker_argv(["control"], "control", beat=True, pool="solo"))
+    return WorkerProcess(celery_worker_argv(["control"], "control", beat=True, pool="solo"),
+                         {NO_TENSORFLOW: "1", "CUDA_VISIBLE_DEVICES": ""})
+
+
+def webhook_worker(queue: str = "webhooks") -> WorkerProcess:
+    """Webhook deliveries: network waits only, so a thread pool (which, unlike prefork
+    and solo, never runs the TensorFlow import), several at a time so that one slow
+    receiver does not hold up the deliveries of other jobs."""
+    return WorkerProcess(celery_worker_argv([queue], "webhooks", pool="threads", concurrency=4))
+
+
+def control_plane(webhook_queue: str = "webhooks") -> list[WorkerProcess]:
+    """What `trainyard worker --control` runs: the reconciler and the webhook deliveries."""
+    return [control_worker(), webhook_worker(webhook_queue)]
 
 
 def spawn(process: WorkerProcess) -> subprocess.Popen[bytes]:

@@ -1,5 +1,6 @@
-"""Where datasets and trained models live: the artifact store and the built-in sets.
+"""Where datasets and trained models live: the artifact store, uploads (checked, stored as
+memory-mappable arrays, described) and the built-in sets.
 
 Shared by the API (describing and checking uploads) and the worker (reading
-them for training). NumPy only: no web framework, no TensorFlow.
+them for training). NumPy and Pillow only: no web framework, no TensorFlow.
 """

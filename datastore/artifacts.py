@@ -1,6 +1,7 @@
 """Paths inside the artifact root. Every path is built here from ids the
 service made itself, and checked to stay under the root."""
 
+import shutil
 from pathlib import Path
 
 
@@ -14,8 +15,9 @@ class ArtifactStore:
             raise ValueError(f"path escapes the artifact root: {relative!r}")
         return path
 
-    def dataset_path(self, sha256: str, suffix: str) -> str:
-        return f"datasets/{sha256}{suffix}"
+    def dataset_path(self, sha256: str) -> str:
+        """A dataset's folder (see ``datastore.layout``), named by the sha256 of the uploaded bytes."""
+        return f"datasets/{sha256}"
 
     def job_dir(self, job_id: str) -> Path:
         path = self.resolve(f"jobs/{job_id}")
@@ -29,3 +31,12 @@ class ArtifactStore:
         path = self.resolve("uploads")
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def remove(self, path: Path) -> None:
+        """Delete a stored file or folder (a dataset), if it is still there."""
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise ValueError(f"refusing to remove {path}: not inside the artifact root")
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

@@ -37,3 +37,12 @@ class EventType(StrEnum):
     def for_status(cls, status: JobStatus) -> "EventType":
         return {JobStatus.succeeded: cls.succeeded, JobStatus.failed: cls.failed,
                 JobStatus.cancelled: cls.cancelled}[status]
+
+
+class DeliveryOutcome(StrEnum):
+    """What one webhook delivery row records."""
+
+    delivered = "delivered"  # the receiver answered 2xx
+    failed = "failed"  # another attempt is scheduled
+    gave_up = "gave_up"  # the last attempt failed too
+    skipped = "skipped"  # waited behind an event that was given up; never sent

@@ -19,3 +19,17 @@ def status_payload(job: Job) -> dict[str, Any]:
 def job_event(job: Job, type: EventType, **data: Any) -> JobEvent:
     """An event for ``job``; add it to the session that changes the job."""
     return JobEvent(job_id=job.id, type=type, data={**status_payload(job), **data})
+
+
+def envelope(event: JobEvent) -> dict[str, Any]:
+    """The JSON an SSE client and a webhook receiver both get for one event."""
+    return {
+        "id": event.id,
+        "type": event.type.value,
+        "job_id": event.job_id,
+        "created_at": event.created_at.isoformat(),
+        "data": event.data,
+    }
+
+
+TERMINAL_EVENTS = frozenset({EventType.succeeded, EventType.failed, EventType.cancelled})

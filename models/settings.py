@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     train_queue: str = "cpu"
 
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # What one upload may unpack to (zip bombs), members of one zip, pixels of one image.
+    max_unpacked_bytes: int = Field(default=8 * 1024**3, gt=0)
+    max_archive_members: int = Field(default=200_000, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
     max_epochs: int = Field(default=10_000, gt=0)
     page_size_max: int = Field(default=200, gt=0)
 
@@ -34,6 +38,22 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
     running_stale_after_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=3, gt=0)
+
+    # Live results: each API process polls job_events once per interval for every
+    # job that has SSE clients, however many clients watch it.
+    events_poll_interval_s: float = Field(default=0.5, gt=0)
+
+    # Webhooks. Deliveries have their own queue so a slow receiver never holds a
+    # training worker. Retries wait base, 2*base, ... up to max between attempts:
+    # the defaults (5 s .. 10 min, 16 attempts) keep trying for about 1 h 40 min.
+    webhook_queue: str = "webhooks"
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_retry_base_s: float = Field(default=5.0, gt=0)
+    webhook_retry_max_s: float = Field(default=600.0, gt=0)
+    webhook_max_attempts: int = Field(default=16, gt=0)
+    # Off: receivers on private, loopback or link-local addresses are refused, so a
+    # job cannot make the service call into its own network. On for local testing.
+    webhook_allow_private: bool = False
 
     @property
     def database_dsn(self) -> str:
@@ -45,7 +65,8 @@ class Settings(BaseSettings):
     def broker_dsn(self) -> str:
         if self.broker_url is not None:
             return self.broker_url.get_secret_value()
-        return f"sqla+sqlite:///{(self.data_dir / 'broker.db').resolve()}"
+        # "trainyard+": the embedded transport in broker/embedded.py (kombu's SQLAlchemy one, tuned).
+        return f"trainyard+sqlite:///{(self.data_dir / 'broker.db').resolve()}"
 
     @property
     def artifacts(self) -> Path:
@@ -74,9 +95,7 @@ def celery_options(settings: Settings) -> dict[str, object]:
         "task_default_queue": settings.train_queue,
         "broker_connection_retry_on_startup": True,
     }
-    if settings.broker_dsn.startswith("sqla+"):
-        options["broker_transport"] = "broker.embedded:Transport"
-    elif settings.broker_dsn.startswith("redis"):
+    if settings.broker_dsn.startswith("redis"):
         # Longer than any epoch: an unacked message is only redelivered after this.
         options["broker_transport_options"] = {"visibility_timeout": 6 * 3600}
     return options

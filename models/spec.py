@@ -8,7 +8,9 @@ against Keras itself by ``keras_bridge``, which this module must not import.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_serializer, model_validator,
+)
 
 TRAINING_CODES = (
     "stuck_at_chance",
@@ -50,9 +52,20 @@ class KerasObject(BaseModel):
 KerasRef = str | KerasObject
 
 
+ArrayName = Annotated[str, Field(min_length=1, max_length=255)]
+# One array (or CSV column) by name, or several 1-D ones (CSV columns) stacked as features.
+ArrayNames = ArrayName | Annotated[list[ArrayName], Field(min_length=1, max_length=10_000)]
+ColorMode = Literal["grayscale", "rgb", "rgba"]
+
+
 class DataSpec(StrictModel):
-    x: str = "x"
-    y: str = "y"
+    x: ArrayNames = "x"
+    y: ArrayNames = "y"
+    # Image-folder datasets only (as Keras's image_dataset_from_directory): every image is
+    # decoded to color_mode and resized (bilinear) to image_size = [height, width].
+    image_size: list[Annotated[int, Field(gt=0, le=4096)]] = Field(default_factory=lambda: [256, 256],
+                                                                     min_length=2, max_length=2)
+    color_mode: ColorMode = "rgb"
     validation_split: float = Field(default=0.2, ge=0.0, lt=1.0)
     test_split: float = Field(default=0.0, ge=0.0, lt=1.0)
     shuffle: bool = True
@@ -110,6 +123,38 @@ class FitSpec(StrictModel):
 class DiagnosisSpec(StrictModel):
     # Training-phase findings that end the job early with stop_reason "diagnosis".
     stop_on: list[TrainingCode] = Field(default_factory=lambda: ["diverging"])
+    # When the job does not learn, retry it with the top suggestion, up to this many times.
+    auto_retry: int = Field(default=0, ge=0, le=5)
+
+
+WebhookEvent = Literal[
+    "job.queued", "job.started", "job.epoch", "job.finding", "job.succeeded", "job.failed", "job.cancelled",
+]
+# job.epoch is opt-in: one POST per epoch is more than most receivers want.
+DEFAULT_WEBHOOK_EVENTS: list[WebhookEvent] = [
+    "job.queued", "job.started", "job.finding", "job.succeeded", "job.failed", "job.cancelled",
+]
+
+
+def _long_enough(secret: SecretStr) -> SecretStr:
+    if len(secret.get_secret_value()) < 16:
+        raise ValueError("the secret must be at least 16 characters (e.g. the output of `openssl rand -hex 32`)")
+    return secret
+
+
+class WebhookSpec(StrictModel):
+    """Where to POST the job's events. The URL's host is checked by the API
+    (see ``models.webhook_url``); the secret signs each body and is never returned."""
+
+    url: str = Field(min_length=1, max_length=2048)
+    # SecretStr: never shown by repr() or str(), so it cannot slip into a log line.
+    secret: Annotated[SecretStr, Field(max_length=256), AfterValidator(_long_enough)]
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS), min_length=1)
+
+    @field_serializer("secret", when_used="always")
+    def _stored_as_is(self, secret: SecretStr) -> str:
+        # The stored spec keeps it (the delivery worker signs with it); the API redacts it.
+        return secret.get_secret_value()
 
 
 class JobSpec(StrictModel):
@@ -121,4 +166,5 @@ class JobSpec(StrictModel):
     fit: FitSpec = Field(default_factory=FitSpec)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
+    webhook: WebhookSpec | None = None
     force: bool = False

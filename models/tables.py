@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Uni
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db import Base, utcnow
-from models.enums import EventType, JobStatus, StopReason
+from models.enums import DeliveryOutcome, EventType, JobStatus, StopReason
 
 
 def _enum(cls: type) -> Enum:
@@ -24,8 +24,10 @@ class Dataset(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     # Relative to the artifact root; never taken from a request.
     path: Mapped[str] = mapped_column(String(255))
-    # {"x": {"shape": [...], "dtype": "float32"}, ...}
+    # {"x": {"shape": [...], "dtype": "float32", "kind": "dense"}, ...}
     arrays: Mapped[dict[str, Any]]
+    # Shapes, statistics, label counts, ... computed at upload: see datastore/describe.py.
+    description: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -40,6 +42,10 @@ class Job(Base):
     spec: Mapped[dict[str, Any]]
     dataset_ref: Mapped[str] = mapped_column(String(64), index=True)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    # The first job of an auto-repair chain; every attempt of the chain carries it.
+    repair_root_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # How a retry was made: {"finding": code, "suggestion": summary, "auto": bool} or {"patch": ...}.
+    origin: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     request_sha256: Mapped[str | None] = mapped_column(String(64))
 
@@ -97,3 +103,42 @@ class JobEvent(Base):
                                                  values_callable=lambda e: [m.value for m in e]))
     data: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookCursor(Base):
+    """Where a job's webhook stands: one row per job that has a webhook.
+
+    Events are delivered strictly in order: every event up to ``last_event_id``
+    is delivered, given up, or not subscribed to. The lease makes one delivery
+    task at a time work on a job; ``retry_at`` holds back the failing head event.
+    """
+
+    __tablename__ = "webhook_cursors"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Failed attempts at the event after last_event_id.
+    attempts: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """One attempt to POST one event (or an event skipped after a give-up)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("job_events.id", ondelete="CASCADE"), index=True)
+    event_type: Mapped[EventType] = mapped_column(Enum(EventType, native_enum=False, length=32,
+                                                       values_callable=lambda e: [m.value for m in e]))
+    attempt: Mapped[int]
+    outcome: Mapped[DeliveryOutcome] = mapped_column(_enum(DeliveryOutcome))
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[float | None]
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None]

@@ -3,7 +3,7 @@
 import pytest
 
 from cli import main as cli_main
-from cli.processes import control_worker, training_workers
+from cli.processes import control_plane, control_worker, training_workers
 
 
 def test_one_worker_process_per_gpu_each_seeing_only_its_gpu():
@@ -26,9 +26,23 @@ def test_control_worker_runs_beat_and_the_control_queue():
     assert "--beat" in argv and argv[argv.index("-Q") + 1] == "control"
 
 
-@pytest.mark.parametrize("command", ["serve", "api", "worker", "migrate"])
+def test_webhook_deliveries_run_beside_the_reconciler_on_threads_without_tensorflow():
+    control, hooks = control_plane("hooks-q")
+    assert control.argv == control_worker().argv
+    argv = hooks.argv
+    assert argv[argv.index("-Q") + 1] == "hooks-q"
+    assert (argv[argv.index("--pool") + 1], argv[argv.index("-c") + 1]) == ("threads", "4")
+
+
+@pytest.mark.parametrize("command", ["serve", "api", "worker", "migrate", "submit", "follow", "jobs", "curves"])
 def test_subcommands_exist(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli_main.main([command, "--help"])
     assert exit_info.value.code == 0
     assert command in capsys.readouterr().out
+
+
+def test_the_control_worker_never_imports_tensorflow():
+    from cli.processes import NO_TENSORFLOW
+
+    assert control_worker().env[NO_TENSORFLOW] == "1"

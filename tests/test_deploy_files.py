@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from cli import main as cli_main
-from cli.processes import training_workers
+from cli.processes import control_plane, training_workers
 from models.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +98,15 @@ def test_every_training_queue_sent_to_is_consumed():
         for proc in training_workers(1 if gpus == "auto" else int(gpus), cpu_queue=queue[name]):
             consumed.update(proc.argv[proc.argv.index("-Q") + 1].split(","))
     assert {queue["api"], queue["control"]} <= consumed  # the API and the reconciler send training jobs
+
+
+def test_webhook_deliveries_are_consumed_by_the_control_service():
+    def settings_of(svc: dict) -> Settings:
+        return Settings(**{k.removeprefix("TRAINYARD_").lower(): v for k, v in environment(svc).items()})
+
+    assert cli_parse(command(SERVICES["control"])).control
+    consumed = {p.argv[p.argv.index("-Q") + 1] for p in control_plane(settings_of(SERVICES["control"]).webhook_queue)}
+    assert {settings_of(svc).webhook_queue for svc in PROJECT.values()} <= consumed  # the API and workers send them
 
 
 def test_gpu_worker_reserves_nvidia_gpus_and_uses_the_gpu_build():

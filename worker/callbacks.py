@@ -1,6 +1,5 @@
 """Keras callbacks that connect a training run to the service."""
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -56,25 +55,3 @@ class StopWhen(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._poll()
-
-
-class DivergenceGuard(keras.callbacks.Callback):
-    """Ends training at the first epoch whose loss is NaN or infinite.
-
-    A plain ``fit`` keeps going on a NaN loss, burning the remaining epochs.
-    ``on_diverged(epoch, logs)`` reports it; ``stop`` decides whether to stop.
-    """
-
-    def __init__(self, on_diverged: Callable[[int, dict[str, Any]], None], stop: bool = True) -> None:
-        super().__init__()
-        self.on_diverged = on_diverged
-        self.stop = stop
-        self.diverged_at: int | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if self.diverged_at is None and loss is not None and not math.isfinite(float(loss)):
-            self.diverged_at = epoch + 1
-            self.on_diverged(epoch + 1, dict(logs or {}))
-            if self.stop:
-                self.model.stop_training = True

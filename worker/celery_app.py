@@ -6,9 +6,12 @@ and then forks. Each child imports TensorFlow once, in ``worker_process_init``
 """
 
 import logging
+import os
 
+import broker.embedded  # noqa: F401  (registers the embedded broker transport)
 from celery import Celery, signals
 
+from models.outbox import SWEEP_TASK
 from models.settings import celery_options, get_settings
 
 TRAIN_TASK = "trainyard.train"
@@ -16,7 +19,7 @@ RECONCILE_TASK = "trainyard.reconcile"
 CONTROL_QUEUE = "control"
 
 settings = get_settings()
-app = Celery("trainyard", broker=settings.broker_dsn, include=["worker.tasks"])
+app = Celery("trainyard", broker=settings.broker_dsn, include=["worker.tasks", "worker.webhook_tasks"])
 app.conf.update(
     **celery_options(settings),
     task_acks_late=True,
@@ -28,7 +31,13 @@ app.conf.update(
             "task": RECONCILE_TASK,
             "schedule": settings.reconcile_interval_s,
             "options": {"queue": CONTROL_QUEUE},
-        }
+        },
+        # Webhook deliveries whose wake-up or retry message was lost.
+        "sweep-webhooks": {
+            "task": SWEEP_TASK,
+            "schedule": 60.0,
+            "options": {"queue": settings.webhook_queue},
+        },
     },
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
 )
@@ -36,6 +45,8 @@ app.conf.update(
 
 @signals.worker_process_init.connect
 def _import_tensorflow_once(**_: object) -> None:
+    if os.environ.get("TRAINYARD_WORKER_NO_TENSORFLOW"):
+        return  # the control worker (beat + reconciler): solo pools fire this signal too
     import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):

@@ -1,107 +1,166 @@
-"""Turn a stored dataset and the spec's ``data`` options into train/val/test arrays.
+"""Turn a stored dataset and the spec's ``data`` options into train/validation/test splits.
 
 Order of operations matters for honesty: shuffle with the job's seed, split,
-then fit scaling statistics on the training part only.
+then fit scaling statistics on the training part only. A split is a list of
+sample indices into the stored data, never a copy of it: the data stay on
+disk and are read a batch at a time (``worker.pipeline``), so a dataset
+larger than memory trains, and the same seed always gives the same samples.
 """
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from datastore.describe import RunningStats, label_counts
+from datastore.reader import ArrayLike, StoredDataset, select
+from datastore.rows import chunks, row_bytes, take
 from models.spec import DataSpec, Scaling
-
-
-@dataclass
-class Split:
-    x: np.ndarray
-    y: np.ndarray
-
-
-@dataclass
-class PreparedData:
-    train: Split
-    validation: Split | None
-    test: Split | None
-    summary: dict[str, Any] = field(default_factory=dict)
+from worker.sources import CHANNELS, Source
 
 
 class DataError(ValueError):
     """The data cannot be used with this spec; the message is for the user."""
 
 
-def _reduce_axes(array: np.ndarray) -> tuple[int, ...]:
-    # Per feature: every axis but the last (samples, time steps, pixels) is reduced.
-    return tuple(range(array.ndim - 1)) if array.ndim > 1 else (0,)
+@dataclass(frozen=True)
+class Scaler:
+    shift: np.ndarray
+    scale: np.ndarray
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return ((values.astype(np.float32) - self.shift) / self.scale).astype(np.float32)
 
 
-def _fit_scaler(train: np.ndarray, method: Scaling) -> tuple[np.ndarray, np.ndarray]:
-    axes = _reduce_axes(train)
+class Rows:
+    """A split's x or y as a read-only array: ``len``, ``shape``, indexing and ``np.asarray`` read from disk."""
+
+    def __init__(self, indices: np.ndarray, fetch: Callable[[np.ndarray], np.ndarray], sample_shape: tuple) -> None:
+        self.indices, self._fetch, self.sample_shape = indices, fetch, sample_shape
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def shape(self) -> tuple:
+        return (len(self.indices), *self.sample_shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        picked = self.indices[key]
+        return self._fetch(np.atleast_1d(picked))[0] if np.ndim(picked) == 0 else self._fetch(picked)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self._fetch(self.indices), dtype=dtype)
+
+
+@dataclass
+class Split:
+    indices: np.ndarray
+    x: Rows = field(repr=False)
+    y: Rows = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class PreparedData:
+    x: Source
+    y: Source
+    train: Split
+    validation: Split | None
+    test: Split | None
+    x_scaler: Scaler | None = None
+    y_scaler: Scaler | None = None
+    depth: int | None = None  # one_hot: number of classes
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def x_batch(self, indices: np.ndarray) -> np.ndarray:
+        return self.x.fetch(indices, self.x_scaler).astype(np.float32, copy=False)
+
+    def y_batch(self, indices: np.ndarray) -> np.ndarray:
+        y = self.y.fetch(indices)
+        if self.depth is not None:
+            return np.eye(self.depth, dtype=np.float32)[y.astype(np.int64).reshape(-1)]
+        if self.y_scaler is not None:
+            return self.y_scaler(y)
+        return y.astype(np.int64 if y.dtype.kind in "biu" else np.float32, copy=False)
+
+
+def _source(arrays: Mapping[str, ArrayLike], role: str, spec: DataSpec) -> Source:
+    names = getattr(spec, role)
+    try:
+        array = select(arrays, names)
+    except KeyError as exc:
+        raise DataError(f"data.{role}: no array named {exc}; the dataset has {sorted(arrays)[:20]}") from exc
+    source = Source(array, image_size=(spec.image_size[0], spec.image_size[1]), channels=CHANNELS[spec.color_mode])
+    if role == "y" and source.kind != "dense":
+        raise DataError(f"data.y: '{names}' holds {source.kind}; a target must be a plain array")
+    return source
+
+
+def _fit_scaler(source: Source, indices: np.ndarray, method: Scaling) -> Scaler:
+    """Per-feature (last axis) statistics of the training part, read a chunk at a time."""
+    stats = RunningStats(source.features)
+    for block in source.values(indices):
+        stats.update(block)
     if method == "standardize":
-        shift, scale = train.mean(axis=axes), train.std(axis=axes)
+        shift, scale = stats.mean, stats.std
     elif method == "minmax":
-        shift, scale = train.min(axis=axes), train.max(axis=axes) - train.min(axis=axes)
+        shift, scale = stats.min, stats.max - stats.min
     else:
-        shift, scale = np.zeros(1, train.dtype), np.array([np.abs(train).max()], train.dtype)
-    scale = np.where(scale == 0, 1, scale).astype(train.dtype)
-    return shift.astype(train.dtype), scale
+        shift, scale = np.zeros(1), np.array([np.abs(np.concatenate([stats.min, stats.max])).max()])
+    scale = np.where(np.isfinite(scale) & (scale != 0), scale, 1.0)
+    return Scaler(shift.astype(np.float32), scale.astype(np.float32))
 
 
-def _label_counts(y: np.ndarray) -> dict[str, int] | None:
-    labels = y.argmax(axis=-1) if y.ndim == 2 and y.shape[1] > 1 else y.reshape(len(y), -1)
-    if labels.ndim > 1 and labels.shape[1] != 1:
-        return None
-    labels = labels.reshape(-1)
-    if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
-        return None
-    values, counts = np.unique(labels.astype(np.int64), return_counts=True)
-    if len(values) > 1000:
-        return None
-    return {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+def _depth(y: Source) -> int:
+    """one_hot: the number of classes, from the largest label over all of y."""
+    largest = -1
+    for piece in chunks(np.arange(len(y), dtype=np.int64), row_bytes(y.array)):
+        block = take(y.array, piece)
+        if block.dtype.kind == "f" and not np.all(np.mod(block, 1) == 0):
+            raise DataError("data.one_hot: y must hold integer class labels")
+        if block.size and block.min() < 0:
+            raise DataError("data.one_hot: class labels must not be negative")
+        largest = max(largest, int(block.max()) if block.size else -1)
+    return largest + 1
 
 
-def prepare(arrays: dict[str, np.ndarray], spec: DataSpec, seed: int) -> PreparedData:
-    for role, name in (("x", spec.x), ("y", spec.y)):
-        if name not in arrays:
-            raise DataError(f"data.{role}: no array named '{name}'; the dataset has {sorted(arrays)}")
-    x, y = arrays[spec.x], arrays[spec.y]
+def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> PreparedData:
+    x, y = _source(arrays, "x", spec), _source(arrays, "y", spec)
     if len(x) != len(y):
         raise DataError(f"data: x has {len(x)} samples but y has {len(y)}")
     n = len(x)
     order = np.random.default_rng(seed).permutation(n) if spec.shuffle else np.arange(n)
-    x = x[order].astype("float32", copy=False)
-    y = y[order]
-    if spec.one_hot:
-        if y.dtype.kind not in "iu" and not np.all(np.mod(y, 1) == 0):
-            raise DataError("data.one_hot: y must hold integer class labels")
-        labels = y.astype(np.int64).reshape(-1)
-        y = np.eye(int(labels.max()) + 1, dtype="float32")[labels]
-
     n_test = int(round(n * spec.test_split))
     n_val = int(round(n * spec.validation_split))
     n_train = n - n_val - n_test
     if n_train < 1:
         raise DataError(f"data: {n} samples leave nothing to train on after the splits")
     bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
-    parts = {k: Split(x[a:b], y[a:b]) if b > a else None for k, (a, b) in bounds.items()}
+    parts = {k: order[a:b] for k, (a, b) in bounds.items() if b > a}
 
-    train = parts["train"]
-    assert train is not None
-    for attr, method in (("x", spec.scale_x), ("y", spec.scale_y)):
-        if method is None:
-            continue
-        shift, scale = _fit_scaler(getattr(train, attr).astype("float32"), method)
-        for part in parts.values():
-            if part is not None:
-                setattr(part, attr, ((getattr(part, attr).astype("float32") - shift) / scale).astype("float32"))
+    data = PreparedData(x, y, train=None, validation=None, test=None)  # type: ignore[arg-type]
+    if spec.one_hot:
+        data.depth = _depth(y)
+    if spec.scale_x is not None:
+        data.x_scaler = _fit_scaler(x, parts["train"], spec.scale_x)
+    if spec.scale_y is not None and data.depth is None:
+        data.y_scaler = _fit_scaler(y, parts["train"], spec.scale_y)
+    y_shape = (data.depth,) if data.depth is not None else y.sample_shape
+    for name, indices in parts.items():
+        setattr(data, name, Split(indices, Rows(indices, data.x_batch, x.sample_shape), Rows(indices, data.y_batch, y_shape)))
 
-    summary = {
+    classes = arrays.classes_of(spec.y) if isinstance(arrays, StoredDataset) else None
+    data.summary = {
         "samples": n,
         "seed": seed,
         "shuffled": spec.shuffle,
-        "splits": {
-            name: {"samples": len(part.x), "label_counts": _label_counts(part.y)}
-            for name, part in parts.items() if part is not None
-        },
+        "splits": {name: {"samples": len(indices), "label_counts": label_counts(y.array, indices)}
+                   for name, indices in parts.items()},
+        "classes": classes,
     }
-    return PreparedData(train, parts["validation"], parts["test"], summary)
+    return data
+

@@ -108,6 +108,20 @@ def add_finding(factory: sessionmaker[Session], job_id: str, finding: dict[str, 
         session.add(job_event(job, EventType.finding, finding=finding))
 
 
+def resolve_finding(factory: sessionmaker[Session], job_id: str, code: str, epoch: int) -> None:
+    """A training finding that later epochs contradicted: kept, as info, with the epoch it resolved."""
+    with transaction(factory) as session:
+        job = session.get_one(Job, job_id)
+        updated = []
+        for finding in job.findings:
+            if finding["code"] == code and finding["phase"] == "training" and finding["severity"] != "info":
+                finding = {**finding, "severity": "info", "evidence": {**finding["evidence"], "resolved_epoch": epoch},
+                           "message": f"{finding['message']} (Resolved at epoch {epoch}: the model got moving.)"}
+                session.add(job_event(job, EventType.finding, finding=finding, resolved=True))
+            updated.append(finding)
+        job.findings = updated
+
+
 def set_data_summary(factory: sessionmaker[Session], job_id: str, summary: dict[str, Any]) -> None:
     with transaction(factory) as session:
         session.get_one(Job, job_id).data_summary = summary

@@ -5,59 +5,62 @@ directly with a session factory.
 """
 
 import logging
+from collections.abc import Callable
 import os
 import socket
 from functools import partial
 from typing import Any
 
 import keras
-import numpy as np
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from datastore.artifacts import ArtifactStore
-from datastore.builtin import is_builtin, load_builtin
-from datastore.npz import load_npz
+from datastore.builtin import is_builtin
+from datastore.reader import StoredDataset, open_dataset
+from datastore.rows import select_rows
+from diagnosis.facts import DataFacts, data_facts
 from keras_bridge.errors import SpecError, keras_message
 from keras_bridge.layers import build_model
 from keras_bridge.training import compile_model, make_callbacks
 from models.db import transaction
 from models.enums import JobStatus, StopReason
+from models.findings import Finding
 from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import Dataset, Job
 from worker import job_store
-from worker.callbacks import DivergenceGuard, RecordEpochs, StopWhen
+from worker.callbacks import RecordEpochs, StopWhen
+from worker.auto_retry import spawn_retry, wants_retry
+from worker.diagnose import Diagnosis
 from worker.data import DataError, PreparedData, prepare
 from worker.heartbeat import heartbeat
+from worker.pipeline import make_dataset
 
 log = logging.getLogger(__name__)
 
 
-def load_arrays(factory: sessionmaker[Session], store: ArtifactStore, dataset_ref: str) -> dict[str, np.ndarray]:
+def load_arrays(factory: sessionmaker[Session], store: ArtifactStore, dataset_ref: str) -> StoredDataset:
+    """The dataset, memory-mapped: nothing is read until a batch needs it."""
     if is_builtin(dataset_ref):
-        return load_builtin(dataset_ref)
+        return open_dataset(store, dataset_ref)
     with transaction(factory) as session:
         dataset = session.get(Dataset, dataset_ref)
         if dataset is None:
             raise DataError(f"dataset {dataset_ref} no longer exists")
-        path = store.resolve(dataset.path)
-    return load_npz(path)
+        return open_dataset(store, dataset)
 
 
-def _diverging_finding(epoch: int, logs: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "code": "diverging",
-        "severity": "error",
-        "phase": "training",
-        "epoch": epoch,
-        "message": f"The loss became {logs.get('loss')} at epoch {epoch}: training diverged, so it was stopped.",
-        "evidence": {"loss": job_store.json_number(logs.get("loss", float("nan")))},
-        "suggestions": [],
-    }
+def _facts(arrays: StoredDataset, spec: JobSpec) -> DataFacts | None:
+    """Diagnosis facts for plain arrays and CSV columns (sequences and images have none yet)."""
+    x, y = select_rows(arrays, spec.data.x), select_rows(arrays, spec.data.y)
+    return data_facts(x, y) if x is not None and y is not None else None  # type: ignore[arg-type]
 
 
-def _fit(factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: JobSpec, data: PreparedData) -> tuple[StopReason, dict[str, Any] | None, str]:
+def _fit(
+    factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: JobSpec, data: PreparedData,
+    facts: DataFacts | None,
+) -> tuple[StopReason, dict[str, Any] | None, str, Finding | None]:
     assert spec.seed is not None
     keras.utils.set_random_seed(spec.seed)
     model = build_model(spec.model)
@@ -66,32 +69,31 @@ def _fit(factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: J
     user_callbacks = make_callbacks(spec.fit, job_dir)
     monitor = "val_loss" if data.validation is not None else "loss"
     stop_on_request = StopWhen(lambda: job_store.beat(factory, job.id))
-    guard = DivergenceGuard(
-        lambda epoch, logs: job_store.add_finding(factory, job.id, _diverging_finding(epoch, logs)),
-        stop="diverging" in spec.diagnosis.stop_on,
-    )
+    diagnosis = Diagnosis(spec, data, facts, report=lambda f: job_store.add_finding(factory, job.id, f.as_json()),
+                          resolve=lambda code, epoch: job_store.resolve_finding(factory, job.id, code.value, epoch))
+    watch = diagnosis.callback(model)
     callbacks = [
         # Keras's own resume-after-crash: a redelivered job continues from its last epoch.
         keras.callbacks.BackupAndRestore(backup_dir=str(job_dir / "backup")),
         RecordEpochs(partial(job_store.record_epoch, factory, job.id, monitor=monitor)),
-        guard,
+        watch,
         stop_on_request,
         *user_callbacks,
     ]
-    validation = (data.validation.x, data.validation.y) if data.validation is not None else None
+    # Batches are read from disk by tf.data (worker/pipeline.py), never the whole dataset at once.
+    batches = partial(make_dataset, data, batch_size=spec.fit.batch_size, seed=spec.seed)
+    validation = batches(data.validation, shuffle=False) if data.validation is not None else None
     model.fit(
-        data.train.x,
-        data.train.y,
+        batches(data.train, shuffle=spec.data.shuffle),
         validation_data=validation,
+        shuffle=False,  # the pipeline shuffles (seeded, each epoch); Keras cannot shuffle a tf.data dataset
         epochs=spec.fit.epochs,
-        batch_size=spec.fit.batch_size,
-        shuffle=spec.data.shuffle,
         callbacks=callbacks,
         verbose=0,
     )
     if stop_on_request.stopped:
         reason = StopReason.cancelled
-    elif guard.diverged_at is not None and guard.stop:
+    elif watch.stopped_by is not None:
         reason = StopReason.diagnosis
     elif any(isinstance(cb, keras.callbacks.EarlyStopping) and cb.stopped_epoch > 0 for cb in user_callbacks):
         reason = StopReason.early_stopping
@@ -102,18 +104,27 @@ def _fit(factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: J
         model = keras.saving.load_model(best, safe_mode=True)
     test_metrics = None
     if data.test is not None and reason is not StopReason.cancelled:
-        test_metrics = model.evaluate(data.test.x, data.test.y, batch_size=spec.fit.batch_size, verbose=0, return_dict=True)
+        test_metrics = model.evaluate(batches(data.test, shuffle=False), verbose=0, return_dict=True)
     model_path = store.model_path(job.id)
     model.save(store.resolve(model_path))
-    return reason, test_metrics, model_path
+    verdict = None
+    if reason is not StopReason.cancelled:
+        verdict = diagnosis.verdict([*job.findings, *(f.as_json() for f in watch.raised.values())])  # resolved ones are info
+        job_store.add_finding(factory, job.id, verdict.as_json())
+    return reason, test_metrics, model_path, verdict
 
 
 class HeldElsewhere(Exception):
     """The job is running on a worker whose heartbeat is still fresh: try again later."""
 
 
-def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Settings) -> None:
+def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Settings,
+                 enqueue: Callable[[str], None] | None = None) -> None:
     """Train one job to its end.
+
+    Args:
+        enqueue: sends a job id to the training queue; used by auto-repair to
+            queue the next attempt (without it, no attempt is queued).
 
     Raises:
         HeldElsewhere: another worker holds the job; the caller retries once
@@ -132,9 +143,11 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
     try:
         with heartbeat(lambda: job_store.beat(factory, job_id), settings.heartbeat_interval_s):
             assert spec.seed is not None
-            data = prepare(load_arrays(factory, store, job.dataset_ref), spec.data, spec.seed)
+            arrays = load_arrays(factory, store, job.dataset_ref)
+            facts = _facts(arrays, spec)
+            data = prepare(arrays, spec.data, spec.seed)
             job_store.set_data_summary(factory, job_id, data.summary)
-            reason, test_metrics, model_path = _fit(factory, store, job, spec, data)
+            reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts)
     except OperationalError:
         raise  # the database went away: let the task retry, the job stays claimed by this process
     except (SpecError, DataError) as exc:
@@ -150,3 +163,6 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
         keras.backend.clear_session()
     status = JobStatus.cancelled if reason is StopReason.cancelled else JobStatus.succeeded
     job_store.finish(factory, job_id, status=status, stop_reason=reason, test_metrics=test_metrics, model_path=model_path)
+    if enqueue is not None and wants_retry(spec, verdict):
+        assert verdict is not None
+        spawn_retry(factory, job_id, verdict, facts, enqueue)

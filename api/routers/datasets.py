@@ -14,17 +14,18 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=ERRORS)
 
 
 @router.post("", status_code=201, response_model=DatasetOut,
-             summary="Upload a dataset (.npz of named arrays, no pickles); 200 if the same content exists")
+             summary="Upload a dataset: .npz (no pickles), .csv with a header, or .zip of class folders of "
+                     "images; 200 if the same content exists")
 def upload_dataset(
-    file: Annotated[UploadFile, File(description=".npz archive")], uow: UoW, settings: SettingsDep,
-    request: Request, response: Response,
+    file: Annotated[UploadFile, File(description=".npz archive, .csv table or .zip of <class>/<image> files")],
+    uow: UoW, settings: SettingsDep, request: Request, response: Response,
 ) -> DatasetOut:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
         raise PayloadTooLarge(f"the upload is larger than the limit of {settings.max_upload_bytes} bytes")
     dataset, new = service.upload_dataset(
         uow.session, ArtifactStore(settings.artifacts), filename=file.filename or "", source=file.file,
-        limit=settings.max_upload_bytes,
+        settings=settings,
     )
     response.status_code = 201 if new else 200
     response.headers["Location"] = f"/v1/datasets/{dataset.id}"
@@ -36,13 +37,14 @@ def list_datasets(uow: UoW, page: PageDep) -> ListPage[DatasetOut]:
     return service.list_datasets(uow.session, page)
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut)
+@router.get("/{dataset_id}", response_model=DatasetOut, summary="One dataset with its description")
 def get_dataset(dataset_id: str, uow: UoW) -> DatasetOut:
     return service.get_dataset(uow.session, dataset_id)
 
 
 @router.delete("/{dataset_id}", status_code=204, summary="Delete (409 while a queued or running job uses it)")
 def delete_dataset(dataset_id: str, uow: UoW, settings: SettingsDep) -> Response:
-    path = service.delete_dataset(uow.session, ArtifactStore(settings.artifacts), dataset_id)
-    uow.after_commit(lambda: path.unlink(missing_ok=True))
+    store = ArtifactStore(settings.artifacts)
+    path = service.delete_dataset(uow.session, store, dataset_id)
+    uow.after_commit(lambda: store.remove(path))
     return Response(status_code=204)

@@ -8,8 +8,10 @@ from fastapi.responses import FileResponse
 from api.deps import PageDep, SettingsDep, UoW
 from api.errors import Conflict, NotFound
 from api.schemas.common import ErrorResponse, ListPage
-from api.schemas.jobs import JobCreated, JobOut, ValidationOut
+from api.schemas.jobs import FindingsOut, JobCreated, JobOut, RetryRequest, ValidationOut
 from api.services import jobs as service
+from api.services import retry
+from api.services.webhooks import public_spec
 from datastore.artifacts import ArtifactStore
 from models.enums import JobStatus
 from models.spec import JobSpec
@@ -23,8 +25,11 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 @router.post(":validate", response_model=ValidationOut, summary="Dry run: validate, check against Keras, summarize")
 def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep) -> ValidationOut:
-    checked, summary = service.check_job(uow.session, spec, settings)
-    return ValidationOut(valid=True, spec=checked.model_dump(mode="json"), model=summary, findings=[])
+    checked, summary, findings = service.check_job(uow.session, spec, settings)
+    return ValidationOut(
+        valid=not any(f.severity == "error" for f in findings), spec=public_spec(checked.model_dump(mode="json")),
+        model=summary, findings=[f.as_json() for f in findings],
+    )
 
 
 @router.post("", status_code=202, response_model=JobCreated, summary="Submit a training job")
@@ -51,7 +56,26 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=JobOut)
 def get_job(job_id: str, uow: UoW) -> JobOut:
-    return service.job_out(service.get_job(uow.session, job_id))
+    return retry.job_detail(uow.session, service.get_job(uow.session, job_id))
+
+
+@router.get("/{job_id}/findings", response_model=FindingsOut, summary="The diagnosis: findings and the final verdict")
+def get_findings(job_id: str, uow: UoW) -> FindingsOut:
+    return retry.findings_of(service.get_job(uow.session, job_id))
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobCreated,
+             summary="A new job from this one with a finding's suggestion or a merge patch applied")
+def retry_job(
+    job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, request: Request, response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> JobCreated:
+    job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=request.app.state.queue,
+                                        idempotency_key=idempotency_key)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if not new:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobCreated(**service.job_out(job).model_dump(), model_summary=summary)
 
 
 @router.get("/{job_id}/curves", summary="Per-epoch metrics, columnar JSON or CSV",

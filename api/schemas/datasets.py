@@ -1,24 +1,31 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class ArrayInfo(BaseModel):
-    shape: list[int]
+    shape: list[int | None] = Field(description="samples first; null for a variable axis (sequence steps, image sides)")
     dtype: str
+    kind: str = Field(default="dense", description="dense | sequence | images")
 
 
 class DatasetOut(BaseModel):
     id: str
     builtin: bool
-    description: str | None = None
+    title: str | None = Field(default=None, description="what a built-in dataset holds")
     filename: str | None = None
-    format: str
+    format: str = Field(description="npz | csv | images | builtin")
     sha256: str | None
     size_bytes: int | None
     samples: int | None
     arrays: dict[str, ArrayInfo]
+    classes: list[str] | None = Field(default=None, description="image folders: class names, index = label")
+    description: dict[str, Any] | None = Field(
+        default=None,
+        description="shapes, dtypes, per-feature min/max/mean/std, label counts, sequence lengths (see README, "
+                    "Datasets); left out of list pages",
+    )
     created_at: datetime | None
 
 

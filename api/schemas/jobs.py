@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.enums import JobStatus, StopReason
 
@@ -42,6 +42,47 @@ class JobOut(BaseModel):
     error: JobError | None
     model_available: bool
     spec: dict[str, Any]
+    verdict: dict[str, Any] | None = Field(default=None, description="the final verdict finding, once the job ended")
+    children: list[str] | None = Field(default=None, description="jobs retried from this one (GET one job only)")
+    repair: "RepairChain | None" = Field(default=None, description="the auto-repair attempts this job belongs to")
+
+
+class RepairAttempt(BaseModel):
+    job_id: str
+    status: JobStatus
+    verdict: str | None
+    learned: bool | None = Field(description="null while the attempt has not finished")
+    applied: str | None = Field(description="the suggestion that made this attempt from the previous one")
+
+
+class RepairChain(BaseModel):
+    root_id: str
+    attempts: list[RepairAttempt]
+    learned_by: str | None = Field(description="the first attempt that learned, if any")
+
+
+class RetryRequest(BaseModel):
+    """Exactly one of ``finding`` (with ``suggestion``) or ``patch``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    finding: int | None = Field(default=None, ge=0, description="index in the job's findings")
+    suggestion: int = Field(default=0, ge=0, description="index in that finding's suggestions")
+    patch: dict[str, Any] | None = Field(default=None, description="a JSON merge patch (RFC 7386) of the spec")
+    force: bool = Field(default=False, description="accept the new job despite error-severity preflight findings")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "RetryRequest":
+        if (self.finding is None) == (self.patch is None):
+            raise ValueError("give either finding (and suggestion) or patch")
+        return self
+
+
+class FindingsOut(BaseModel):
+    job_id: str
+    status: JobStatus
+    findings: list[dict[str, Any]]
+    verdict: dict[str, Any] | None
 
 
 class ModelSummary(BaseModel):
@@ -61,3 +102,6 @@ class ValidationOut(BaseModel):
 
 class JobCreated(JobOut):
     model_summary: ModelSummary | None = None
+
+
+JobOut.model_rebuild()

@@ -1,4 +1,4 @@
-"""Datasets: upload (streamed, hashed, checked), describe, list, delete."""
+"""Datasets: upload (streamed, hashed, checked, stored as memory-mappable arrays), describe, list, delete."""
 
 import hashlib
 import os
@@ -17,45 +17,97 @@ from api.schemas.common import ListPage
 from api.schemas.datasets import DatasetOut, samples_of
 from datastore.artifacts import ArtifactStore
 from datastore.builtin import builtin_names, describe_builtin, is_builtin, load_builtin
-from datastore.npz import DatasetFileError, describe_arrays, load_npz
+from datastore.describe import array_summary, describe
+from datastore.errors import DatasetFileError
+from datastore.ingest import FORMATS, ingest
+from datastore.limits import Limits
 from models.enums import JobStatus
+from models.settings import Settings
+from models.spec import DataSpec
 from models.tables import Dataset, Job
 
 CHUNK = 1024 * 1024
-SUFFIXES = {".npz": "npz"}
+CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
 @cache
-def _builtin_arrays(ref: str) -> dict[str, Any]:
-    return describe_arrays(load_builtin(ref))
+def builtin_description(ref: str) -> dict[str, Any]:
+    return describe(load_builtin(ref))
 
 
-def dataset_out(dataset: Dataset) -> DatasetOut:
+def dataset_out(dataset: Dataset, *, full: bool = True) -> DatasetOut:
+    description = dataset.description or {}
     return DatasetOut(
         id=dataset.id, builtin=False, filename=dataset.filename, format=dataset.format, sha256=dataset.sha256,
         size_bytes=dataset.size_bytes, samples=samples_of(dataset.arrays), arrays=dataset.arrays,
+        classes=description.get("classes"), description=dataset.description if full else None,
         created_at=dataset.created_at,
     )
 
 
-def builtin_out(ref: str) -> DatasetOut:
-    arrays = _builtin_arrays(ref)
+def builtin_out(ref: str, *, full: bool = True) -> DatasetOut:
+    description = builtin_description(ref)
+    arrays = array_summary(description)
     return DatasetOut(
-        id=ref, builtin=True, description=describe_builtin(ref), format="builtin", sha256=None, size_bytes=None,
-        samples=samples_of(arrays), arrays=arrays, created_at=None,
+        id=ref, builtin=True, title=describe_builtin(ref), format="builtin", sha256=None, size_bytes=None,
+        samples=samples_of(arrays), arrays=arrays, description=description if full else None, created_at=None,
     )
 
 
 def arrays_of(session: Session, ref: str) -> dict[str, Any]:
-    """The array descriptions of a dataset id or built-in name; 422 at ``dataset`` if unknown."""
+    """The array summaries of a dataset id or built-in name; 422 at ``dataset`` if unknown."""
     if is_builtin(ref):
         if ref not in builtin_names():
             raise Invalid("unknown dataset", [detail(("dataset",), f"unknown built-in dataset '{ref}'; built-ins: {builtin_names()}")])
-        return _builtin_arrays(ref)
+        return array_summary(builtin_description(ref))
     dataset = session.get(Dataset, ref)
     if dataset is None:
         raise Invalid("unknown dataset", [detail(("dataset",), f"no dataset with id '{ref}'; upload one with POST /v1/datasets")])
     return dataset.arrays
+
+
+def _names(arrays: dict[str, Any]) -> str:
+    names = sorted(arrays)
+    return str(names) if len(names) <= 20 else f"{names[:20]} and {len(names) - 20} more"
+
+
+def role_shapes(arrays: dict[str, Any], data: DataSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What ``data.x`` and ``data.y`` give the model: ``{"shape": [samples, ...], "kind"}`` each.
+
+    A list of names stacks 1-D arrays (CSV columns) as features; images take the
+    spec's ``image_size`` and ``color_mode``. 422 naming the option if that cannot work.
+    """
+    issues, out = [], {}
+    for role in ("x", "y"):
+        names = getattr(data, role)
+        listed = [names] if isinstance(names, str) else names
+        missing = [n for n in listed if n not in arrays]
+        if missing:
+            issues.append(detail(("data", role), f"the dataset has no array '{missing[0]}'; it has {_names(arrays)}"))
+            continue
+        infos = [arrays[n] for n in listed]
+        if isinstance(names, list):
+            wide = [n for n, info in zip(listed, infos, strict=True) if len(info["shape"]) != 1]
+            if wide:
+                issues.append(detail(("data", role), f"only 1-D arrays (columns) can be listed to stack as features; "
+                                                      f"'{wide[0]}' has shape {arrays[wide[0]]['shape']}"))
+                continue
+            if len({info["shape"][0] for info in infos}) > 1:
+                issues.append(detail(("data", role), "the listed arrays differ in length"))
+                continue
+            out[role] = {"shape": [infos[0]["shape"][0], len(listed)], "kind": "dense"}
+            continue
+        info = dict(infos[0])
+        kind = info.get("kind", "dense")
+        if role == "y" and kind != "dense":
+            issues.append(detail(("data", "y"), f"'{names}' holds {kind}; a target must be a plain array"))
+            continue
+        if kind == "images":
+            info["shape"] = [info["shape"][0], *data.image_size, CHANNELS[data.color_mode]]
+        out[role] = info
+    if issues:
+        raise Invalid("the data options do not match the dataset", issues)
+    return out["x"], out["y"]
 
 
 def get_dataset(session: Session, ref: str) -> DatasetOut:
@@ -68,13 +120,14 @@ def get_dataset(session: Session, ref: str) -> DatasetOut:
 
 
 def list_datasets(session: Session, page: Page) -> ListPage[DatasetOut]:
+    """Newest first, built-ins heading the first page; descriptions only from GET /v1/datasets/{id}."""
     query = select(Dataset).order_by(Dataset.id.desc()).limit(page.limit + 1)
     if page.cursor:
         query = query.where(Dataset.id < page.cursor)
     rows = session.scalars(query).all()
-    items = [dataset_out(d) for d in rows[: page.limit]]
-    if page.cursor is None:  # built-ins head the first page
-        items = [builtin_out(ref) for ref in builtin_names()] + items
+    items = [dataset_out(d, full=False) for d in rows[: page.limit]]
+    if page.cursor is None:
+        items = [builtin_out(ref, full=False) for ref in builtin_names()] + items
     return ListPage(items=items, next_cursor=rows[page.limit - 1].id if len(rows) > page.limit else None)
 
 
@@ -96,12 +149,23 @@ def _stream_to_disk(source: BinaryIO, directory: Path, limit: int) -> tuple[Path
     return path, digest.hexdigest(), size
 
 
-def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, source: BinaryIO, limit: int) -> tuple[DatasetOut, bool]:
-    """Store an upload under its content hash. Returns the dataset and whether it is new."""
+def _limits(settings: Settings) -> Limits:
+    return Limits(max_unpacked_bytes=settings.max_unpacked_bytes, max_members=settings.max_archive_members,
+                  max_image_pixels=settings.max_image_pixels)
+
+
+def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, source: BinaryIO,
+                   settings: Settings) -> tuple[DatasetOut, bool]:
+    """Check an upload and store it under its content hash. Returns the dataset and whether it is new.
+
+    The arrays are written to a staging folder and renamed into place only once
+    every check passed, so a refused upload leaves no file and no row behind.
+    """
     suffix = Path(filename).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise UnsupportedMediaType(f"unsupported file type '{suffix or filename}'; accepted: {sorted(SUFFIXES)}")
-    tmp, sha256, size = _stream_to_disk(source, store.upload_dir(), limit)
+    if suffix not in FORMATS:
+        raise UnsupportedMediaType(f"unsupported file type '{suffix or filename}'; accepted: {sorted(FORMATS)}")
+    tmp, sha256, size = _stream_to_disk(source, store.upload_dir(), settings.max_upload_bytes)
+    staging = Path(tempfile.mkdtemp(dir=store.upload_dir(), suffix=".staging"))
     try:
         if size == 0:
             raise Invalid("the file is empty", [detail(("file",), "the file is empty")])
@@ -109,15 +173,14 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
         if existing is not None:
             return dataset_out(existing), False
         try:
-            arrays = load_npz(tmp)
+            ingested = ingest(tmp, suffix, staging, _limits(settings))
         except DatasetFileError as exc:
-            raise Invalid(str(exc), [detail(("file",), str(exc))]) from exc
-        relative = store.dataset_path(sha256, suffix)
-        final = store.resolve(relative)
-        final.parent.mkdir(parents=True, exist_ok=True)
+            error = PayloadTooLarge if exc.too_large else Invalid
+            raise error(str(exc), [detail(exc.loc, str(exc))]) from exc
+        relative = store.dataset_path(sha256)
         dataset = Dataset(
-            id=f"ds_{sha256[:24]}", sha256=sha256, filename=Path(filename).name[:255], format=SUFFIXES[suffix],
-            size_bytes=size, path=relative, arrays=describe_arrays(arrays),
+            id=f"ds_{sha256[:24]}", sha256=sha256, filename=Path(filename).name[:255], format=ingested.format,
+            size_bytes=size, path=relative, arrays=ingested.arrays, description=ingested.description,
         )
         try:
             with session.begin_nested():
@@ -126,14 +189,18 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
             existing = session.scalar(select(Dataset).where(Dataset.sha256 == sha256))
             assert existing is not None
             return dataset_out(existing), False
-        os.replace(tmp, final)
+        final = store.resolve(relative)
+        store.remove(final)  # left by an upload whose commit failed: same bytes, so rewritten
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging, final)
         return dataset_out(dataset), True
     finally:
         tmp.unlink(missing_ok=True)
+        store.remove(staging)
 
 
 def delete_dataset(session: Session, store: ArtifactStore, ref: str) -> Path:
-    """Delete the row; returns the file to remove once the deletion has committed."""
+    """Delete the row; returns the folder to remove once the deletion has committed."""
     if is_builtin(ref):
         raise Conflict("built-in datasets cannot be deleted")
     dataset = session.get(Dataset, ref)

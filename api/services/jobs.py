@@ -15,8 +15,11 @@ from api.errors import Conflict, Invalid, NotFound, detail
 from api.queue import TrainingQueue
 from api.schemas.common import ListPage
 from api.schemas.jobs import JobError, JobOut, Progress, Timings
-from api.services.datasets import arrays_of
+from api.services.datasets import arrays_of, role_shapes
+from api.services.preflight import facts_for, preflight
+from api.services.webhooks import check_webhook, public_spec
 from models.db import utcnow
+from models.findings import Finding
 from models.enums import EventType, JobStatus, StopReason
 from models.events import job_event
 from models.ids import new_id
@@ -41,15 +44,8 @@ def _shape_fits(expected: list[int | None], actual: list[int]) -> bool:
 
 
 def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settings: Settings) -> None:
-    arrays = arrays_of(session, spec.dataset)
-    issues = []
-    for role in ("x", "y"):
-        name = getattr(spec.data, role)
-        if name not in arrays:
-            issues.append(detail(("data", role), f"the dataset has no array '{name}'; it has {sorted(arrays)}"))
-    if issues:
-        raise Invalid("the data options do not match the dataset", issues)
-    x, y = arrays[spec.data.x], arrays[spec.data.y]
+    # Column lists stacked, images at the spec's image_size/color_mode, sequences as [n, None, ...].
+    x, y = role_shapes(arrays_of(session, spec.dataset), spec.data)
     if x["shape"][0] != y["shape"][0]:
         raise Invalid("x and y differ in length", [detail(("data",), f"x has {x['shape'][0]} samples but y has {y['shape'][0]}")])
     expected = spec.model.input_shape if isinstance(spec.model, LayersModel) else summary["input_shape"][1:]
@@ -62,13 +58,26 @@ def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settin
         raise Invalid("too many epochs", [detail(("fit", "epochs"), f"at most {settings.max_epochs}. Received: epochs={spec.fit.epochs}")])
 
 
-def check_job(session: Session, spec: JobSpec, settings: Settings) -> tuple[JobSpec, dict[str, Any]]:
-    """Everything short of training. Returns the spec as it will run (seed fixed) and the model summary."""
+def check_job(session: Session, spec: JobSpec, settings: Settings) -> tuple[JobSpec, dict[str, Any], list[Finding]]:
+    """Everything short of training. Returns the spec as it will run (seed fixed),
+    the model summary and the preflight findings."""
     if spec.seed is None:  # fix it now, so the stored spec reruns identically
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
     summary = _keras_check(spec)
     _data_check(session, spec, summary, settings)
-    return spec, summary
+    check_webhook(spec, settings)
+    facts = facts_for(session, settings, spec.dataset, spec.data.x, spec.data.y)
+    findings = preflight(spec.model_dump(mode="json"), summary, facts)
+    return spec, summary, findings
+
+
+def reject_on_errors(findings: list[Finding], force: bool) -> None:
+    errors = [f for f in findings if f.severity == "error"]
+    if errors and not force:
+        raise Invalid(
+            f"preflight found {len(errors)} error(s): {errors[0].message} Fix the spec, or resubmit with \"force\": true.",
+            [{**detail(("preflight", f.code.value), f.message), "finding": f.as_json()} for f in errors],
+        )
 
 
 def _request_hash(body: dict[str, Any]) -> str:
@@ -86,18 +95,21 @@ def create_job(
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
         if existing is not None:
             return _replay(existing, body_hash, idempotency_key), None, False
-    spec, summary = check_job(session, spec, settings)
+    spec, summary, findings = check_job(session, spec, settings)
+    reject_on_errors(findings, spec.force)
     now = utcnow()
     job = Job(
         id=new_id("job"), name=spec.name, status=JobStatus.queued, spec=spec.model_dump(mode="json"),
         dataset_ref=spec.dataset, parent_id=parent_id, idempotency_key=idempotency_key, request_sha256=body_hash,
-        epochs=spec.fit.epochs, findings=[], created_at=now, enqueued_at=now,
+        epochs=spec.fit.epochs, findings=[f.as_json() for f in findings], created_at=now, enqueued_at=now,
     )
     try:
         with session.begin_nested():
             session.add(job)
             session.flush()
             session.add(job_event(job, EventType.queued))
+            for finding in job.findings:
+                session.add(job_event(job, EventType.finding, finding=finding))
     except IntegrityError:
         # The same key raced us: the other request's job is the answer.
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
@@ -129,7 +141,8 @@ def job_out(job: Job) -> JobOut:
             queued_s=_seconds(job.created_at, job.started_at), running_s=_seconds(job.started_at, end),
         ),
         attempts=job.attempts, error=JobError(**job.error) if job.error else None,
-        model_available=job.model_path is not None, spec=job.spec,
+        model_available=job.model_path is not None, spec=public_spec(job.spec),
+        verdict=next((f for f in job.findings if f["code"] == "verdict"), None),
     )
 
 

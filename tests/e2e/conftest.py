@@ -33,6 +33,11 @@ def e2e_settings(tmp_path_factory) -> Iterator[Settings]:
         train_queue=f"e2e-{uuid.uuid4().hex[:8]}",
         heartbeat_interval_s=1,
         running_stale_after_s=4,
+        events_poll_interval_s=0.1,
+        webhook_queue=f"e2e-hooks-{uuid.uuid4().hex[:8]}",
+        webhook_allow_private=True,  # the test receivers listen on 127.0.0.1
+        webhook_retry_base_s=0.2,
+        webhook_retry_max_s=1.0,
     )
     settings.artifacts.mkdir(parents=True, exist_ok=True)
     yield settings
@@ -48,6 +53,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "TRAINYARD_TRAIN_QUEUE": settings.train_queue,
         "TRAINYARD_HEARTBEAT_INTERVAL_S": str(settings.heartbeat_interval_s),
         "TRAINYARD_RUNNING_STALE_AFTER_S": str(settings.running_stale_after_s),
+        "TRAINYARD_WEBHOOK_QUEUE": settings.webhook_queue,
+        "TRAINYARD_WEBHOOK_ALLOW_PRIVATE": str(settings.webhook_allow_private).lower(),
+        "TRAINYARD_WEBHOOK_RETRY_BASE_S": str(settings.webhook_retry_base_s),
+        "TRAINYARD_WEBHOOK_RETRY_MAX_S": str(settings.webhook_retry_max_s),
         "CUDA_VISIBLE_DEVICES": "",
     }
 
@@ -55,16 +64,19 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """``celery worker`` as the CLI runs it, with its log in a file."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, *, queue: str | None = None, pool: str = "prefork",
+                 concurrency: int = 1) -> None:
         self.log_path = log_path
-        argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", settings.train_queue,
-                "-c", "1", "--pool", "prefork", "-n", f"e2e-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO",
+        argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+                "-Q", queue or settings.train_queue, "-c", str(concurrency), "--pool", pool,
+                "-n", f"e2e-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--without-heartbeat"]
         self.log = log_path.open("ab")
         self.process = subprocess.Popen(argv, cwd=ROOT, env=settings_env(settings), stdout=self.log,
                                         stderr=subprocess.STDOUT)
         self.wait_for_log("ready.", timeout=120)
-        self.wait_for_log("TensorFlow", timeout=120)
+        if pool == "prefork":  # only prefork children import TensorFlow
+            self.wait_for_log("TensorFlow", timeout=120)
 
     def wait_for_log(self, text: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -92,6 +104,15 @@ class WorkerProcess:
 @pytest.fixture(scope="session")
 def worker(e2e_settings: Settings, tmp_path_factory) -> Iterator[WorkerProcess]:
     process = WorkerProcess(e2e_settings, tmp_path_factory.mktemp("logs") / "worker.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_worker(e2e_settings: Settings, tmp_path_factory) -> Iterator[WorkerProcess]:
+    """Webhook deliveries, on their own queue, as `trainyard worker --control` runs them."""
+    process = WorkerProcess(e2e_settings, tmp_path_factory.mktemp("logs") / "webhooks.log",
+                            queue=e2e_settings.webhook_queue, pool="threads", concurrency=4)
     yield process
     process.stop()
 

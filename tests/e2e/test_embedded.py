@@ -12,6 +12,8 @@ import httpx
 import keras
 import pytest
 
+from cli.sse import parse
+from tests.receiver import Receiver
 from tests.specs import DIGITS_CNN, spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +29,8 @@ def free_port() -> int:
 def embedded(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
-    env.update({"TRAINYARD_DATA_DIR": str(tmp_path / "var"), "PORT": str(port), "CUDA_VISIBLE_DEVICES": ""})
+    env.update({"TRAINYARD_DATA_DIR": str(tmp_path / "var"), "PORT": str(port), "CUDA_VISIBLE_DEVICES": "",
+                "TRAINYARD_WEBHOOK_ALLOW_PRIVATE": "true"})
     log = (tmp_path / "serve.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "cli.main", "serve"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
@@ -49,7 +52,15 @@ def embedded(tmp_path):
 
 def test_embedded_mode_trains_a_job_with_no_server_installed(embedded):
     base, data_dir = embedded
-    job_id = httpx.post(f"{base}/v1/jobs", json=spec(DIGITS_CNN, fit={"epochs": 3})).json()["id"]
+    receiver = Receiver()
+    hook = {"url": receiver.url, "secret": "whsec-0123456789abcdef"}
+    job_id = httpx.post(f"{base}/v1/jobs", json=spec(DIGITS_CNN, fit={"epochs": 3}, webhook=hook)).json()["id"]
+    with httpx.stream("GET", f"{base}/v1/jobs/{job_id}/events", timeout=120) as response:  # live, through SQLite
+        events = list(parse(response.iter_lines()))
+    assert [e.json()["data"]["epoch"] for e in events if e.event == "job.epoch"] == [1, 2, 3]
+    # `serve` runs the webhook deliveries too, beside the training worker.
+    receiver.wait_for(lambda r: any(q.event["type"] == "job.succeeded" for q in r.delivered()))
+    receiver.close()
 
     deadline = time.monotonic() + 240
     while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):

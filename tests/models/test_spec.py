@@ -53,3 +53,14 @@ def test_strict_types_refuse_coercion():
         JobSpec.model_validate(spec(DIGITS_CNN, fit={"epochs": 3.0}))
     with pytest.raises(ValidationError):
         JobSpec.model_validate(spec(DIGITS_CNN, data={"shuffle": "yes"}))
+
+
+def test_data_options_for_csv_columns_and_images_round_trip_and_are_checked():
+    body = spec(DIGITS_CNN, data={"x": ["a", "b"], "y": "label", "image_size": [64, 32], "color_mode": "grayscale"})
+    parsed = JobSpec.model_validate(body)
+    assert parsed.data.x == ["a", "b"] and parsed.data.image_size == [64, 32]
+    assert JobSpec.model_validate(parsed.model_dump(mode="json")) == parsed
+    assert JobSpec.model_validate(DIGITS_CNN).data.image_size == [256, 256]  # Keras's default
+    for bad in ({"image_size": [64]}, {"image_size": [0, 64]}, {"color_mode": "cmyk"}, {"x": []}, {"x": 3}):
+        with pytest.raises(ValidationError):
+            JobSpec.model_validate(spec(DIGITS_CNN, data=bad))

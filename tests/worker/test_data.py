@@ -29,7 +29,7 @@ def test_shuffled_split_is_representative_and_reproducible():
 @pytest.mark.parametrize("method", ["standardize", "minmax", "rescale"])
 def test_scaling_statistics_come_from_the_training_part_only(method):
     data = prepare(arrays(), DataSpec(shuffle=False, validation_split=0.3, scale_x=method), seed=0)
-    train = data.train.x
+    train = np.asarray(data.train.x)
     if method == "standardize":
         np.testing.assert_allclose(train.mean(axis=0), 0, atol=1e-5)
         np.testing.assert_allclose(train.std(axis=0), 1, atol=1e-5)
@@ -39,7 +39,7 @@ def test_scaling_statistics_come_from_the_training_part_only(method):
     else:
         assert np.abs(train).max() == pytest.approx(1)
     # The validation part lies beyond the training range: it was not used to fit.
-    assert data.validation.x.max() > 1
+    assert np.asarray(data.validation.x).max() > 1
 
 
 def test_one_hot_and_bad_inputs():

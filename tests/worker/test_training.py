@@ -83,7 +83,7 @@ def test_early_stopping_and_keep_best_are_reported(make_job, session_factory, db
     assert (settings.artifacts / "jobs" / job_id / "best.keras").exists()
 
 
-def test_a_nan_loss_stops_the_job_with_a_diverging_finding(make_job, session_factory, db_session, settings):
+def test_an_exploding_loss_stops_the_job_with_a_diverging_finding(make_job, session_factory, db_session, settings):
     body = spec(IRIS_MLP, compile={"optimizer": {"type": "SGD", "learning_rate": 1e12}}, fit={"epochs": 30},
                 data={"scale_x": None})
     job_id = make_job(body)
@@ -93,8 +93,10 @@ def test_a_nan_loss_stops_the_job_with_a_diverging_finding(make_job, session_fac
     job = db_session.get(Job, job_id)
     assert job.stop_reason is StopReason.diagnosis and job.status is JobStatus.succeeded
     assert job.epoch < 30
-    assert [f["code"] for f in job.findings] == ["diverging"]
-    assert job.findings[0]["epoch"] == job.epoch
+    codes = [f["code"] for f in job.findings]
+    assert codes[0] == "diverging" and codes[-1] == "verdict"
+    assert job.findings[0]["epoch"] == job.epoch == 1 and job.findings[0]["severity"] == "error"
+    assert job.findings[-1]["evidence"]["verdict"] == "diverged"
 
 
 def test_a_cancel_request_stops_a_running_job_within_an_epoch(
@@ -126,6 +128,7 @@ def test_every_change_is_logged_as_an_event_in_order(make_job, session_factory, 
     run_training(session_factory, job_id, settings=settings)
 
     events = db_session.scalars(select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)).all()
-    assert [e.type.value for e in events] == ["job.started", "job.epoch", "job.epoch", "job.succeeded"]
+    assert [e.type.value for e in events] == ["job.started", "job.epoch", "job.epoch", "job.finding", "job.succeeded"]
+    assert events[3].data["finding"]["code"] == "verdict"
     assert [e.data["epoch"] for e in events[1:3]] == [1, 2]
     assert events[-1].data["status"] == "succeeded" and events[-1].data["stop_reason"] == "completed"

@@ -1,0 +1,63 @@
+"""GET /v1/jobs/{id}/events: the job's events as Server-Sent Events."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from api.errors import Invalid, detail
+from api.routers.jobs import ERRORS
+from api.services.jobs import get_job
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    job_id: str
+    after: int
+    finished: bool
+
+
+def stream_start(
+    job_id: str,
+    request: Request,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32,
+                                                       description="resume after this event id")] = None,
+    last_event_id: Annotated[int | None, Query(ge=0, description="the same, for clients that cannot set "
+                                                                 "headers (curl scripts, links)")] = None,
+) -> StreamStart:
+    """Checked before the stream starts, so an unknown job is a JSON 404, not an empty stream."""
+    after = last_event_id or 0
+    if last_event_id_header:  # a browser's reconnect sends it: it wins over the original URL's query
+        if not last_event_id_header.strip().isdigit():
+            raise Invalid("Last-Event-ID is not an event id of this stream",
+                          [detail(("header", "Last-Event-ID"),
+                                  f"expected an integer. Received: {last_event_id_header!r}")])
+        after = int(last_event_id_header)
+    # A session of its own, closed at once: a stream may last hours and must not hold a connection.
+    with request.app.state.session_factory() as session:
+        job = get_job(session, job_id)
+        return StreamStart(job_id=job.id, after=after, finished=job.status.finished)
+
+
+@router.get("/{job_id}/events", response_class=EventSourceResponse,
+            summary="Live events (Server-Sent Events): status changes, epochs, findings")
+async def job_events(start: Annotated[StreamStart, Depends(stream_start)],
+                     request: Request) -> AsyncIterator[ServerSentEvent]:
+    """A `text/event-stream` of the job's events, oldest first, ending after the
+    job's terminal event (`job.succeeded`, `job.failed`, `job.cancelled`).
+
+    Each message has `id:` (the event id), `event:` (its type: `job.queued`,
+    `job.started`, `job.epoch`, `job.finding`, ...) and `data:`, a JSON object
+    `{"id", "type", "job_id", "created_at", "data"}` (the same body a webhook
+    receives). Without `Last-Event-ID` the stream starts with the job's whole
+    history; with it (or `?last_event_id=`), right after that event, so a
+    client that reconnects misses nothing and gets nothing twice. A comment
+    line (`: ping`) comes every 15 s while nothing happens.
+    """
+    hub = request.app.state.event_hub
+    async for event in hub.stream(start.job_id, after=start.after, finished=start.finished):
+        yield ServerSentEvent(id=str(event["id"]), event=event["type"], data=event)

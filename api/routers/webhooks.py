@@ -1,0 +1,19 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import PageDep, UoW
+from api.routers.jobs import ERRORS
+from api.schemas.common import ListPage
+from api.schemas.webhooks import DeliveryOut
+from api.services import deliveries as service
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
+
+
+@router.get("/{job_id}/deliveries", response_model=ListPage[DeliveryOut],
+            summary="Webhook delivery attempts, newest first")
+def list_deliveries(job_id: str, uow: UoW, page: PageDep,
+                    event_id: Annotated[int | None, Query(ge=1, description="only this event's attempts")] = None,
+                    ) -> ListPage[DeliveryOut]:
+    return service.list_deliveries(uow.session, job_id, page, event_id=event_id)

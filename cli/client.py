@@ -1,0 +1,168 @@
+"""``trainyard submit | follow | jobs | curves``: the terminal client of the HTTP API.
+
+The base URL comes from ``--url`` or ``TRAINYARD_URL`` (default
+http://127.0.0.1:8000). Exit status: 0 the job succeeded (or the command
+worked), 1 the job failed, 3 it was cancelled, 2 the API refused the request
+or could not be reached, 130 interrupted (the job goes on).
+"""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cli import sse
+from cli.progress import JobView, number
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+EXIT_FAILED, EXIT_CLIENT, EXIT_CANCELLED, EXIT_INTERRUPTED = 1, 2, 3, 130
+Command = Callable[[httpx.Client, argparse.Namespace, Console], int]
+
+
+class ClientError(Exception):
+    """A request the API refused, or input the client cannot send; the message is for the user."""
+
+
+@contextmanager
+def open_client(url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, timeout=30.0, headers={"User-Agent": "trainyard-cli/1.0"}) as client:
+        yield client
+
+
+def api_message(response: httpx.Response) -> str:
+    """The API's error, with the path of each detail: ``fit.n_epoch: unknown field ...``."""
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:500]}"
+    lines = [f"{error['message']} (HTTP {response.status_code})"]
+    details = error.get("details", [])
+    if len(details) > 1:  # one is already in the message
+        lines += [f"  {d['path'] or '(request)'}: {d['message']}" for d in details]
+    return "\n".join(lines)
+
+
+def _ok(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        raise ClientError(api_message(response))
+    return response.json()
+
+
+def _read_spec(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        return json.loads(text)
+    except OSError as exc:
+        raise ClientError(f"cannot read {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ClientError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def submit(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    job = _ok(client.post("/v1/jobs", json=_read_spec(args.spec), headers=headers))
+    name = f" ({escape(job['name'])})" if job.get("name") else ""
+    console.print(f"submitted [bold]{job['id']}[/]{name}")
+    if args.follow:
+        return follow_job(client, job["id"], console)  # the stream replays the preflight findings
+    view = JobView(console)
+    for finding in job.get("findings", []):
+        view.finding(finding)
+    console.print(f"follow it with: trainyard follow {job['id']}")
+    return 0
+
+
+def follow_job(client: httpx.Client, job_id: str, console: Console) -> int:
+    final: dict[str, Any] | None = None
+    with JobView(console) as view:
+        try:
+            for event in sse.follow(client, job_id):
+                view.show(event)
+                final = event
+        except sse.StreamError as exc:
+            raise ClientError(api_message(exc.response)) from exc
+        except KeyboardInterrupt:
+            console.print(f"stopped following; the job goes on. Again: trainyard follow {job_id}")
+            return EXIT_INTERRUPTED
+    status = final["data"]["status"] if final else "unknown"
+    return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(status, EXIT_FAILED)
+
+
+def follow(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
+    return follow_job(client, args.job_id, console)
+
+
+def jobs(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
+    params = {k: v for k, v in (("limit", args.limit), ("status", args.status), ("name", args.name)) if v}
+    page = _ok(client.get("/v1/jobs", params=params))
+    table = Table("id", "name", "status", "epoch", "best", "created", box=None, header_style="bold")
+    for job in page["items"]:
+        best = job.get("best_metrics") or {}
+        monitor = "val_loss" if "val_loss" in best else "loss"
+        table.add_row(job["id"], escape(job.get("name") or ""), job["status"],
+                      f"{job['progress']['epoch']}/{job['progress']['epochs']}",
+                      f"{monitor} {number(best[monitor])}" if monitor in best else "",
+                      job["timings"]["created_at"][:19].replace("T", " "))
+    console.print(table)
+    if page.get("next_cursor"):
+        console.print(f"(more: --limit {args.limit * 2})")
+    return 0
+
+
+def curves(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
+    if args.csv:
+        response = client.get(f"/v1/jobs/{args.job_id}/curves", params={"format": "csv"})
+        if response.status_code >= 400:
+            raise ClientError(api_message(response))
+        sys.stdout.write(response.text)
+        return 0
+    columns = _ok(client.get(f"/v1/jobs/{args.job_id}/curves"))
+    table = Table(*columns, box=None, header_style="bold")
+    for row in zip(*columns.values(), strict=True):
+        table.add_row(*(number(value) for value in row))
+    console.print(table)
+    return 0
+
+
+def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    s = sub.add_parser("submit", help="submit a job spec (a JSON file, or - for stdin)")
+    s.add_argument("spec")
+    s.add_argument("--follow", "-f", action="store_true", help="show its epochs and findings live until it ends")
+    s.add_argument("--idempotency-key", help="submitting again with the same key returns the same job")
+    f = sub.add_parser("follow", help="show a job's epochs and findings live until it ends")
+    f.add_argument("job_id")
+    j = sub.add_parser("jobs", help="list jobs, newest first")
+    j.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    j.add_argument("--name")
+    j.add_argument("--limit", type=int, default=20)
+    c = sub.add_parser("curves", help="a job's per-epoch metrics")
+    c.add_argument("job_id")
+    c.add_argument("--csv", action="store_true", help="print CSV (for a spreadsheet or a plot script)")
+    for parser, command in ((s, submit), (f, follow), (j, jobs), (c, curves)):
+        parser.add_argument("--url", default=os.environ.get("TRAINYARD_URL", DEFAULT_URL),
+                            help="the API (default: $TRAINYARD_URL or %(default)s)")
+        parser.set_defaults(client_command=command)
+
+
+def run(args: argparse.Namespace) -> int:
+    console, errors = Console(), Console(stderr=True)
+    try:
+        with open_client(args.url) as client:
+            return int(args.client_command(client, args, console))
+    except ClientError as exc:
+        errors.print(f"[red]error:[/] {escape(str(exc))}")
+    except (httpx.TransportError, ConnectionError) as exc:
+        errors.print(f"[red]error:[/] cannot reach the Trainyard API at {args.url} ({exc}); "
+                     "set --url or TRAINYARD_URL")
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return EXIT_CLIENT

@@ -1,0 +1,85 @@
+"""What the rules see of a training run: per-epoch evidence and the task's reference levels."""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Task:
+    """Reference levels, computed from the training split by the worker.
+
+    ``chance_loss`` is the label entropy (ln K only when the K classes are
+    balanced): the loss of a model that ignores its input and predicts the
+    class frequencies. ``target_variance`` plays that role for regression.
+    """
+
+    classification: bool
+    loss: str
+    chance_loss: float | None = None
+    majority_rate: float | None = None
+    classes: int | None = None
+    target_variance: float | None = None
+    has_validation: bool = True
+    early_stopping_restores_best: bool = False
+
+    @staticmethod
+    def from_labels(labels: np.ndarray, loss: str) -> "Task":
+        _, counts = np.unique(labels, return_counts=True)
+        p = counts / counts.sum()
+        return Task(classification=True, loss=loss, chance_loss=float(-(p * np.log(p)).sum()),
+                    majority_rate=float(p.max()), classes=len(counts))
+
+
+@dataclass
+class Epoch:
+    epoch: int
+    logs: dict[str, float]
+    batch_losses: list[float] = field(default_factory=list)
+    pinned_fraction: float | None = None  # probe: share of predictions pinned at 0 or 1
+    gradient_norms: list[float] | None = None  # probe: per weight layer, input side first
+
+    def get(self, key: str) -> float | None:
+        value = self.logs.get(key)
+        return None if value is None or not math.isfinite(value) else float(value)
+
+    @property
+    def loss(self) -> float | None:
+        return self.get("loss")
+
+    @property
+    def val_loss(self) -> float | None:
+        return self.get("val_loss")
+
+    def accuracy(self) -> float | None:
+        return next((self.get(k) for k in ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy",
+                                           "binary_accuracy") if k in self.logs), None)
+
+    def val_accuracy(self) -> float | None:
+        return next((self.get(k) for k in ("val_accuracy", "val_acc", "val_sparse_categorical_accuracy",
+                                           "val_categorical_accuracy", "val_binary_accuracy") if k in self.logs), None)
+
+    def batch_variation(self) -> float | None:
+        """Coefficient of variation of the per-batch losses within the epoch."""
+        losses = np.array([b for b in self.batch_losses if math.isfinite(b)])
+        if len(losses) < 3 or losses.mean() == 0:
+            return None
+        return float(losses.std() / abs(losses.mean()))
+
+
+def series(history: list[Epoch], key: str) -> list[float | None]:
+    return [e.get(key) for e in history]
+
+
+def rel_change(a: float, b: float) -> float:
+    return abs(b - a) / max(abs(a), 1e-12)
+
+
+def as_evidence(values: list[float | None], digits: int = 4) -> list[float | None]:
+    return [None if v is None else round(v, digits) for v in values]
+
+
+def summary(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value

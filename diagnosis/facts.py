@@ -1,0 +1,170 @@
+"""Numbers about a dataset and a spec that the rules read.
+
+``DataFacts`` is computed from the arrays (memory-mapped is fine: statistics
+use an evenly spaced sample of rows); ``SpecView`` normalizes the parts of a
+JSON spec that the rules look at (loss name, output activation, layers).
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+REGRESSION_LOSSES = {
+    "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error", "huber", "log_cosh", "cosine_similarity",
+}
+LOSS_ALIASES = {
+    "mse": "mean_squared_error", "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
+    "msle": "mean_squared_logarithmic_error", "logcosh": "log_cosh", "huber_loss": "huber",
+    "bce": "binary_crossentropy", "cce": "categorical_crossentropy", "scce": "sparse_categorical_crossentropy",
+}
+SAMPLE_ROWS = 20_000
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
+def keras_name(ref: Any) -> tuple[str, dict[str, Any]]:
+    """``"adam"`` or ``{"type": "Adam", "learning_rate": 0.1}`` → ("adam", {"learning_rate": 0.1})."""
+    if isinstance(ref, str):
+        return ref, {}
+    args = {k: v for k, v in ref.items() if k != "type"}
+    return ref["type"], args
+
+
+@dataclass
+class DataFacts:
+    """What the rules need to know about x and y, before any split."""
+
+    samples: int
+    x_sample_shape: tuple[int | None, ...]
+    x_abs_max: float
+    x_feature_std: np.ndarray  # per feature (last axis)
+    x_min: float
+    y_sample_shape: tuple[int, ...]
+    y_integer: bool
+    y_min: float
+    y_max: float
+    y_mean: float
+    y_std: float
+    y: np.ndarray | None = field(default=None, repr=False)  # stored order, for the split checks
+
+    @property
+    def label_counts(self) -> dict[int, int] | None:
+        labels = self.labels
+        if labels is None:
+            return None
+        values, counts = np.unique(labels, return_counts=True)
+        return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Integer class labels, from integer targets or one-hot rows; None for continuous targets."""
+        if self.y is None:
+            return None
+        y = self.y
+        if self.y_sample_shape in ((), (1,)) and self.y_integer:
+            return y.reshape(-1).astype(np.int64)
+        if len(self.y_sample_shape) == 1 and self.y_sample_shape[0] > 1 and self.y_integer:
+            rows = y.reshape(len(y), -1)
+            if np.all(rows.sum(axis=1) == 1):
+                return rows.argmax(axis=1)
+        return None
+
+    @property
+    def one_hot_stored(self) -> bool:
+        return len(self.y_sample_shape) == 1 and self.y_sample_shape[0] > 1 and self.labels is not None
+
+
+def _rows(array: np.ndarray) -> np.ndarray:
+    if len(array) <= SAMPLE_ROWS:
+        return np.asarray(array)
+    return np.asarray(array[np.linspace(0, len(array) - 1, SAMPLE_ROWS).astype(np.int64)])
+
+
+def data_facts(x: np.ndarray, y: np.ndarray) -> DataFacts:
+    xs = _rows(x).astype(np.float64, copy=False)
+    ys = np.asarray(y)
+    features = xs.reshape(-1, xs.shape[-1]) if xs.ndim > 1 else xs.reshape(-1, 1)
+    y_float = ys.astype(np.float64, copy=False)
+    integer = bool(ys.dtype.kind in "iub" or (ys.dtype.kind == "f" and np.all(np.mod(y_float, 1) == 0)))
+    return DataFacts(
+        samples=len(x),
+        x_sample_shape=tuple(x.shape[1:]),
+        x_abs_max=float(np.abs(features).max()) if features.size else 0.0,
+        x_feature_std=features.std(axis=0),
+        x_min=float(features.min()) if features.size else 0.0,
+        y_sample_shape=tuple(ys.shape[1:]),
+        y_integer=integer,
+        y_min=float(y_float.min()), y_max=float(y_float.max()),
+        y_mean=float(y_float.mean()), y_std=float(y_float.std()),
+        y=ys,
+    )
+
+
+@dataclass
+class LayerView:
+    index: int
+    type: str
+    args: dict[str, Any]
+    input_shape: list[Any] | None
+    output_shape: list[Any] | None
+
+    @property
+    def activation(self) -> str | None:
+        value = self.args.get("activation")
+        return value if isinstance(value, str) else None
+
+
+class SpecView:
+    """Read-only conveniences over a JSON spec and its model summary."""
+
+    def __init__(self, spec: dict[str, Any], summary: dict[str, Any]) -> None:
+        self.spec = spec
+        self.summary = summary
+        name, self.loss_args = keras_name(spec["compile"]["loss"])
+        name = snake(name)
+        self.loss = LOSS_ALIASES.get(name, name)
+        self.output_shape: list[Any] = list(summary["output_shape"][1:])
+        self.layers = self._layers()
+
+    def _layers(self) -> list[LayerView]:
+        summary_layers = [l for l in self.summary["layers"] if l["type"] != "InputLayer"]
+        spec_layers = self.spec["model"].get("layers")
+        shapes = [self.summary["input_shape"]] + [l["output_shape"] for l in summary_layers]
+        views = []
+        for i, layer in enumerate(summary_layers):
+            args = {k: v for k, v in spec_layers[i].items() if k != "type"} if spec_layers else {}
+            views.append(LayerView(i, layer["type"], args, shapes[i], layer["output_shape"]))
+        return views
+
+    @property
+    def has_layers(self) -> bool:
+        return "layers" in self.spec["model"]
+
+    @property
+    def is_regression(self) -> bool:
+        return self.loss in REGRESSION_LOSSES
+
+    @property
+    def from_logits(self) -> bool:
+        return bool(self.loss_args.get("from_logits", False))
+
+    @property
+    def output_activation(self) -> str | None:
+        """The activation of the output, looking through a trailing Activation/Softmax layer."""
+        if not self.has_layers or not self.layers:
+            return None
+        last = self.layers[-1]
+        if last.type == "Activation":
+            return last.args.get("activation")
+        if last.type == "Softmax":
+            return "softmax"
+        return last.activation or ("linear" if last.type == "Dense" else None)
+
+    @property
+    def metrics(self) -> list[str]:
+        return [snake(keras_name(m)[0]) for m in self.spec["compile"].get("metrics", [])]

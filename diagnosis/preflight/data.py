@@ -1,0 +1,99 @@
+"""Data problems visible before training: scale, split skew, imbalance."""
+
+import numpy as np
+
+from diagnosis.facts import DataFacts, SpecView
+from diagnosis.patches import patch_from
+from models.findings import Code, Finding, Suggestion
+
+PIXEL_LIKE = 100.0  # raw 0-255 pixels and similar counts
+SCALE_RATIO = 100.0  # feature standard deviations this far apart
+SKEW_DISTANCE = 0.3  # total variation distance between label distributions
+IMBALANCE_SHARE = 0.8
+
+
+def unscaled_inputs(view: SpecView, facts: DataFacts) -> list[Finding]:
+    if view.spec["data"].get("scale_x"):
+        return []
+    std = facts.x_feature_std[facts.x_feature_std > 0]
+    ratio = float(std.max() / std.min()) if std.size else 1.0
+    if facts.x_abs_max < PIXEL_LIKE and ratio < SCALE_RATIO:
+        return []
+    pixel_like = facts.x_min >= 0 and facts.x_abs_max >= PIXEL_LIKE and ratio < SCALE_RATIO
+    reason = (f"inputs reach {facts.x_abs_max:.4g} (raw pixels or counts)" if facts.x_abs_max >= PIXEL_LIKE
+              else f"feature scales differ {ratio:.3g}-fold")
+    first = "rescale" if pixel_like else "standardize"
+    second = "standardize" if pixel_like else "minmax"
+    return [Finding(
+        code=Code.unscaled_inputs, severity="warning", phase="preflight",
+        message=f"The inputs are far from unit scale: {reason}. Large inputs saturate activations and make the "
+                "first layers learn far slower than the rest.",
+        evidence={"x_abs_max": facts.x_abs_max, "feature_std_ratio": ratio},
+        suggestions=[Suggestion(summary=f"scale_x: {m}", patch=patch_from(view.spec, lambda s, m=m: s["data"].update(scale_x=m)))
+                     for m in (first, second)])]
+
+
+def _split_bounds(view: SpecView, n: int) -> tuple[int, int]:
+    data = view.spec["data"]
+    n_test = int(round(n * data.get("test_split", 0.0)))
+    n_val = int(round(n * data.get("validation_split", 0.2)))
+    return n - n_val - n_test, n - n_test
+
+
+def _distribution(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    counts = np.array([(labels == c).sum() for c in classes], dtype=np.float64)
+    return counts / max(counts.sum(), 1)
+
+
+def validation_split_skew(view: SpecView, facts: DataFacts) -> list[Finding]:
+    if view.spec["data"].get("shuffle", True) or facts.y is None:
+        return []
+    train_end, val_end = _split_bounds(view, facts.samples)
+    if val_end <= train_end or train_end <= 0:
+        return []
+    labels = facts.labels
+    if labels is not None:
+        classes = np.unique(labels)
+        train, val = _distribution(labels[:train_end], classes), _distribution(labels[train_end:val_end], classes)
+        distance = float(0.5 * np.abs(train - val).sum())
+        if distance < SKEW_DISTANCE:
+            return []
+        evidence = {"train_distribution": dict(zip(map(str, classes.tolist()), train.round(3).tolist(), strict=True)),
+                    "validation_distribution": dict(zip(map(str, classes.tolist()), val.round(3).tolist(), strict=True)),
+                    "total_variation": round(distance, 3)}
+    else:
+        y = np.asarray(facts.y, dtype=np.float64).reshape(facts.samples, -1)
+        shift = np.abs(y[train_end:val_end].mean(0) - y[:train_end].mean(0)) / (y[:train_end].std(0) + 1e-12)
+        if float(shift.max()) < 1.0:
+            return []
+        evidence = {"mean_shift_in_train_std": round(float(shift.max()), 3)}
+    return [Finding(
+        code=Code.validation_split_skew, severity="warning", phase="preflight",
+        message="With shuffle off, the validation part is the last stretch of the stored data and its targets are "
+                "distributed very differently from the training part (sorted data gives a validation set of one class).",
+        evidence=evidence,
+        suggestions=[Suggestion(summary="shuffle before splitting", patch=patch_from(view.spec, lambda s: s["data"].update(shuffle=True)))])]
+
+
+def class_imbalance(view: SpecView, facts: DataFacts) -> list[Finding]:
+    counts = facts.label_counts
+    if view.is_regression or not counts or len(counts) < 2:
+        return []
+    total = sum(counts.values())
+    majority_label, majority = max(counts.items(), key=lambda kv: kv[1])
+    share = majority / total
+    if share < IMBALANCE_SHARE and majority / max(min(counts.values()), 1) < 10:
+        return []
+    uses_accuracy = any("accuracy" in m or m == "acc" for m in view.metrics)
+    suggestions = []
+    if len(counts) == 2:
+        suggestions.append(Suggestion(
+            summary="watch AUC, precision and recall",
+            patch=patch_from(view.spec, lambda s: s["compile"].update(
+                metrics=[*s["compile"].get("metrics", []), {"type": "AUC"}, {"type": "Precision"}, {"type": "Recall"}]))))
+    return [Finding(
+        code=Code.class_imbalance, severity="warning" if uses_accuracy else "info", phase="preflight",
+        message=f"Class {majority_label} is {share:.0%} of the samples: always predicting it already scores "
+                f"{share:.0%} accuracy, so accuracy will mislead.",
+        evidence={"label_counts": {str(k): v for k, v in counts.items()}, "majority_share": round(share, 4)},
+        suggestions=suggestions)]

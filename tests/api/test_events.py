@@ -1,0 +1,182 @@
+"""GET /v1/jobs/{id}/events: history then live events, each once, resumable, one poll per job.
+
+The stream's poller reads with the app's own sessions, so these tests commit
+their rows, to a database of their own.
+"""
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import fastapi.routing
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import create_app
+from cli.sse import ServerEvent, parse
+from migrations import upgrade
+from models.db import make_engine, make_session_factory
+from models.enums import EventType, JobStatus
+from models.events import job_event
+from models.settings import Settings
+from models.tables import Job
+from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.specs import IRIS_MLP
+from tests.worker.conftest import insert_job
+
+POLL_S = 0.05
+
+
+@dataclass
+class Live:
+    client: TestClient
+    factory: sessionmaker[Session]
+
+    def job(self, status: JobStatus = JobStatus.running) -> str:
+        return insert_job(self.factory, IRIS_MLP, status=status)
+
+    def event(self, job_id: str, type: EventType, **data) -> int:
+        with self.factory() as session, session.begin():
+            job = session.get_one(Job, job_id)
+            if type in (EventType.succeeded, EventType.failed, EventType.cancelled):
+                job.status = JobStatus(type.value.removeprefix("job."))
+            event = job_event(job, type, **data)
+            session.add(event)
+            session.flush()
+            return event.id
+
+    @property
+    def hub(self):
+        return self.client.app.state.event_hub
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory) -> Iterator[Live]:
+    url = create_database("trainyard_sse")
+    upgrade(url)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("sse"), database_url=url, broker_url=REDIS_URL,
+                        train_queue=f"test-{uuid.uuid4().hex[:8]}", events_poll_interval_s=POLL_S)
+    engine = make_engine(url)
+    with TestClient(create_app(settings, warm_keras=False)) as client:
+        yield Live(client, make_session_factory(engine))
+    engine.dispose()
+    drop_database(url)
+
+
+def read(lines: Iterator[str], count: int) -> list[ServerEvent]:
+    events = parse(lines)
+    return [next(events) for _ in range(count)]
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_the_stream_replays_the_history_follows_live_events_and_ends_after_the_last(live: Live):
+    job_id = live.job()
+    queued, started = live.event(job_id, EventType.queued), live.event(job_id, EventType.started)
+
+    with live.client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.iter_lines()
+        history = read(lines, 2)
+        epochs = [live.event(job_id, EventType.epoch, metrics={"loss": 1 / e}) for e in (1, 2)]
+        live_events = read(lines, 2)
+        done = live.event(job_id, EventType.succeeded)
+        rest = list(parse(lines))  # the stream ends by itself after the terminal event
+
+    assert [e.id for e in history + live_events + rest] == [str(i) for i in (queued, started, *epochs, done)]
+    assert [e.event for e in history + live_events + rest] == [
+        "job.queued", "job.started", "job.epoch", "job.epoch", "job.succeeded"]
+    body = live_events[1].json()
+    assert body["id"] == epochs[1] and body["type"] == "job.epoch" and body["job_id"] == job_id
+    assert body["data"]["metrics"] == {"loss": 0.5} and body["data"]["status"] == "running"
+    wait_until(lambda: live.hub.clients(job_id) == 0)
+
+
+def test_last_event_id_resumes_right_after_that_event(live: Live):
+    job_id = live.job()
+    ids = [live.event(job_id, t) for t in (EventType.queued, EventType.started, EventType.epoch, EventType.epoch)]
+    ids.append(live.event(job_id, EventType.failed, error={"type": "ValueError", "message": "bad"}))
+
+    def after(**request) -> list[int]:
+        with live.client.stream("GET", f"/v1/jobs/{job_id}/events", **request) as response:
+            return [int(e.id) for e in parse(response.iter_lines())]
+
+    assert after() == ids
+    assert after(headers={"Last-Event-ID": str(ids[1])}) == ids[2:]
+    assert after(params={"last_event_id": ids[3]}) == ids[4:]
+    # A browser reconnecting sends the header with the URL it first opened: the header wins.
+    assert after(params={"last_event_id": ids[0]}, headers={"Last-Event-ID": str(ids[2])}) == ids[3:]
+    assert after(headers={"Last-Event-ID": str(ids[4])}) == []
+
+
+def test_a_reconnect_while_the_job_runs_misses_nothing_and_repeats_nothing(live: Live):
+    job_id = live.job()
+    first = live.event(job_id, EventType.started)
+    with live.client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        (seen,) = read(response.iter_lines(), 1)
+    missed = [live.event(job_id, EventType.epoch, epoch=e) for e in (1, 2, 3)]  # while disconnected
+
+    with live.client.stream("GET", f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": seen.id}) as response:
+        lines = response.iter_lines()
+        caught_up = read(lines, 3)
+        done = live.event(job_id, EventType.cancelled)
+        rest = list(parse(lines))
+
+    assert int(seen.id) == first
+    assert [int(e.id) for e in caught_up + rest] == [*missed, done]
+
+
+def test_many_clients_of_one_job_share_one_poller(live: Live):
+    job_id = live.job()
+    live.event(job_id, EventType.started)
+    clients = 6
+    with ExitStack() as stack:
+        streams = [stack.enter_context(live.client.stream("GET", f"/v1/jobs/{job_id}/events")).iter_lines()
+                   for _ in range(clients)]
+        for lines in streams:
+            read(lines, 1)
+        wait_until(lambda: live.hub.clients(job_id) == clients)
+        before, started = live.hub.queries, time.monotonic()
+        time.sleep(1.0)
+        polls = live.hub.queries - before
+        elapsed = time.monotonic() - started
+        epoch = live.event(job_id, EventType.epoch)
+        assert all(int(read(lines, 1)[0].id) == epoch for lines in streams)
+
+    # One query per poll interval for the job, not one per client.
+    assert polls <= elapsed / POLL_S + 2, polls
+    wait_until(lambda: live.hub.clients(job_id) == 0)
+
+
+def test_a_finished_job_is_replayed_without_a_poller(live: Live):
+    job_id = live.job()
+    ids = [live.event(job_id, EventType.started), live.event(job_id, EventType.succeeded)]
+    with live.client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        assert [int(e.id) for e in parse(response.iter_lines())] == ids
+    assert live.hub.clients(job_id) == 0
+
+
+def test_an_idle_stream_sends_keepalive_comments(live: Live, monkeypatch):
+    monkeypatch.setattr(fastapi.routing, "_PING_INTERVAL", 0.2)
+    job_id = live.job()
+    with live.client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+        lines = response.iter_lines()
+        assert next(lines) == ": ping"
+
+
+def test_errors_are_json_before_the_stream_starts(live: Live):
+    response = live.client.get("/v1/jobs/job_nope/events")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    job_id = live.job()
+    response = live.client.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "abc"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["path"] == "header.Last-Event-ID"

@@ -1,0 +1,67 @@
+"""Auto-repair: when a job ends judged not to learn, queue it again with the top suggestion.
+
+``diagnosis.auto_retry: N`` allows N such attempts; each child carries N-1,
+its parent's id, and the id of the chain's first job, so GET on any attempt
+shows which one learned.
+"""
+
+import logging
+from collections.abc import Callable
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from diagnosis.facts import DataFacts
+from diagnosis.patches import merge_patch
+from diagnosis.preflight import run_preflight
+from keras_bridge.errors import SpecError
+from keras_bridge.validate import check_spec
+from models.db import transaction, utcnow
+from models.enums import EventType
+from models.events import job_event
+from models.findings import Finding
+from models.ids import new_id
+from models.spec import JobSpec
+from models.tables import Job
+
+log = logging.getLogger(__name__)
+NOT_LEARNING = {"not_learning", "diverged", "plateau", "data_problem"}
+
+
+def wants_retry(spec: JobSpec, verdict: Finding | None) -> bool:
+    return (verdict is not None and spec.diagnosis.auto_retry > 0 and bool(verdict.suggestions)
+            and verdict.evidence.get("verdict") in NOT_LEARNING)
+
+
+def spawn_retry(factory: sessionmaker[Session], job_id: str, verdict: Finding, facts: DataFacts | None,
+                send: Callable[[str], None]) -> str | None:
+    """Create and enqueue the next attempt; None when the fixed spec does not check out."""
+    top = verdict.suggestions[0]
+    with transaction(factory) as session:
+        parent = session.get_one(Job, job_id)
+        body = merge_patch(parent.spec, top.patch)
+        body["diagnosis"]["auto_retry"] = parent.spec["diagnosis"]["auto_retry"] - 1
+        body["force"] = True  # the service chose this fix itself; its preflight findings go with the job
+        try:
+            spec = JobSpec.model_validate(body)
+            summary = check_spec(spec, clear_session=False)
+        except (ValidationError, SpecError) as exc:
+            log.warning("auto-retry of %s skipped: the fixed spec does not check out: %s", job_id, exc)
+            return None
+        spec_json = spec.model_dump(mode="json")
+        root = parent.repair_root_id or parent.id
+        parent.repair_root_id = root
+        child = Job(
+            id=new_id("job"), name=parent.name, spec=spec_json, dataset_ref=parent.dataset_ref, parent_id=parent.id,
+            repair_root_id=root, epochs=spec.fit.epochs, enqueued_at=utcnow(),
+            findings=[f.as_json() for f in run_preflight(spec_json, summary, facts)],
+            origin={"finding": verdict.evidence.get("from"), "suggestion": top.summary, "auto": True},
+        )
+        session.add(child)
+        session.flush()
+        session.add(job_event(child, EventType.queued, parent_id=parent.id, auto_retry=True))
+        for finding in child.findings:
+            session.add(job_event(child, EventType.finding, finding=finding))
+        child_id = child.id
+    send(child_id)
+    return child_id

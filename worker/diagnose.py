@@ -1,0 +1,102 @@
+"""Glue between a training run and the diagnosis: the task's reference levels,
+the monitor callback, the fixes for what it finds, and the final verdict."""
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from diagnosis.curves import Task
+from diagnosis.facts import REGRESSION_LOSSES, DataFacts, LOSS_ALIASES, keras_name, snake
+from diagnosis.preflight import run_preflight
+from diagnosis.repair import repair
+from diagnosis.suggest import training_suggestions
+from diagnosis.verdict import final_verdict
+from keras_bridge.errors import SpecError
+from keras_bridge.validate import check_spec
+from models.findings import Code, Finding, Suggestion
+from models.spec import JobSpec
+from worker.data import PreparedData
+from worker.monitor import DiagnosisMonitor
+
+
+def loss_name(spec: JobSpec) -> str:
+    name = snake(keras_name(spec.compile.loss if isinstance(spec.compile.loss, str) else spec.compile.loss.model_dump())[0])
+    return LOSS_ALIASES.get(name, name)
+
+
+def _labels(y: np.ndarray) -> np.ndarray | None:
+    if y.ndim == 2 and y.shape[1] > 1 and np.all(np.isin(y, (0, 1))):
+        return y.argmax(axis=1)
+    flat = y.reshape(len(y), -1)
+    if flat.shape[1] == 1 and np.all(np.mod(flat, 1) == 0):
+        return flat.reshape(-1).astype(np.int64)
+    return None
+
+
+def make_task(spec: JobSpec, data: PreparedData) -> Task:
+    loss = loss_name(spec)
+    restores = any(c.type == "EarlyStopping" and c.args.get("restore_best_weights") for c in spec.fit.callbacks)
+    labels = None if loss in REGRESSION_LOSSES else _labels(np.asarray(data.train.y))
+    if labels is not None and len(labels):
+        task = Task.from_labels(labels, loss)
+    else:
+        y = np.asarray(data.train.y, dtype=np.float64)
+        task = Task(classification=False, loss=loss, target_variance=float(y.reshape(len(y), -1).var(axis=0).mean()))
+    task.has_validation = data.validation is not None
+    task.early_stopping_restores_best = restores
+    return task
+
+
+class Diagnosis:
+    """One run's diagnosis: call ``callback()`` for fit, ``verdict()`` at the end."""
+
+    def __init__(self, spec: JobSpec, data: PreparedData, facts: DataFacts | None,
+                 report: Callable[[Finding], None], resolve: Callable[[Code, int], None] | None = None) -> None:
+        self.spec, self.data, self.facts, self.report, self.resolve = spec, data, facts, report, resolve
+        self.spec_json = spec.model_dump(mode="json")
+        self.task = make_task(spec, data)
+        self._repair: tuple[dict[str, Any], list[str]] | None = None
+        self.monitor: DiagnosisMonitor | None = None
+
+    def _preflight_fix(self) -> tuple[dict[str, Any], list[str]]:
+        """The preflight fixes of this spec, combined (computed once, when first needed)."""
+        if self._repair is None:
+            def check(candidate: dict[str, Any]) -> list[Finding]:
+                try:
+                    summary = check_spec(JobSpec.model_validate(candidate), clear_session=False)
+                except SpecError as exc:
+                    raise ValueError(str(exc)) from exc
+                return run_preflight(candidate, summary, self.facts)
+
+            self._repair = repair(self.spec_json, check)
+        return self._repair
+
+    def suggestions(self, code: Code) -> list[Suggestion]:
+        return training_suggestions(code, self.spec_json, self._preflight_fix())
+
+    def callback(self, model: keras.Model) -> DiagnosisMonitor:
+        loss = model.loss
+        self.monitor = DiagnosisMonitor(
+            task=self.task, probe=(self.data.train.x, self.data.train.y),
+            loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
+            report=self.report, resolve=self.resolve, suggest=self.suggestions, stop_on=set(self.spec.diagnosis.stop_on),
+            train_samples=len(self.data.train.x), batch_size=self.spec.fit.batch_size,
+            from_logits=bool(getattr(loss, "from_logits", False) or (getattr(loss, "_fn_kwargs", None) or {}).get("from_logits")),
+        )
+        return self.monitor
+
+    def verdict(self, findings: list[dict[str, Any]]) -> Finding:
+        history = self.monitor.history if self.monitor else []
+        warned = any(f["phase"] == "preflight" and f["severity"] != "info" and f["suggestions"] for f in findings)
+        fix = None
+        if warned:
+            patch, applied = self._preflight_fix()
+            if patch:
+                fix = Suggestion(summary="fix what preflight found: " + "; ".join(applied), patch=patch)
+        verdict = final_verdict(history, self.task, findings, self.spec_json, preflight_fix=fix)
+        if self.monitor is not None:  # what watching cost, against the epochs' own time
+            verdict.evidence["diagnosis_s"] = round(self.monitor.seconds, 4)
+            verdict.evidence["diagnosis_steady_s"] = round(sum(self.monitor.epoch_seconds[1:]), 4)
+        return verdict

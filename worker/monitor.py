@@ -1,0 +1,166 @@
+"""The Keras callback that watches a run and reports findings as they become clear.
+
+Per batch it only records the loss (Keras logs running means; the per-batch
+values are recovered from them). Once per epoch it measures one fixed probe
+batch: how many predictions are pinned at 0 or 1, and the gradient norm that
+reaches each weight layer. Then every training rule reads the history.
+"""
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from diagnosis.curves import Epoch, Task
+from diagnosis.training_rules import RESOLVERS, RULES
+from models.findings import Code, Finding, Suggestion
+
+log = logging.getLogger(__name__)
+PINNED = 1e-3
+PROBE_SIZE = 64  # enough to estimate a share of pinned outputs; small against any epoch
+
+
+class DiagnosisMonitor(keras.callbacks.Callback):
+    """Runs the training-phase rules after every epoch; each code is raised once.
+
+    Args:
+        task: chance level, target variance and the like, from the training split.
+        probe: a small fixed batch ``(x, y)`` of training data.
+        loss: the compiled loss function, for the probe's gradients.
+        report: receives each finding as it is raised.
+        suggest: the fixes for a code (called only when it is raised).
+        stop_on: codes that end the run (``diagnosis.stop_on`` of the spec).
+        train_samples, batch_size: to recover per-batch losses from running means.
+    """
+
+    async_safe = True  # the batch hook only appends a float: Keras may run it off the training thread
+
+    def __init__(
+        self, *, task: Task, probe: tuple[np.ndarray, np.ndarray], loss: Any, report: Callable[[Finding], None],
+        suggest: Callable[[Code], list[Suggestion]], stop_on: set[str], train_samples: int, batch_size: int,
+        from_logits: bool = False, resolve: Callable[[Code, int], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.task, self.report, self.suggest, self.stop_on = task, report, suggest, stop_on
+        self.resolve = resolve
+        self.probe_x = tf.constant(probe[0][:PROBE_SIZE])
+        self.probe_y = tf.constant(probe[1][:PROBE_SIZE])
+        self.loss_fn, self.from_logits = loss, from_logits
+        self.train_samples, self.batch_size = train_samples, batch_size
+        self.history: list[Epoch] = []
+        self.raised: dict[Code, Finding] = {}
+        self.stopped_by: Code | None = None
+        self._means: dict[int, float] = {}
+        self._gradients: Callable[..., Any] | None = None
+        self.seconds = 0.0  # spent in this callback: the price of the diagnosis
+        self.epoch_seconds: list[float] = []  # the same, per epoch (the first includes tracing the probe)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._means = {}
+        self._seconds_at_begin = self.seconds
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        started = time.perf_counter()
+        loss = (logs or {}).get("loss")
+        if loss is not None:
+            self._means[batch] = float(loss)
+            if not math.isfinite(self._means[batch]) and "diverging" in self.stop_on:
+                self.model.stop_training = True  # a NaN never recovers: stop now, not after the epoch
+        self.seconds += time.perf_counter() - started
+
+    def _batch_losses(self) -> list[float]:
+        losses, seen, previous = [], 0, 0.0
+        for batch in sorted(self._means):
+            size = min(self.batch_size, self.train_samples - seen)
+            if size <= 0:
+                break
+            mean = self._means[batch]
+            losses.append(((seen + size) * mean - seen * previous) / size)
+            seen, previous = seen + size, mean
+        return losses
+
+    def _probe(self) -> tuple[float | None, list[float] | None]:
+        if self._gradients is None:
+            self._gradients = tf.function(self._probe_step, reduce_retracing=True)
+        try:
+            predictions, norms = self._gradients(self.probe_x, self.probe_y)
+        except (ValueError, TypeError, tf.errors.OpError):
+            return None, None
+        return _pinned_fraction(predictions.numpy(), self.from_logits), [float(n) for n in norms.numpy()]
+
+    def _probe_step(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        weights = [layer.trainable_weights[0] for layer in self.model.layers
+                   if layer.trainable_weights and not isinstance(layer, keras.layers.BatchNormalization)]
+        with tf.GradientTape() as tape:
+            predictions = self.model(x, training=False)
+            loss = keras.ops.mean(self.loss_fn(y, predictions))
+        gradients = tape.gradient(loss, weights)
+        norms = tf.stack([tf.norm(g) if g is not None else tf.constant(0.0) for g in gradients])
+        return predictions, norms
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        started = time.perf_counter()
+        try:
+            self._diagnose(epoch, logs)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.epoch_seconds.append(self.seconds - getattr(self, "_seconds_at_begin", 0.0))
+
+    def _diagnose(self, epoch: int, logs: dict[str, Any] | None) -> None:
+        pinned, norms = self._probe()
+        record = Epoch(epoch + 1, {k: float(v) for k, v in (logs or {}).items()}, self._batch_losses(),
+                       pinned if self.task.classification else None, norms)
+        self.history.append(record)
+        self._resolve(record.epoch)
+        for code, rule in RULES.items():
+            if code in self.raised:
+                continue
+            try:
+                outcome = rule(self.history, self.task)
+            except Exception:  # a rule's bug must never cost the user their training run
+                log.exception("diagnosis rule %s failed", code.value)
+                continue
+            if outcome is None:
+                continue
+            severity, message, evidence = outcome
+            finding = Finding(code=code, severity=severity, phase="training", epoch=record.epoch, message=message,
+                              evidence=evidence, suggestions=self.suggest(code) if severity != "info" else [])
+            self.raised[code] = finding
+            self.report(finding)
+            if code.value in self.stop_on and severity != "info" and self.stopped_by is None:
+                self.stopped_by = code
+                self.model.stop_training = True
+
+
+    def _resolve(self, epoch: int) -> None:
+        """Downgrade a raised finding that later epochs contradict (a slow starter took off)."""
+        for code, resolved in RESOLVERS.items():
+            finding = self.raised.get(code)
+            if finding is None or finding.severity == "info" or not resolved(self.history, self.task):
+                continue
+            finding.severity = "info"
+            finding.evidence["resolved_epoch"] = epoch
+            if self.resolve is not None:
+                self.resolve(code, epoch)
+
+
+def _pinned_fraction(predictions: np.ndarray, from_logits: bool) -> float | None:
+    p = predictions.reshape(len(predictions), -1).astype(np.float64)
+    if from_logits:
+        p = 1 / (1 + np.exp(-p)) if p.shape[1] == 1 else _softmax(p)
+    if p.min() < -1e-6 or p.max() > 1 + 1e-6:
+        return None  # not probabilities (a linear output): nothing to say
+    if p.shape[1] == 1:
+        return float(np.mean((p < PINNED) | (p > 1 - PINNED)))
+    return float(np.mean(p.max(axis=1) > 1 - PINNED))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

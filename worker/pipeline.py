@@ -1,0 +1,64 @@
+"""``tf.data`` pipelines that feed ``model.fit`` from the stored data, a batch at a time.
+
+Sample indices are shuffled (the whole index, seeded: a perfect shuffle that
+costs 8 bytes per sample, redone each epoch), batched, then read: dense rows
+and sequences by a NumPy function that reads just those rows from disk
+(``preadv``, see ``datastore.rows``), images by TensorFlow's decoders in
+parallel. ``prefetch`` overlaps reading the next batch with training on this
+one. Resident memory stays at a few batches whatever the dataset's size.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from worker.data import PreparedData, Split
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decode_image(path: str | tf.Tensor, size: tuple[int, int], channels: int) -> tf.Tensor:
+    """One image file as ``(height, width, channels)`` float32 in 0..255, as Keras's
+    ``image_dataset_from_directory`` gives it (bilinear resize, no crop)."""
+    data = tf.io.read_file(path)
+    if channels == 4:  # a JPEG has no alpha channel: TensorFlow refuses to decode one to 4 channels
+        def opaque() -> tf.Tensor:
+            rgb = tf.io.decode_jpeg(data, channels=3)
+            return tf.concat([rgb, tf.fill([tf.shape(rgb)[0], tf.shape(rgb)[1], 1], tf.constant(255, tf.uint8))], -1)
+
+        image = tf.cond(tf.io.is_jpeg(data), opaque, lambda: tf.io.decode_png(data, channels=4))
+    else:
+        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
+    image.set_shape([None, None, channels])
+    return tf.image.resize(image, size, method="bilinear")
+
+
+def make_dataset(data: PreparedData, split: Split, batch_size: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """``(x, y)`` batches of ``split``; shuffled each epoch when ``shuffle``."""
+    indices = tf.data.Dataset.from_tensor_slices(split.indices.astype(np.int64))
+    if shuffle:
+        indices = indices.shuffle(len(split.indices), seed=seed, reshuffle_each_iteration=True)
+    probe_y = data.y_batch(split.indices[:1])
+    y_dtype = tf.as_dtype(probe_y.dtype)
+    if data.x.kind == "images":
+        files = tf.constant([str(f) for f in data.x.array.files])  # type: ignore[union-attr]
+        targets = tf.constant(data.y_batch(np.arange(len(data.y))))
+        shift, scale = ((data.x_scaler.shift, data.x_scaler.scale) if data.x_scaler is not None
+                        else (np.zeros(1, np.float32), np.ones(1, np.float32)))
+
+        def load(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            image = decode_image(tf.gather(files, i), data.x.image_size, data.x.channels)
+            return (image - shift) / scale, tf.gather(targets, i)
+
+        batches = indices.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
+    else:
+        def read(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return data.x_batch(i), data.y_batch(i)
+
+        def fetch(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            x, y = tf.numpy_function(read, [i], [tf.float32, y_dtype], stateful=False)
+            x.set_shape((None, *data.x.sample_shape))
+            y.set_shape((None, *probe_y.shape[1:]))
+            return x, y
+
+        batches = indices.batch(batch_size).map(fetch, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return batches.prefetch(AUTOTUNE)

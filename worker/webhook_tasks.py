@@ -1,0 +1,34 @@
+"""Celery tasks for webhooks: thin shells around ``worker.webhooks``.
+
+They run on their own queue (``TRAINYARD_WEBHOOK_QUEUE``), consumed by a
+thread-pool worker that never imports TensorFlow, so a receiver that is slow
+or down never occupies a training process.
+"""
+
+from celery import Task
+from sqlalchemy.exc import OperationalError
+
+from models.outbox import DELIVER_TASK, SWEEP_TASK
+from models.settings import get_settings
+from worker.celery_app import app
+from worker.tasks import send_deliveries, session_factory
+from worker.webhooks import deliver_pending, overdue_jobs
+
+
+@app.task(name=DELIVER_TASK, bind=True, max_retries=None, autoretry_for=(OperationalError,),
+          retry_backoff=2, retry_backoff_max=300)
+def deliver_webhooks(self: Task, job_id: str) -> None:
+    # The retry schedule and the give-up live in the database (webhook_cursors),
+    # so max_retries is unbounded here.
+    retry_in = deliver_pending(session_factory(), job_id, settings=get_settings())
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+
+
+@app.task(name=SWEEP_TASK)
+def sweep_webhooks() -> list[str]:
+    """Re-send the wake-up of jobs whose delivery message was lost (broker restart, killed worker)."""
+    job_ids = overdue_jobs(session_factory())
+    for job_id in job_ids:
+        send_deliveries(job_id)
+    return job_ids

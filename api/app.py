@@ -8,7 +8,9 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Gauge
 
 from api.errors import install_error_handlers
+from api.limits import BodyLimit
 from api.queue import TrainingQueue
+from api.tenancy import KeyCache
 from api.routers import datasets, events, health, jobs, webhooks
 from api.services.events import EventHub
 from models.db import make_engine, make_session_factory
@@ -42,12 +44,14 @@ def create_app(settings: Settings | None = None, *, warm_keras: bool = True) -> 
     app.state.engine = make_engine(settings.database_dsn)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.queue = TrainingQueue(settings)
+    app.state.keys = KeyCache(settings.api_key_cache_s)
     # Events the API commits (submit, cancel) wake the webhook delivery, as the worker's do.
     notify_after_commit(app.state.session_factory, lambda job_id: app.state.queue.send_deliveries(job_id))
     app.state.event_hub = EventHub(app.state.session_factory, settings.events_poll_interval_s)
     app.state.registry = CollectorRegistry()
     app.state.jobs_gauge = Gauge("trainyard_jobs", "Jobs by status", ["status"], registry=app.state.registry)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(datasets.router)

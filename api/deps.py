@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from api.tenancy import Tenant, scope
 from models.settings import Settings
 
 
@@ -19,16 +20,18 @@ class UnitOfWork:
     """
 
     session: Session
+    tenant: str = ""
     _after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def after_commit(self, action: Callable[[], None]) -> None:
         self._after_commit.append(action)
 
 
-def get_uow(request: Request) -> Iterator[UnitOfWork]:
+def get_uow(request: Request, tenant: Tenant) -> Iterator[UnitOfWork]:
     factory = request.app.state.session_factory
     with factory() as session:
-        uow = UnitOfWork(session)
+        scope(session, tenant)  # every query of jobs and datasets now sees this tenant's rows only
+        uow = UnitOfWork(session, tenant)
         try:
             yield uow
             session.commit()

@@ -38,6 +38,10 @@ class PayloadTooLarge(ApiError):
     status_code, code = 413, "payload_too_large"
 
 
+class TooManyRequests(ApiError):
+    status_code, code = 429, "too_many_requests"
+
+
 class UnsupportedMediaType(ApiError):
     status_code, code = 415, "unsupported_media_type"
 

@@ -208,6 +208,14 @@ class Service:
         self.wait_ready(180)
         log(f"ready after {time.monotonic() - t0:.1f} s")
 
+    def auth_headers(self) -> dict[str, str]:
+        """The API key: $TRAINYARD_API_KEY for --url, else the first key `trainyard serve` saved."""
+        key = os.environ.get("TRAINYARD_API_KEY")
+        saved = self.workdir / "data" / "api-key"
+        if not key and not self.args.url and saved.is_file():
+            key = saved.read_text().strip()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last = ""
@@ -622,7 +630,7 @@ def main(argv: list[str] | None = None) -> None:
         log(f"generating {args.samples} samples of 28x28x1 float32 -> {npz}")
         make_dataset(npz, args.samples)
         service.start()
-        client = httpx.Client(base_url=service.url, timeout=120)
+        client = httpx.Client(base_url=service.url, timeout=120, headers=service.auth_headers())
         with open(npz, "rb") as f:
             r = client.post("/v1/datasets", files={"file": ("bench-data.npz", f, "application/octet-stream")})
         if r.status_code not in (200, 201):

@@ -1,7 +1,8 @@
 """``trainyard submit | follow | jobs | curves``: the terminal client of the HTTP API.
 
 The base URL comes from ``--url`` or ``TRAINYARD_URL`` (default
-http://127.0.0.1:8000). Exit status: 0 the job succeeded (or the command
+http://127.0.0.1:8000), the API key from ``--api-key``, ``TRAINYARD_API_KEY``
+or the file ``trainyard serve`` wrote. Exit status: 0 the job succeeded (or the command
 worked), 1 the job failed, 3 it was cancelled, 2 the API refused the request
 or could not be reached, 130 interrupted (the job goes on).
 """
@@ -32,9 +33,20 @@ class ClientError(Exception):
     """A request the API refused, or input the client cannot send; the message is for the user."""
 
 
+def api_key(explicit: str | None) -> str | None:
+    """--api-key, else $TRAINYARD_API_KEY, else the key `trainyard serve` saved in <data dir>/api-key."""
+    if explicit:
+        return explicit
+    if os.environ.get("TRAINYARD_API_KEY"):
+        return os.environ["TRAINYARD_API_KEY"]
+    saved = Path(os.environ.get("TRAINYARD_DATA_DIR", "var")) / "api-key"
+    return saved.read_text().strip() if saved.is_file() else None
+
+
 @contextmanager
-def open_client(url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=url, timeout=30.0, headers={"User-Agent": "trainyard-cli/1.0"}) as client:
+def open_client(url: str, key: str | None = None) -> Iterator[httpx.Client]:
+    headers = {"User-Agent": "trainyard-cli/1.0", **({"Authorization": f"Bearer {key}"} if key else {})}
+    with httpx.Client(base_url=url, timeout=30.0, headers=headers) as client:
         yield client
 
 
@@ -150,13 +162,14 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     for parser, command in ((s, submit), (f, follow), (j, jobs), (c, curves)):
         parser.add_argument("--url", default=os.environ.get("TRAINYARD_URL", DEFAULT_URL),
                             help="the API (default: $TRAINYARD_URL or %(default)s)")
+        parser.add_argument("--api-key", help="default: $TRAINYARD_API_KEY, else the key in <data dir>/api-key")
         parser.set_defaults(client_command=command)
 
 
 def run(args: argparse.Namespace) -> int:
     console, errors = Console(), Console(stderr=True)
     try:
-        with open_client(args.url) as client:
+        with open_client(args.url, api_key(args.api_key)) as client:
             return int(args.client_command(client, args, console))
     except ClientError as exc:
         errors.print(f"[red]error:[/] {escape(str(exc))}")

@@ -6,16 +6,19 @@ import signal
 import subprocess
 import sys
 
-from cli import client
+from cli import client, keys
 from models.settings import get_settings
 
 SAMPLE = """
 Trainyard is running on http://{host}:{port}  (API docs: http://{host}:{port}/docs)
 
 Submit a sample job (a small CNN on the built-in digits) and follow it:
-  curl -s -X POST http://{host}:{port}/v1/jobs -H 'Content-Type: application/json' -d @examples/digits-cnn.json
-  curl -s http://{host}:{port}/v1/jobs/<id>
-  curl -s http://{host}:{port}/v1/jobs/<id>/curves
+  export TRAINYARD_API_KEY=$(cat {key_file})
+  .venv/bin/trainyard submit examples/digits-cnn.json --follow
+or with curl:
+  curl -s -X POST http://{host}:{port}/v1/jobs -H "Authorization: Bearer $TRAINYARD_API_KEY" \\
+       -H 'Content-Type: application/json' -d @examples/digits-cnn.json
+  curl -s -H "Authorization: Bearer $TRAINYARD_API_KEY" http://{host}:{port}/v1/jobs/<id>
 """
 
 
@@ -64,11 +67,17 @@ def _serve(args: argparse.Namespace) -> None:
 
     settings = get_settings()
     _migrate(argparse.Namespace(downgrade=None, revision="heads"))
+    first = keys.ensure_first_key(settings)
     worker = processes.WorkerProcess(
         processes.celery_worker_argv([settings.train_queue, "control"], "embedded", beat=True),
     )
     children = [processes.spawn(worker), processes.spawn(processes.webhook_worker(settings.webhook_queue))]
-    print(SAMPLE.format(host=args.host, port=args.port), flush=True)
+    print(SAMPLE.format(host=args.host, port=args.port, key_file=keys.key_file(settings)), flush=True)
+    if first is not None:
+        print(f"Your first API key (tenant {settings.anonymous_tenant!r}), also saved in {keys.key_file(settings)}:\n"
+              f"  {first}\nSend it as: -H 'Authorization: Bearer {first}'\n", flush=True)
+    else:
+        print(f"API keys: `trainyard keys list`; the first one is in {keys.key_file(settings)}\n", flush=True)
 
     def exit_cleanly(signum: int, _frame: object) -> None:
         # uvicorn shuts down gracefully on SIGTERM, restores this handler and re-raises
@@ -104,9 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     m.add_argument("--revision", default="heads")
     m.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
     client.add_commands(sub)
+    keys.add_commands(sub)
     args = parser.parse_args(argv)
     if hasattr(args, "client_command"):
         sys.exit(client.run(args))
+    if hasattr(args, "keys_command"):
+        sys.exit(args.keys_command(args))
     {"serve": _serve, "api": _api, "worker": _worker, "migrate": _migrate}[args.command](args)
 
 

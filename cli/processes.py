@@ -69,4 +69,7 @@ def control_plane(webhook_queue: str = "webhooks") -> list[WorkerProcess]:
 
 
 def spawn(process: WorkerProcess) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(process.argv, env={**os.environ, **process.env})
+    """Start a worker in a process group of its own: a Ctrl-C or a group SIGTERM meant for
+    the parent must not reach the worker's pool children directly (its parent would
+    replace them mid-shutdown); the parent stops it with SIGTERM, a warm shutdown."""
+    return subprocess.Popen(process.argv, env={**os.environ, **process.env}, start_new_session=True)

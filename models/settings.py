@@ -24,6 +24,16 @@ class Settings(BaseSettings):
     # Queue the API sends training to; CPU workers consume "cpu", GPU workers "gpu".
     train_queue: str = "cpu"
 
+    # Access: every request needs an API key, unless this allows anonymous calls from
+    # the same machine (they act as anonymous_tenant). Off by default, even embedded.
+    allow_anonymous_localhost: bool = False
+    anonymous_tenant: str = "default"
+    api_key_cache_s: float = Field(default=5.0, ge=0, description="a revoked key stops working within this")
+    # Per-tenant limits.
+    max_queued_jobs_per_tenant: int = Field(default=100, gt=0)
+    max_epoch_samples: int = Field(default=2_000_000_000, gt=0, description="epochs x training samples of one job")
+    max_request_bytes: int = Field(default=8 * 1024**2, gt=0, description="JSON request bodies")
+
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     # What one upload may unpack to (zip bombs), members of one zip, pixels of one image.
     max_unpacked_bytes: int = Field(default=8 * 1024**3, gt=0)

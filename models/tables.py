@@ -16,9 +16,12 @@ def _enum(cls: type) -> Enum:
 
 class Dataset(Base):
     __tablename__ = "datasets"
+    # The same bytes may be uploaded by two tenants: one row each, one stored copy.
+    __table_args__ = (UniqueConstraint("tenant", "sha256"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
     filename: Mapped[str] = mapped_column(String(255))
     format: Mapped[str] = mapped_column(String(16))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -36,6 +39,7 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_status_id", "status", "id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str | None] = mapped_column(String(200), index=True)
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.queued)
     stop_reason: Mapped[StopReason | None] = mapped_column(_enum(StopReason))
@@ -142,3 +146,17 @@ class WebhookDelivery(Base):
     duration_ms: Mapped[float | None]
     attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    """A tenant's API key. Only its SHA-256 is stored; the key is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))  # enough to recognise a key in a list
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -46,3 +46,47 @@ def test_the_control_worker_never_imports_tensorflow():
     from cli.processes import NO_TENSORFLOW
 
     assert control_worker().env[NO_TENSORFLOW] == "1"
+
+
+def test_keys_create_list_revoke(tmp_path, monkeypatch, capsys):
+    from cli import keys
+    from migrations import upgrade
+    from models.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    upgrade(settings.database_dsn)
+    monkeypatch.setattr(keys, "get_settings", lambda: settings)
+
+    def trainyard(*argv: str) -> tuple[int, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main.main(list(argv))
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out + captured.err
+
+    status, out = trainyard("keys", "create", "--tenant", "acme", "--name", "ci")
+    assert status == 0
+    key_id, key = out.split()[1], out.strip().splitlines()[-1]
+    assert key.startswith("ty_")
+    status, out = trainyard("keys", "list")
+    assert key_id in out and "acme" in out and "active" in out and key not in out
+    assert trainyard("keys", "revoke", key_id)[0] == 0
+    assert "revoked" in trainyard("keys", "list", "--tenant", "acme")[1]
+    assert trainyard("keys", "revoke", key_id)[0] == 2
+    assert trainyard("keys", "create", "--tenant", "Not A Name")[0] == 2
+
+
+def test_the_first_start_makes_one_key_and_saves_it_for_the_client(tmp_path, monkeypatch):
+    from cli.client import api_key
+    from cli.keys import ensure_first_key, key_file
+    from migrations import upgrade
+    from models.settings import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    upgrade(settings.database_dsn)
+    key = ensure_first_key(settings)
+    assert key and key_file(settings).read_text().strip() == key
+    assert oct(key_file(settings).stat().st_mode)[-3:] == "600"
+    assert ensure_first_key(settings) is None  # only on the very first start
+    monkeypatch.delenv("TRAINYARD_API_KEY", raising=False)
+    monkeypatch.setenv("TRAINYARD_DATA_DIR", str(tmp_path))
+    assert api_key(None) == key

@@ -52,7 +52,7 @@ def spawn_retry(factory: sessionmaker[Session], job_id: str, verdict: Finding, f
         root = parent.repair_root_id or parent.id
         parent.repair_root_id = root
         child = Job(
-            id=new_id("job"), name=parent.name, spec=spec_json, dataset_ref=parent.dataset_ref, parent_id=parent.id,
+            id=new_id("job"), tenant=parent.tenant, name=parent.name, spec=spec_json, dataset_ref=parent.dataset_ref, parent_id=parent.id,
             repair_root_id=root, epochs=spec.fit.epochs, enqueued_at=utcnow(),
             findings=[f.as_json() for f in run_preflight(spec_json, summary, facts)],
             origin={"finding": verdict.evidence.get("from"), "suggestion": top.summary, "auto": True},

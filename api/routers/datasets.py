@@ -46,5 +46,6 @@ def get_dataset(dataset_id: str, uow: UoW) -> DatasetOut:
 def delete_dataset(dataset_id: str, uow: UoW, settings: SettingsDep) -> Response:
     store = ArtifactStore(settings.artifacts)
     path = service.delete_dataset(uow.session, store, dataset_id)
-    uow.after_commit(lambda: store.remove(path))
+    if path is not None:
+        uow.after_commit(lambda: store.remove(path))
     return Response(status_code=204)

@@ -10,6 +10,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from api.errors import Invalid, detail
 from api.routers.jobs import ERRORS
 from api.services.jobs import get_job
+from api.tenancy import Tenant, scope
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 
@@ -24,6 +25,7 @@ class StreamStart:
 def stream_start(
     job_id: str,
     request: Request,
+    tenant: Tenant,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32,
                                                        description="resume after this event id")] = None,
     last_event_id: Annotated[int | None, Query(ge=0, description="the same, for clients that cannot set "
@@ -39,6 +41,7 @@ def stream_start(
         after = int(last_event_id_header)
     # A session of its own, closed at once: a stream may last hours and must not hold a connection.
     with request.app.state.session_factory() as session:
+        scope(session, tenant)  # another tenant's job is a 404 here too
         job = get_job(session, job_id)
         return StreamStart(job_id=job.id, after=after, finished=job.status.finished)
 

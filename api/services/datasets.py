@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import Page
+from api.tenancy import ALL_TENANTS, current_tenant
 from api.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType, detail
 from api.schemas.common import ListPage
 from api.schemas.datasets import DatasetOut, samples_of
@@ -178,8 +179,9 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
             error = PayloadTooLarge if exc.too_large else Invalid
             raise error(str(exc), [detail(exc.loc, str(exc))]) from exc
         relative = store.dataset_path(sha256)
+        tenant = current_tenant(session)
         dataset = Dataset(
-            id=f"ds_{sha256[:24]}", sha256=sha256, filename=Path(filename).name[:255], format=ingested.format,
+            id=dataset_id(tenant, sha256), tenant=tenant, sha256=sha256, filename=Path(filename).name[:255], format=ingested.format,
             size_bytes=size, path=relative, arrays=ingested.arrays, description=ingested.description,
         )
         try:
@@ -190,17 +192,23 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
             assert existing is not None
             return dataset_out(existing), False
         final = store.resolve(relative)
-        store.remove(final)  # left by an upload whose commit failed: same bytes, so rewritten
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(staging, final)
+        if not final.exists():  # else: the same bytes, stored for another tenant (or a failed commit); reuse them
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging, final)
         return dataset_out(dataset), True
     finally:
         tmp.unlink(missing_ok=True)
         store.remove(staging)
 
 
-def delete_dataset(session: Session, store: ArtifactStore, ref: str) -> Path:
-    """Delete the row; returns the folder to remove once the deletion has committed."""
+def dataset_id(tenant: str, sha256: str) -> str:
+    """Content-addressed within a tenant: the same file gets the same id, another tenant another id."""
+    return "ds_" + hashlib.sha256(f"{tenant}:{sha256}".encode()).hexdigest()[:24]
+
+
+def delete_dataset(session: Session, store: ArtifactStore, ref: str) -> Path | None:
+    """Delete the row; returns the folder to remove once the deletion has committed
+    (None while another tenant's row still uses the same stored bytes)."""
     if is_builtin(ref):
         raise Conflict("built-in datasets cannot be deleted")
     dataset = session.get(Dataset, ref)
@@ -214,4 +222,6 @@ def delete_dataset(session: Session, store: ArtifactStore, ref: str) -> Path:
     path = store.resolve(dataset.path)
     session.delete(dataset)
     session.flush()
-    return path
+    shared = session.scalar(select(Dataset.id).where(Dataset.sha256 == dataset.sha256).limit(1)
+                            .execution_options(**{ALL_TENANTS: True}))
+    return None if shared else path

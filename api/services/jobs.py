@@ -11,6 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import Page, UnitOfWork
+from api.limits import check_tenant_limits
+from api.tenancy import current_tenant
 from api.errors import Conflict, Invalid, NotFound, detail
 from api.queue import TrainingQueue
 from api.schemas.common import ListPage
@@ -43,7 +45,8 @@ def _shape_fits(expected: list[int | None], actual: list[int]) -> bool:
     return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual, strict=True))
 
 
-def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settings: Settings) -> None:
+def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settings: Settings) -> int:
+    """Returns the number of samples."""
     # Column lists stacked, images at the spec's image_size/color_mode, sequences as [n, None, ...].
     x, y = role_shapes(arrays_of(session, spec.dataset), spec.data)
     if x["shape"][0] != y["shape"][0]:
@@ -56,6 +59,7 @@ def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settin
         ])
     if spec.fit.epochs > settings.max_epochs:
         raise Invalid("too many epochs", [detail(("fit", "epochs"), f"at most {settings.max_epochs}. Received: epochs={spec.fit.epochs}")])
+    return int(x["shape"][0])
 
 
 def check_job(session: Session, spec: JobSpec, settings: Settings) -> tuple[JobSpec, dict[str, Any], list[Finding]]:
@@ -92,14 +96,17 @@ def create_job(
     session = uow.session
     body_hash = _request_hash(spec.model_dump(mode="json"))
     if idempotency_key is not None:
+        idempotency_key = f"{current_tenant(session)}:{idempotency_key}"  # one namespace per tenant
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
         if existing is not None:
             return _replay(existing, body_hash, idempotency_key), None, False
     spec, summary, findings = check_job(session, spec, settings)
     reject_on_errors(findings, spec.force)
+    samples = role_shapes(arrays_of(session, spec.dataset), spec.data)[0]["shape"][0]
+    check_tenant_limits(session, spec, int(samples), settings, current_tenant(session))
     now = utcnow()
     job = Job(
-        id=new_id("job"), name=spec.name, status=JobStatus.queued, spec=spec.model_dump(mode="json"),
+        id=new_id("job"), tenant=current_tenant(session), name=spec.name, status=JobStatus.queued, spec=spec.model_dump(mode="json"),
         dataset_ref=spec.dataset, parent_id=parent_id, idempotency_key=idempotency_key, request_sha256=body_hash,
         epochs=spec.fit.epochs, findings=[f.as_json() for f in findings], created_at=now, enqueued_at=now,
     )
@@ -115,13 +122,14 @@ def create_job(
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
         if existing is None:
             raise
-        return _replay(existing, body_hash, idempotency_key or ""), None, False
+        return _replay(existing, body_hash, idempotency_key or ""), None, False  # the key is scoped to this tenant
     uow.after_commit(lambda: queue.send(job.id))
     return job, summary, True
 
 
 def _replay(existing: Job, body_hash: str, key: str) -> Job:
     if existing.request_sha256 != body_hash:
+        key = key.split(":", 1)[-1]
         raise Conflict(f"Idempotency-Key '{key}' was already used with a different request body (job {existing.id})")
     return existing
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from api.services.datasets import upload_dataset
+from api.tenancy import scope
 from bench.stories.cases import Case
 from datastore.artifacts import ArtifactStore
 from datastore.builtin import load_builtin
@@ -27,6 +28,9 @@ from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import EpochMetric, Job
 from worker.training import run_training
+
+
+TENANT = "bench"
 
 
 @dataclass
@@ -71,6 +75,7 @@ class LocalRunner:
         np.savez(buffer, **arrays)
         buffer.seek(0)
         with transaction(self.factory) as session:  # the API's own upload path
+            scope(session, TENANT)
             dataset, _ = upload_dataset(session, self.store, filename=f"{case.name}.npz", source=buffer,
                                         settings=self.settings)
         ref = dataset.id
@@ -86,7 +91,7 @@ class LocalRunner:
         preflight = [f.as_json() for f in run_preflight(spec_json, check_spec(spec), data_facts(arrays[spec.data.x], arrays[spec.data.y]))]
         job_id = new_id("job")
         with transaction(self.factory) as session:
-            session.add(Job(id=job_id, spec=spec_json, dataset_ref=ref, epochs=spec.fit.epochs, findings=preflight))
+            session.add(Job(id=job_id, tenant=TENANT, spec=spec_json, dataset_ref=ref, epochs=spec.fit.epochs, findings=preflight))
         started = time.perf_counter()
         run_training(self.factory, job_id, settings=self.settings)
         elapsed = time.perf_counter() - started

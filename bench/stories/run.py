@@ -177,7 +177,7 @@ def main() -> None:
         service = Service(argparse.Namespace(url=args.url, mode="embedded", database_url=None, redis_db=None), Path(tmp))
         service.start()
         try:
-            with httpx.Client(base_url=service.url, timeout=60) as client:
+            with httpx.Client(base_url=service.url, timeout=60, headers=service.auth_headers()) as client:
                 results = []
                 for case in cases:
                     print(f"running {case.name} ...", flush=True)

@@ -24,6 +24,7 @@ from models.events import job_event
 from models.settings import Settings
 from models.tables import Job
 from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.auth import authorize
 from tests.specs import IRIS_MLP
 from tests.worker.conftest import insert_job
 
@@ -61,7 +62,9 @@ def live(tmp_path_factory) -> Iterator[Live]:
                         train_queue=f"test-{uuid.uuid4().hex[:8]}", events_poll_interval_s=POLL_S)
     engine = make_engine(url)
     with TestClient(create_app(settings, warm_keras=False)) as client:
-        yield Live(client, make_session_factory(engine))
+        factory = make_session_factory(engine)
+        authorize(client, factory)  # the tenant insert_job gives its jobs
+        yield Live(client, factory)
     engine.dispose()
     drop_database(url)
 

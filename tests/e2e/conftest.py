@@ -14,11 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from models.db import make_engine, make_session_factory
+from tests.auth import authorize
 from migrations import upgrade
 from models.settings import Settings
 from tests.conftest import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
+E2E_TENANT = "e2e"
 E2E_REDIS = os.environ.get("TRAINYARD_TEST_E2E_REDIS", "redis://127.0.0.1:6379/14")
 
 
@@ -120,6 +123,9 @@ def webhook_worker(e2e_settings: Settings, tmp_path_factory) -> Iterator[WorkerP
 @pytest.fixture(scope="session")
 def live(e2e_settings: Settings, worker: WorkerProcess) -> Iterator[TestClient]:
     with TestClient(create_app(e2e_settings)) as client:
+        engine = make_engine(e2e_settings.database_dsn)
+        authorize(client, make_session_factory(engine), E2E_TENANT)
+        engine.dispose()
         yield client
 
 

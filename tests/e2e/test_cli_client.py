@@ -15,7 +15,7 @@ from tests.specs import DIGITS_CNN, IRIS_MLP, spec
 @pytest.fixture
 def trainyard(live: TestClient, monkeypatch, capsys):
     """Run ``trainyard ARGV`` in this process, its HTTP going to the test API; returns (exit status, output)."""
-    monkeypatch.setattr(cli_client, "open_client", lambda url: nullcontext(live))
+    monkeypatch.setattr(cli_client, "open_client", lambda url, key=None: nullcontext(live))
     monkeypatch.setenv("COLUMNS", "200")
 
     def run(*argv: str) -> tuple[int, str]:

@@ -44,18 +44,22 @@ def embedded(tmp_path):
             time.sleep(0.5)
     else:
         raise AssertionError((tmp_path / "serve.log").read_text()[-3000:])
-    yield base, tmp_path / "var"
+    key = (tmp_path / "var" / "api-key").read_text().strip()  # the first key `serve` made and printed
+    assert key in (tmp_path / "serve.log").read_text()
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as api:
+        yield api, tmp_path / "var"
     os.killpg(process.pid, 15)
     process.wait(timeout=60)
     log.close()
 
 
 def test_embedded_mode_trains_a_job_with_no_server_installed(embedded):
-    base, data_dir = embedded
+    api, data_dir = embedded
+    assert httpx.get(api.base_url.join("/v1/jobs")).status_code == 401  # no key, no access
     receiver = Receiver()
     hook = {"url": receiver.url, "secret": "whsec-0123456789abcdef"}
-    job_id = httpx.post(f"{base}/v1/jobs", json=spec(DIGITS_CNN, fit={"epochs": 3}, webhook=hook)).json()["id"]
-    with httpx.stream("GET", f"{base}/v1/jobs/{job_id}/events", timeout=120) as response:  # live, through SQLite
+    job_id = api.post("/v1/jobs", json=spec(DIGITS_CNN, fit={"epochs": 3}, webhook=hook)).json()["id"]
+    with api.stream("GET", f"/v1/jobs/{job_id}/events", timeout=120) as response:  # live, through SQLite
         events = list(parse(response.iter_lines()))
     assert [e.json()["data"]["epoch"] for e in events if e.event == "job.epoch"] == [1, 2, 3]
     # `serve` runs the webhook deliveries too, beside the training worker.
@@ -63,13 +67,13 @@ def test_embedded_mode_trains_a_job_with_no_server_installed(embedded):
     receiver.close()
 
     deadline = time.monotonic() + 240
-    while (job := httpx.get(f"{base}/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
+    while (job := api.get(f"/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, job
         time.sleep(0.25)
 
     assert job["status"] == "succeeded", job
-    assert httpx.get(f"{base}/v1/jobs/{job_id}/curves").json()["epoch"] == [1, 2, 3]
+    assert api.get(f"/v1/jobs/{job_id}/curves").json()["epoch"] == [1, 2, 3]
     assert (data_dir / "trainyard.db").exists() and (data_dir / "broker.db").exists()
     model_file = data_dir / "downloaded.keras"
-    model_file.write_bytes(httpx.get(f"{base}/v1/jobs/{job_id}/model").content)
+    model_file.write_bytes(api.get(f"/v1/jobs/{job_id}/model").content)
     assert keras.saving.load_model(model_file, safe_mode=True).output_shape == (None, 10)

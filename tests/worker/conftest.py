@@ -13,7 +13,7 @@ def insert_job(factory: sessionmaker[Session], body: dict[str, Any], **columns: 
     spec = JobSpec.model_validate(body)
     job_id = new_id("job")
     with factory() as session, session.begin():
-        values = {"enqueued_at": utcnow(), **columns}
+        values = {"enqueued_at": utcnow(), "tenant": "default", **columns}
         session.add(Job(id=job_id, name=spec.name, spec=spec.model_dump(mode="json"), dataset_ref=spec.dataset,
                         epochs=spec.fit.epochs, findings=[], **values))
     return job_id

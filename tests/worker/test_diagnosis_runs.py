@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from api.services.datasets import upload_dataset
+from api.tenancy import scope
 from bench.stories.cases import SCANS
 from bench.stories.data import scans
 from datastore.artifacts import ArtifactStore
@@ -66,6 +67,7 @@ def test_saturated_outputs_story_5_and_the_scaled_twin_is_clean(trainer, db_sess
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     buffer.seek(0)
+    scope(db_session, "default")  # the API's upload path, as the tenant the test jobs belong to
     dataset, _ = upload_dataset(db_session, ArtifactStore(settings.artifacts), filename="scans.npz", source=buffer,
                                 settings=settings)
     db_session.commit()

@@ -1,0 +1,74 @@
+"""Limits on what one request and one tenant may ask for."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import PayloadTooLarge, TooManyRequests
+from models.enums import JobStatus
+from models.settings import Settings
+from models.spec import JobSpec
+from models.tables import Job
+
+UPLOAD_PATHS = ("/v1/datasets",)  # streamed to disk, with their own limit (max_upload_bytes)
+
+
+def check_tenant_limits(session: Session, spec: JobSpec, samples: int, settings: Settings, tenant: str) -> None:
+    """429 when the tenant already has too many queued jobs; 413 when the job is too big."""
+    queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.queued)) or 0
+    if queued >= settings.max_queued_jobs_per_tenant:
+        raise TooManyRequests(
+            f"tenant '{tenant}' already has {queued} queued jobs (the limit is {settings.max_queued_jobs_per_tenant}); "
+            "wait for some to start, or cancel some")
+    training = max(int(samples * (1 - spec.data.validation_split - spec.data.test_split)), 1)
+    if spec.fit.epochs * training > settings.max_epoch_samples:
+        raise PayloadTooLarge(
+            f"the job would train {spec.fit.epochs} epochs x {training} samples = {spec.fit.epochs * training} "
+            f"sample passes; the limit per job is {settings.max_epoch_samples}")
+
+
+class BodyLimit:
+    """ASGI middleware: JSON bodies over ``limit`` bytes get 413 before any route reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UPLOAD_PATHS):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(send, self.limit)
+            return
+        body, more = b"", True
+        while more:  # JSON bodies are small: read it all (up to the limit), then replay it
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await _too_large(send, self.limit)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Callable[[Message], Awaitable[Any]], limit: int) -> None:
+    import json
+
+    payload = json.dumps({"error": {"code": "payload_too_large", "details": [],
+                                    "message": f"the request body is larger than the limit of {limit} bytes"}}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,93 @@
+"""Who is calling, and the rule that they only ever see their own rows.
+
+``get_tenant`` turns ``Authorization: Bearer <key>`` into a tenant name. The
+request's session then carries that tenant (``session.info["tenant"]``), and a
+session event adds ``tenant = :tenant`` to every ORM query of jobs and datasets
+made through it: a new query cannot forget the filter. Rows of another tenant
+are simply not found, so the API answers 404, never 403, and ids do not leak.
+Worker and CLI sessions carry no tenant and see everything.
+"""
+
+import threading
+import time
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from api.errors import ApiError
+from models.keys import tenant_of
+from models.tables import Dataset, Job
+
+TENANT = "tenant"
+ALL_TENANTS = "all_tenants"  # execution option: an internal query that must see every tenant's rows
+LOCALHOST = {"127.0.0.1", "::1"}
+
+
+class Unauthorized(ApiError):
+    status_code, code = 401, "unauthorized"
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_to_tenant(state: ORMExecuteState) -> None:
+    tenant = state.session.info.get(TENANT)
+    if tenant is None or not state.is_select or state.execution_options.get(ALL_TENANTS):
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(Job, Job.tenant == tenant, include_aliases=True),
+        with_loader_criteria(Dataset, Dataset.tenant == tenant, include_aliases=True),
+    )
+
+
+class KeyCache:
+    """Recent key → tenant lookups, so that a burst of requests costs one query."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s  # a revoked key stops working within this
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, str | None]] = {}
+
+    def lookup(self, request: Request, key: str) -> str | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        with request.app.state.session_factory() as session:
+            tenant = tenant_of(session, key)
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (now, tenant)
+        return tenant
+
+
+def get_tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    settings = request.app.state.settings
+    if authorization:
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <api key>'")
+        tenant = request.app.state.keys.lookup(request, key.strip())
+        if tenant is None:
+            raise Unauthorized("the API key is not valid (unknown or revoked)")
+        return tenant
+    client = request.client.host if request.client else ""
+    if settings.allow_anonymous_localhost and client in LOCALHOST:
+        return settings.anonymous_tenant
+    raise Unauthorized("send an API key: Authorization: Bearer <key> (create one with `trainyard keys create`)")
+
+
+def scope(session: Session, tenant: str) -> None:
+    session.info[TENANT] = tenant
+
+
+def current_tenant(session: Session) -> str:
+    tenant: Any = session.info.get(TENANT)
+    if tenant is None:
+        raise RuntimeError("this session is not bound to a tenant")
+    return tenant
+
+
+Tenant = Annotated[str, Depends(get_tenant)]

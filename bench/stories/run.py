@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.overhead import Service
+from bench.service import Service
 from bench.stories.cases import CASES, Case
 from bench.stories.local import learned_from_verdict
 

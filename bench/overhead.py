@@ -175,6 +175,8 @@ def run_service_job(client: httpx.Client, service: Service, spec: dict[str, Any]
         "curves": curves,
         "epoch_end_s": epoch_ends_from_db(service.database_url, job["id"]),
         "test_metrics": job.get("test_metrics"),
+        # Time the diagnosis monitor took inside the epochs (the verdict's evidence).
+        "diagnosis_s": ((job.get("verdict") or {}).get("evidence") or {}).get("diagnosis_s"),
         "splits": {k: v["samples"] for k, v in (job.get("data") or {}).get("splits", {}).items()},
         "timings_s": {
             "queued": (started - created).total_seconds(),
@@ -276,6 +278,8 @@ def summarize(runs: list[dict[str, Any]], latency: dict[str, Any], args: argpars
     rows["job_cpu_s"] = {"service": median(s_cpu), "plain": median(p_cpu), "ratio": ratio(median(s_cpu), median(p_cpu)),
                          "service_per_repeat": s_cpu, "plain_per_repeat": p_cpu,
                          "service_idle_cpu_per_s": median(idle)}
+    diag = [(r["diagnosis_s"], sum(r["curves"]["duration_s"])) for r in svc if r.get("diagnosis_s") is not None]
+    rows["diagnosis_share"] = {"service": median([d / e for d, e in diag if e]) if diag else None}
     rows["job_wall_s"] = {"service": median(s_job), "plain": median(p_job),
                           "ratio": ratio(median(s_job), median(p_job)),
                           "service_per_repeat": s_job, "plain_per_repeat": p_job}
@@ -322,6 +326,9 @@ def print_table(config: dict[str, Any], summary: dict[str, Any]) -> None:
     row("", "service", "plain", "ratio", "goal")
     row("epoch time (duration_s, median e2..N)", fmt(d["service"]), fmt(d["plain"]), fmt(d["ratio"], ""),
         f"<= 1.05 {check(d['ratio'] is not None and d['ratio'] <= 1.05)}")
+    share = summary.get("diagnosis_share", {}).get("service")
+    if share is not None:
+        print(f"{'  of which the diagnosis monitor':40} {share:10.2%}   (goal < 5 % of epoch time)")
     print(f"{'  per repeat (service/plain)':40} "
           + "  ".join(f"{fmt(s, '', 2)}/{fmt(q, '', 2)}={fmt(r, '', 3)}"
                       for s, q, r in zip(d["service_per_repeat"], d["plain_per_repeat"], d["ratio_per_repeat"])))

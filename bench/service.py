@@ -204,17 +204,20 @@ class Service:
         return True
 
     def cpu_seconds(self) -> float | None:
-        """utime + stime of every live process of the service's process group (None with --url)."""
+        """utime + stime of every live process of the service's process tree (None with --url).
+
+        A tree, not a process group: `serve` starts its workers in groups of their own."""
         if self.proc is None:
             return None
-        total = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
+        total, pending = 0, [self.proc.pid]
+        while pending:
+            pid = pending.pop()
             try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue
-            if int(fields[2]) == self.proc.pid:  # pgrp
-                total += int(fields[11]) + int(fields[12])  # utime, stime
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            pending.extend(self._children(pid))
         return total / CLK_TCK
 
     @staticmethod

@@ -14,6 +14,9 @@ import tensorflow as tf
 from worker.data import PreparedData, Split
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Dense data up to this size is read once, scaled, and kept in memory: batches are then
+# gathered by TensorFlow, with no Python call per batch. Larger data streams from disk.
+IN_MEMORY_BYTES = 512 * 1024**2
 
 
 def decode_image(path: str | tf.Tensor, size: tuple[int, int], channels: int) -> tf.Tensor:
@@ -50,6 +53,14 @@ def make_dataset(data: PreparedData, split: Split, batch_size: int, *, shuffle: 
             return (image - shift) / scale, tf.gather(targets, i)
 
         batches = indices.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
+    elif data.x.kind == "dense" and _dense_bytes(data) <= IN_MEMORY_BYTES:
+        every = np.arange(len(data.y))
+        xs, ys = tf.constant(data.x_batch(every)), tf.constant(data.y_batch(every))  # the same values, read once
+
+        def gather(i: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            return tf.gather(xs, i), tf.gather(ys, i)
+
+        batches = indices.batch(batch_size).map(gather, num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
         def read(i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return data.x_batch(i), data.y_batch(i)
@@ -62,3 +73,7 @@ def make_dataset(data: PreparedData, split: Split, batch_size: int, *, shuffle: 
 
         batches = indices.batch(batch_size).map(fetch, num_parallel_calls=AUTOTUNE, deterministic=True)
     return batches.prefetch(AUTOTUNE)
+
+
+def _dense_bytes(data: PreparedData) -> int:
+    return len(data.y) * int(np.prod(data.x.sample_shape)) * 4  # float32 once scaled

@@ -87,3 +87,18 @@ def test_a_jpeg_decodes_to_four_channels_with_an_opaque_alpha(tmp_path):
     path.write_bytes(image_png(np.full((5, 5, 3), 100, np.uint8), "JPEG"))
     image = decode_image(str(path), (5, 5), 4).numpy()
     assert image.shape == (5, 5, 4) and np.all(image[..., 3] == 255)
+
+
+def test_small_dense_data_kept_in_memory_gives_the_same_batches_as_streaming_from_disk(tmp_path, monkeypatch):
+    import worker.pipeline as pipeline
+
+    x = np.random.default_rng(1).normal(size=(120, 3)).astype("float32")
+    arrays = stored(tmp_path, "m.npz", npz_bytes(x=x, y=np.arange(120) % 3))
+    data = prepare(arrays, DataSpec(scale_x="minmax", validation_split=0.2), seed=9)
+
+    in_memory = epochs(make_dataset(data, data.train, 16, shuffle=True, seed=9))
+    monkeypatch.setattr(pipeline, "IN_MEMORY_BYTES", 0)  # force the streaming path
+    streamed = epochs(make_dataset(data, data.train, 16, shuffle=True, seed=9))
+
+    for a, b in zip(in_memory, streamed, strict=True):
+        np.testing.assert_array_equal(a, b)

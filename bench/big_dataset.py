@@ -141,10 +141,10 @@ def register(data_dir: Path, sha256: str, size: int, ingested: dict, batch_size:
     })
     factory = make_session_factory(make_engine(url))
     with transaction(factory) as session:
-        session.add(Dataset(id=spec.dataset, sha256=sha256, filename="signals.npz", format="npz", size_bytes=size,
+        session.add(Dataset(id=spec.dataset, tenant="bench", sha256=sha256, filename="signals.npz", format="npz", size_bytes=size,
                             path=f"datasets/{sha256}", arrays=ingested["arrays"], description=ingested["description"]))
         job_id = new_id("job")
-        session.add(Job(id=job_id, name=spec.name, spec=spec.model_dump(mode="json"), dataset_ref=spec.dataset,
+        session.add(Job(id=job_id, tenant="bench", name=spec.name, spec=spec.model_dump(mode="json"), dataset_ref=spec.dataset,
                         epochs=1, findings=[]))
     return job_id
 

@@ -6,10 +6,13 @@ JSON spec that the rules look at (loss name, output activation, layers).
 """
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from datastore.rows import select_rows
 
 REGRESSION_LOSSES = {
     "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
@@ -83,6 +86,13 @@ def _rows(array: np.ndarray) -> np.ndarray:
     if len(array) <= SAMPLE_ROWS:
         return np.asarray(array)
     return np.asarray(array[np.linspace(0, len(array) - 1, SAMPLE_ROWS).astype(np.int64)])
+
+
+def dataset_facts(arrays: Mapping[str, Any], x: str | Sequence[str], y: str | Sequence[str]) -> DataFacts | None:
+    """The facts of a stored dataset's ``x`` and ``y``; None where there are none yet
+    (a missing name, variable-length sequences, image folders)."""
+    xs, ys = select_rows(arrays, x), select_rows(arrays, y)  # column lists stacked, rows read from the file
+    return data_facts(xs, ys) if xs is not None and ys is not None else None
 
 
 def data_facts(x: np.ndarray, y: np.ndarray) -> DataFacts:

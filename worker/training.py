@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from datastore.artifacts import ArtifactStore
 from datastore.builtin import is_builtin
 from datastore.reader import StoredDataset, open_dataset
-from datastore.rows import select_rows
-from diagnosis.facts import DataFacts, data_facts
+from diagnosis.facts import DataFacts, dataset_facts
 from keras_bridge.errors import SpecError, keras_message
 from keras_bridge.layers import build_model
 from keras_bridge.training import compile_model, make_callbacks
@@ -49,12 +48,6 @@ def load_arrays(factory: sessionmaker[Session], store: ArtifactStore, dataset_re
         if dataset is None:
             raise DataError(f"dataset {dataset_ref} no longer exists")
         return open_dataset(store, dataset)
-
-
-def _facts(arrays: StoredDataset, spec: JobSpec) -> DataFacts | None:
-    """Diagnosis facts for plain arrays and CSV columns (sequences and images have none yet)."""
-    x, y = select_rows(arrays, spec.data.x), select_rows(arrays, spec.data.y)
-    return data_facts(x, y) if x is not None and y is not None else None  # type: ignore[arg-type]
 
 
 def _fit(
@@ -144,7 +137,7 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
         with heartbeat(lambda: job_store.beat(factory, job_id), settings.heartbeat_interval_s):
             assert spec.seed is not None
             arrays = load_arrays(factory, store, job.dataset_ref)
-            facts = _facts(arrays, spec)
+            facts = dataset_facts(arrays, spec.data.x, spec.data.y)
             data = prepare(arrays, spec.data, spec.seed)
             job_store.set_data_summary(factory, job_id, data.summary)
             reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts)

@@ -25,10 +25,11 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 @router.post(":validate", response_model=ValidationOut, summary="Dry run: validate, check against Keras, summarize")
 def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep) -> ValidationOut:
-    checked, summary, findings = service.check_job(uow.session, spec, settings)
+    checked = service.check_job(uow.session, spec, settings)
     return ValidationOut(
-        valid=not any(f.severity == "error" for f in findings), spec=public_spec(checked.model_dump(mode="json")),
-        model=summary, findings=[f.as_json() for f in findings],
+        valid=not any(f.severity == "error" for f in checked.findings),
+        spec=public_spec(checked.spec.model_dump(mode="json")), model=checked.summary,
+        findings=[f.as_json() for f in checked.findings],
     )
 
 

@@ -4,7 +4,7 @@ import hashlib
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +18,9 @@ from api.queue import TrainingQueue
 from api.schemas.common import ListPage
 from api.schemas.jobs import JobError, JobOut, Progress, Timings
 from api.services.datasets import arrays_of, role_shapes
-from api.services.preflight import facts_for, preflight
+from api.services.preflight import facts_for
 from api.services.webhooks import check_webhook, public_spec
+from diagnosis.preflight import run_preflight
 from models.db import utcnow
 from models.findings import Finding
 from models.enums import EventType, JobStatus, StopReason
@@ -62,17 +63,22 @@ def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settin
     return int(x["shape"][0])
 
 
-def check_job(session: Session, spec: JobSpec, settings: Settings) -> tuple[JobSpec, dict[str, Any], list[Finding]]:
-    """Everything short of training. Returns the spec as it will run (seed fixed),
-    the model summary and the preflight findings."""
+class CheckedJob(NamedTuple):
+    spec: JobSpec  # as it will run: the seed fixed
+    summary: dict[str, Any]  # the model summary
+    findings: list[Finding]  # preflight
+    samples: int  # in the dataset
+
+
+def check_job(session: Session, spec: JobSpec, settings: Settings) -> CheckedJob:
+    """Everything short of training."""
     if spec.seed is None:  # fix it now, so the stored spec reruns identically
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
     summary = _keras_check(spec)
-    _data_check(session, spec, summary, settings)
+    samples = _data_check(session, spec, summary, settings)
     check_webhook(spec, settings)
     facts = facts_for(session, settings, spec.dataset, spec.data.x, spec.data.y)
-    findings = preflight(spec.model_dump(mode="json"), summary, facts)
-    return spec, summary, findings
+    return CheckedJob(spec, summary, run_preflight(spec.model_dump(mode="json"), summary, facts), samples)
 
 
 def reject_on_errors(findings: list[Finding], force: bool) -> None:
@@ -100,10 +106,9 @@ def create_job(
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
         if existing is not None:
             return _replay(existing, body_hash, idempotency_key), None, False
-    spec, summary, findings = check_job(session, spec, settings)
+    spec, summary, findings, samples = check_job(session, spec, settings)
     reject_on_errors(findings, spec.force)
-    samples = role_shapes(arrays_of(session, spec.dataset), spec.data)[0]["shape"][0]
-    check_tenant_limits(session, spec, int(samples), settings, current_tenant(session))
+    check_tenant_limits(session, spec, samples, settings, current_tenant(session))
     now = utcnow()
     job = Job(
         id=new_id("job"), tenant=current_tenant(session), name=spec.name, status=JobStatus.queued, spec=spec.model_dump(mode="json"),

@@ -1,8 +1,6 @@
-"""Preflight in the API: the data facts of a dataset, then the checks."""
+"""The data facts of a dataset, for the preflight checks in the API (cached per process)."""
 
 import threading
-from typing import Any
-
 import numpy as np
 from sqlalchemy.orm import Session
 
@@ -10,10 +8,7 @@ from datastore.artifacts import ArtifactStore
 from datastore.builtin import is_builtin
 from datastore.errors import DatasetFileError
 from datastore.reader import StoredDataset, open_dataset
-from datastore.rows import select_rows
-from diagnosis.facts import DataFacts, data_facts
-from diagnosis.preflight import run_preflight
-from models.findings import Finding
+from diagnosis.facts import DataFacts, dataset_facts
 from models.settings import Settings
 from models.tables import Dataset
 
@@ -39,9 +34,7 @@ def facts_for(session: Session, settings: Settings, ref: str, x: str | list[str]
         if key in _facts:
             return _facts[key]
     try:
-        arrays = _arrays(session, settings, ref)
-        xs, ys = select_rows(arrays, x), select_rows(arrays, y)  # column lists stacked; None for sequences, images
-        facts = data_facts(xs, ys) if xs is not None and ys is not None else None
+        facts = dataset_facts(_arrays(session, settings, ref), x, y)
     except (DatasetFileError, OSError, ValueError):
         facts = None
     with _lock:
@@ -50,6 +43,3 @@ def facts_for(session: Session, settings: Settings, ref: str, x: str | list[str]
         _facts[key] = facts
     return facts
 
-
-def preflight(spec: dict[str, Any], summary: dict[str, Any], facts: DataFacts | None) -> list[Finding]:
-    return run_preflight(spec, summary, facts)

@@ -58,10 +58,15 @@ def held_elsewhere(factory: sessionmaker[Session], job_id: str) -> bool:
         return session.scalar(select(Job.status).where(Job.id == job_id)) is JobStatus.running
 
 
-def beat(factory: sessionmaker[Session], job_id: str) -> bool:
-    """Refresh the heartbeat; returns whether the user asked to cancel."""
+def beat(factory: sessionmaker[Session], job_id: str) -> None:
+    """Refresh the heartbeat (the heartbeat thread's one write)."""
     with transaction(factory) as session:
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow()))
+
+
+def cancel_requested(factory: sessionmaker[Session], job_id: str) -> bool:
+    """Whether the user asked to cancel: a read, polled during training."""
+    with transaction(factory) as session:
         return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 

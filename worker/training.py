@@ -61,7 +61,7 @@ def _fit(
     job_dir = store.job_dir(job.id)
     user_callbacks = make_callbacks(spec.fit, job_dir)
     monitor = "val_loss" if data.validation is not None else "loss"
-    stop_on_request = StopWhen(lambda: job_store.beat(factory, job.id))
+    stop_on_request = StopWhen(lambda: job_store.cancel_requested(factory, job.id))
     diagnosis = Diagnosis(spec, data, facts, report=lambda f: job_store.add_finding(factory, job.id, f.as_json()),
                           resolve=lambda code, epoch: job_store.resolve_finding(factory, job.id, code.value, epoch))
     watch = diagnosis.callback(model)

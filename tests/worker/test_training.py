@@ -103,17 +103,17 @@ def test_a_cancel_request_stops_a_running_job_within_an_epoch(
     make_job, session_factory, db_session, settings, monkeypatch
 ):
     job_id = make_job(spec(IRIS_MLP, fit={"epochs": 50}))
-    original = job_store.beat
+    original = job_store.cancel_requested
     calls = []
 
-    def beat_then_cancel(factory, jid):  # the user cancels while epoch 2 trains
+    def poll_then_cancel(factory, jid):  # the user cancels while epoch 2 trains
         calls.append(jid)
         if len(calls) == 2:
             with factory() as session, session.begin():
                 session.get(Job, jid).cancel_requested = True
         return original(factory, jid)
 
-    monkeypatch.setattr(job_store, "beat", beat_then_cancel)
+    monkeypatch.setattr(job_store, "cancel_requested", poll_then_cancel)
     run_training(session_factory, job_id, settings=settings)
 
     job = db_session.get(Job, job_id)

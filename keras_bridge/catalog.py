@@ -61,7 +61,7 @@ def resolve_class(
     return classes[name]
 
 
-def accepted_arguments(cls: type) -> tuple[set[str], bool]:
+def accepted_arguments(cls: type) -> set[str]:
     """Explicit constructor arguments along the MRO while each level forwards ``**kwargs``."""
     names: set[str] = set()
     for klass in cls.__mro__:
@@ -73,11 +73,9 @@ def accepted_arguments(cls: type) -> tuple[set[str], bool]:
             p.name for p in params.values()
             if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
         }
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            return names, True
-        if klass.__name__ in {"Layer", "Operation"}:
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()) or klass.__name__ in {"Layer", "Operation"}:
             break
-    return names, False
+    return names
 
 
 def required_arguments(cls: type) -> set[str]:
@@ -89,8 +87,7 @@ def required_arguments(cls: type) -> set[str]:
 
 
 def check_arguments(cls: type, args: dict[str, Any], *, loc: Loc, what: str, reserved: Iterable[str] = ()) -> None:
-    accepted, _ = accepted_arguments(cls)
-    accepted -= set(reserved)
+    accepted = accepted_arguments(cls) - set(reserved)
     issues = []
     for arg in args:
         if arg not in accepted:

@@ -57,3 +57,8 @@ class Finding(BaseModel):
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def verdict_of(findings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The final verdict among a job's stored findings; None until the job has ended."""
+    return next((f for f in findings if f["code"] == Code.verdict.value), None)

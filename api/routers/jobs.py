@@ -15,12 +15,21 @@ from api.services.webhooks import public_spec
 from datastore.artifacts import ArtifactStore
 from models.enums import JobStatus
 from models.spec import JobSpec
+from models.tables import Job
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (404, 409, 413, 415, 422)
 }
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+
+
+def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: bool) -> JobCreated:
+    """A 202 for a new job, or for the replay of one an Idempotency-Key already made."""
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    if not new:
+        response.headers["Idempotent-Replayed"] = "true"
+    return JobCreated(**service.job_out(job).model_dump(), model_summary=summary)
 
 
 @router.post(":validate", response_model=ValidationOut, summary="Dry run: validate, check against Keras, summarize")
@@ -41,10 +50,7 @@ def submit_job(
     job, summary, new = service.create_job(
         uow, spec, settings=settings, queue=request.app.state.queue, idempotency_key=idempotency_key
     )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    if not new:
-        response.headers["Idempotent-Replayed"] = "true"
-    return JobCreated(**service.job_out(job).model_dump(), model_summary=summary)
+    return _created(response, job, summary, new)
 
 
 @router.get("", response_model=ListPage[JobOut], summary="List jobs, newest first")
@@ -73,10 +79,7 @@ def retry_job(
 ) -> JobCreated:
     job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=request.app.state.queue,
                                         idempotency_key=idempotency_key)
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    if not new:
-        response.headers["Idempotent-Replayed"] = "true"
-    return JobCreated(**service.job_out(job).model_dump(), model_summary=summary)
+    return _created(response, job, summary, new)
 
 
 @router.get("/{job_id}/curves", summary="Per-epoch metrics, columnar JSON or CSV",

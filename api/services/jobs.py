@@ -22,7 +22,7 @@ from api.services.preflight import facts_for
 from api.services.webhooks import check_webhook, public_spec
 from diagnosis.preflight import run_preflight
 from models.db import utcnow
-from models.findings import Finding
+from models.findings import Finding, verdict_of
 from models.enums import EventType, JobStatus, StopReason
 from models.events import job_event
 from models.ids import new_id
@@ -155,7 +155,7 @@ def job_out(job: Job) -> JobOut:
         ),
         attempts=job.attempts, error=JobError(**job.error) if job.error else None,
         model_available=job.model_path is not None, spec=public_spec(job.spec),
-        verdict=next((f for f in job.findings if f["code"] == "verdict"), None),
+        verdict=verdict_of(job.findings),
     )
 
 

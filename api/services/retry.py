@@ -12,6 +12,7 @@ from api.queue import TrainingQueue
 from api.schemas.jobs import FindingsOut, JobOut, RepairAttempt, RepairChain, RetryRequest
 from api.services.jobs import create_job, get_job, job_out
 from diagnosis.patches import merge_patch
+from models.findings import verdict_of
 from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import Job
@@ -60,7 +61,7 @@ def retry_job(uow: UnitOfWork, job_id: str, request: RetryRequest, *, settings: 
 
 
 def _attempt(job: Job) -> RepairAttempt:
-    verdict = next((f for f in job.findings if f["code"] == "verdict"), None)
+    verdict = verdict_of(job.findings)
     name = verdict["evidence"]["verdict"] if verdict else None
     applied = (job.origin or {}).get("suggestion")
     return RepairAttempt(job_id=job.id, status=job.status, verdict=name,
@@ -80,6 +81,6 @@ def job_detail(session: Session, job: Job) -> JobOut:
 
 
 def findings_of(job: Job) -> FindingsOut:
-    verdict = next((f for f in job.findings if f["code"] == "verdict"), None)
+    verdict = verdict_of(job.findings)
     return FindingsOut(job_id=job.id, status=job.status, findings=[f for f in job.findings if f["code"] != "verdict"],
                        verdict=verdict)

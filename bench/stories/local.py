@@ -23,6 +23,7 @@ from diagnosis.preflight import run_preflight
 from keras_bridge.validate import check_spec
 from migrations import upgrade
 from models.db import make_engine, make_session_factory, transaction
+from models.findings import verdict_of
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec
@@ -54,7 +55,7 @@ class Outcome:
 
     @property
     def verdict(self) -> dict[str, Any] | None:
-        return next((f for f in self.findings if f["code"] == "verdict"), None)
+        return verdict_of(self.findings)
 
 
 class LocalRunner:

@@ -38,6 +38,14 @@ def keras_name(ref: Any) -> tuple[str, dict[str, Any]]:
     return ref["type"], args
 
 
+def canonical_loss(ref: Any) -> tuple[str, dict[str, Any]]:
+    """A spec's loss as one name whatever way it was written ("mse", "MeanSquaredError",
+    {"type": "MeanSquaredError"} → "mean_squared_error"), with its arguments."""
+    name, args = keras_name(ref)
+    name = snake(name)
+    return LOSS_ALIASES.get(name, name), args
+
+
 @dataclass
 class DataFacts:
     """What the rules need to know about x and y, before any split."""
@@ -135,9 +143,7 @@ class SpecView:
     def __init__(self, spec: dict[str, Any], summary: dict[str, Any]) -> None:
         self.spec = spec
         self.summary = summary
-        name, self.loss_args = keras_name(spec["compile"]["loss"])
-        name = snake(name)
-        self.loss = LOSS_ALIASES.get(name, name)
+        self.loss, self.loss_args = canonical_loss(spec["compile"]["loss"])
         self.output_shape: list[Any] = list(summary["output_shape"][1:])
         self.layers = self._layers()
 

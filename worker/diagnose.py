@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from diagnosis.curves import Task
-from diagnosis.facts import REGRESSION_LOSSES, DataFacts, LOSS_ALIASES, keras_name, snake
+from diagnosis.facts import REGRESSION_LOSSES, DataFacts, canonical_loss
 from diagnosis.preflight import run_preflight
 from diagnosis.repair import repair
 from diagnosis.suggest import training_suggestions
@@ -22,8 +22,8 @@ from worker.monitor import DiagnosisMonitor
 
 
 def loss_name(spec: JobSpec) -> str:
-    name = snake(keras_name(spec.compile.loss if isinstance(spec.compile.loss, str) else spec.compile.loss.model_dump())[0])
-    return LOSS_ALIASES.get(name, name)
+    loss = spec.compile.loss
+    return canonical_loss(loss if isinstance(loss, str) else loss.model_dump())[0]
 
 
 def _labels(y: np.ndarray) -> np.ndarray | None:

@@ -27,19 +27,24 @@ class UnitOfWork:
         self._after_commit.append(action)
 
 
-def get_uow(request: Request, tenant: Tenant) -> Iterator[UnitOfWork]:
-    factory = request.app.state.session_factory
-    with factory() as session:
-        scope(session, tenant)  # every query of jobs and datasets now sees this tenant's rows only
-        uow = UnitOfWork(session, tenant)
-        try:
-            yield uow
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+def unit_of_work(session: Session, tenant: str) -> Iterator[UnitOfWork]:
+    """Scope ``session`` to ``tenant``, yield the unit of work, then commit (or roll
+    back on any exception) and run what waited for the commit."""
+    scope(session, tenant)  # every query of jobs and datasets now sees this tenant's rows only
+    uow = UnitOfWork(session, tenant)
+    try:
+        yield uow
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
     for action in uow._after_commit:
         action()
+
+
+def get_uow(request: Request, tenant: Tenant) -> Iterator[UnitOfWork]:
+    with request.app.state.session_factory() as session:
+        yield from unit_of_work(session, tenant)
 
 
 def get_settings(request: Request) -> Settings:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.app import create_app
-from api.deps import UnitOfWork, get_uow
+from api.deps import UnitOfWork, get_uow, unit_of_work
 from api.tenancy import get_tenant, scope
 from models.settings import Settings
 from models.tables import Job
@@ -23,18 +23,10 @@ def client(settings: Settings, db_session: Session) -> Iterator[TestClient]:
     Authentication itself is tested against committed keys in test_tenancy.py.
     """
     app = create_app(settings, warm_keras=False)
-    scope(db_session, TENANT)
+    scope(db_session, TENANT)  # the test's own reads see what the requests see
 
     def uow_in_test_transaction() -> Iterator[UnitOfWork]:
-        uow = UnitOfWork(db_session, TENANT)
-        try:
-            yield uow
-            db_session.commit()
-        except BaseException:
-            db_session.rollback()
-            raise
-        for action in uow._after_commit:
-            action()
+        yield from unit_of_work(db_session, TENANT)
 
     app.dependency_overrides[get_uow] = uow_in_test_transaction
     app.dependency_overrides[get_tenant] = lambda: TENANT

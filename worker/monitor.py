@@ -59,6 +59,7 @@ class DiagnosisMonitor(keras.callbacks.Callback):
         self._gradients: Callable[..., Any] | None = None
         self.seconds = 0.0  # spent in this callback: the price of the diagnosis
         self.epoch_seconds: list[float] = []  # the same, per epoch (the first includes tracing the probe)
+        self._seconds_at_begin = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._means = {}
@@ -109,7 +110,7 @@ class DiagnosisMonitor(keras.callbacks.Callback):
             self._diagnose(epoch, logs)
         finally:
             self.seconds += time.perf_counter() - started
-            self.epoch_seconds.append(self.seconds - getattr(self, "_seconds_at_begin", 0.0))
+            self.epoch_seconds.append(self.seconds - self._seconds_at_begin)
 
     def _diagnose(self, epoch: int, logs: dict[str, Any] | None) -> None:
         pinned, norms = self._probe()

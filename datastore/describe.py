@@ -63,6 +63,13 @@ class RunningStats:
         self.min = np.minimum(self.min, np.where(finite, values, np.inf).min(axis=0, initial=np.inf))
         self.max = np.maximum(self.max, np.where(finite, values, -np.inf).max(axis=0, initial=-np.inf))
 
+    def feature(self, j: int) -> "RunningStats":
+        """The statistics of feature ``j`` alone (a CSV column)."""
+        one = RunningStats(1)
+        for name in ("count", "mean", "m2", "min", "max"):
+            setattr(one, name, getattr(self, name)[j:j + 1].copy())
+        return one
+
     @property
     def std(self) -> np.ndarray:
         return np.sqrt(np.divide(self.m2, self.count, out=np.zeros_like(self.m2), where=self.count > 0))
@@ -103,7 +110,10 @@ def feature_stats(array: ArrayLike) -> dict[str, Any] | None:
     if isinstance(array, ImageFolder) or array.dtype.kind not in "biuf":
         return None
     features = int(array.shape[-1]) if len(array.shape) > 1 and array.shape[-1] is not None else 1
-    stats = RunningStats(features)
+    # Past MAX_LISTED_FEATURES only the overall figures are kept: gather them as one feature, so a
+    # wide array costs five floats, not five per feature.
+    width = features if features <= MAX_LISTED_FEATURES else 1
+    stats = RunningStats(width)
     n = len(array)
     per_row = row_bytes(array)
     if isinstance(array, SequenceArray):
@@ -112,10 +122,13 @@ def feature_stats(array: ArrayLike) -> dict[str, Any] | None:
     for piece in chunks(rows, per_row):
         if isinstance(array, SequenceArray):
             steps = take_steps(array, piece)
-            stats.update(np.concatenate(steps) if steps else np.zeros((0, features)))
+            stats.update(np.concatenate(steps) if steps else np.zeros((0, width)))
         else:
             stats.update(take(array, piece))
-    return stats.as_json(rows=len(rows), sampled=len(rows) < n)
+    described = stats.as_json(rows=len(rows), sampled=len(rows) < n)
+    if width != features:
+        described.update(features=features, min=None, max=None, mean=None, std=None)
+    return described
 
 
 def labels_of(block: np.ndarray) -> np.ndarray | None:

@@ -152,7 +152,8 @@ def _stream_to_disk(source: BinaryIO, directory: Path, limit: int) -> tuple[Path
 
 def _limits(settings: Settings) -> Limits:
     return Limits(max_unpacked_bytes=settings.max_unpacked_bytes, max_members=settings.max_archive_members,
-                  max_image_pixels=settings.max_image_pixels)
+                  max_image_pixels=settings.max_image_pixels, max_npz_members=settings.max_npz_members,
+                  max_csv_columns=settings.max_csv_columns)
 
 
 def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, source: BinaryIO,

@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from datastore.reader import ArrayLike, ImageFolder, SequenceArray
-from datastore.rows import chunks, row_bytes, take, take_steps
+from datastore.rows import chunks, row_bytes, take
 
 VERSION = 1
 SAMPLE_ROWS = 20_000
 SAMPLE_BYTES = 64 * 1024 * 1024
 MAX_LABELS = 1000
 MAX_LISTED_FEATURES = 4096
+MAX_ROW_BYTES = 1024 * 1024  # a sample (row) larger than this is read as rows of its last axis
 
 
 class RunningStats:
@@ -109,26 +110,32 @@ def feature_stats(array: ArrayLike) -> dict[str, Any] | None:
     """Per-feature statistics of a dense array, a column stack or the steps of sequences."""
     if isinstance(array, ImageFolder) or array.dtype.kind not in "biuf":
         return None
+    if isinstance(array, SequenceArray):
+        array = array.values  # the statistics of sequences are those of their steps
     features = int(array.shape[-1]) if len(array.shape) > 1 and array.shape[-1] is not None else 1
     # Past MAX_LISTED_FEATURES only the overall figures are kept: gather them as one feature, so a
     # wide array costs five floats, not five per feature.
     width = features if features <= MAX_LISTED_FEATURES else 1
+    if isinstance(array, np.ndarray) and (width != features or row_bytes(array) > MAX_ROW_BYTES):
+        array = _as_rows(array, width)  # a huge sample (row) is sampled inside too
     stats = RunningStats(width)
     n = len(array)
     per_row = row_bytes(array)
-    if isinstance(array, SequenceArray):
-        per_row *= max(1, int(np.mean(array.lengths)))
     rows = sample_indices(n, per_row)
     for piece in chunks(rows, per_row):
-        if isinstance(array, SequenceArray):
-            steps = take_steps(array, piece)
-            stats.update(np.concatenate(steps) if steps else np.zeros((0, width)))
-        else:
-            stats.update(take(array, piece))
+        stats.update(take(array, piece))
     described = stats.as_json(rows=len(rows), sampled=len(rows) < n)
     if width != features:
         described.update(features=features, min=None, max=None, mean=None, std=None)
     return described
+
+
+def _as_rows(array: np.ndarray, width: int) -> np.ndarray:
+    """The same values as ``(-1, width)`` rows; a stored array stays a file-backed map of its file."""
+    shape = (array.size // width, width)
+    if isinstance(array, np.memmap) and array.filename and array.flags.c_contiguous:
+        return np.memmap(array.filename, dtype=array.dtype, mode="r", shape=shape, offset=array.offset)
+    return np.ascontiguousarray(array).reshape(shape)
 
 
 def labels_of(block: np.ndarray) -> np.ndarray | None:

@@ -163,3 +163,33 @@ def test_the_beat_task_sweeps_the_same_way(world: World, monkeypatch):
 
     assert housekeeping.sweep_uploads.run() == {"uploads": [], "datasets": ["9" * 64]}
     assert not orphan.exists()
+
+
+def test_a_failed_commit_leaves_a_folder_without_a_row_which_the_sweep_collects(world: World):
+    """The folder is renamed into place just before the row commits: if the commit fails, the client
+    sees no dataset (nothing visible), and the orphan folder is collected."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session as AnySession
+
+    from api.services.datasets import sweep_stale_uploads
+
+    def fail(session: AnySession) -> None:  # the upload request's commit (not its savepoint's)
+        if not session.in_nested_transaction() and session.info.get("tenant"):
+            raise RuntimeError("the database went away at commit")
+
+    content = npz(30_000)
+    event.listen(AnySession, "before_commit", fail)
+    try:
+        with pytest.raises(RuntimeError, match="went away"):
+            upload(world.a, content)
+    finally:
+        event.remove(AnySession, "before_commit", fail)
+    orphans = list((world.settings.artifacts / "datasets").iterdir())
+    assert len(orphans) == 1 and world.rows() == []
+
+    sweep_stale_uploads(world.settings.model_copy(update={"upload_grace_s": 0.0}), world.factory)
+
+    assert list((world.settings.artifacts / "datasets").iterdir()) == []
+    assert list((world.settings.artifacts / "uploads").iterdir()) == []
+    assert upload(world.a, content).status_code == 201  # and the same bytes upload fine afterwards
+    assert_every_row_has_its_files(world)

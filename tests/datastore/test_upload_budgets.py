@@ -238,3 +238,17 @@ def test_samples_larger_than_a_chunk_keep_exact_per_feature_statistics(tmp_path)
     np.testing.assert_allclose(stats["mean"], x.reshape(-1, 300).mean(axis=0))
     np.testing.assert_allclose(stats["std"], x.reshape(-1, 300).std(axis=0))
     assert stats["features"] == 300 and stats["sampled"] is False
+
+
+def test_a_large_jpeg_is_checked_at_reduced_scale_but_described_at_its_real_size(tmp_path):
+    pixels = np.zeros((3000, 4000, 3), np.uint8)
+    pixels[:, 2000:] = 255
+    jpeg = image_png(pixels, "JPEG")
+    (tmp_path / "j.zip").write_bytes(npz_of({"a/x.jpg": jpeg, "b/y.jpg": jpeg}))
+
+    entry = ingest(tmp_path / "j.zip", ".zip", tmp_path / "stored", Limits()).description["arrays"]["x"]
+
+    assert entry["image_sizes"]["width"]["max"] == 4000 and entry["image_sizes"]["height"]["max"] == 3000
+    assert entry["modes"] == {"RGB": 2} and entry["stats"]["overall"]["mean"] == pytest.approx(127.5, abs=3)
+    truncated = npz_of({"a/x.jpg": jpeg[: len(jpeg) // 2]})
+    assert "does not decode" in str(refused(tmp_path, "t.zip", truncated))

@@ -24,8 +24,9 @@ from datastore.layout import DatasetWriter
 from datastore.limits import Limits
 
 CHUNK_ROWS = 50_000
-CHUNK_CELLS = 2_000_000  # a chunk of a wide table has fewer rows: memory follows cells, not rows
-MAX_CATEGORIES = 10_000
+CHUNK_CELLS = 500_000  # a chunk of a wide table has fewer rows: memory follows cells, not rows
+MAX_CATEGORIES = 10_000  # of one text column
+MAX_TOTAL_CATEGORIES = 1_000_000  # of all text columns together
 # Characters of one record (a row, or the header). csv.reader builds a whole record before it is
 # checked, so a record of a billion commas must be refused while it is read.
 MAX_RECORD_CHARS = 16 * 1024 * 1024
@@ -37,7 +38,8 @@ csv.field_size_limit(1024 * 1024)
 class Column:
     name: str
     kind: str = "integer"  # integer -> float as cells demand; categorical when no cell is a number
-    distinct: set[str] | None = field(default_factory=set)  # None once past MAX_CATEGORIES
+    distinct: set[str] | None = field(default_factory=set)  # a text column's values; None past MAX_CATEGORIES
+    numbers: np.ndarray | None = field(default_factory=lambda: np.empty(0))  # distinct numbers; None past MAX_LABELS
     seen: int = 0  # rows learnt so far
 
     def learn(self, cells: np.ndarray, lines: list[int]) -> None:
@@ -45,15 +47,13 @@ class Column:
             values = cells.astype(np.float64)
         except ValueError:
             values = None
-        if self.distinct is not None:
-            self.distinct.update(cells.tolist())
-            # Text needs its categories; numbers only whether they are few enough to be labels.
-            keep = MAX_CATEGORIES if values is None or self.kind == "categorical" else MAX_LABELS
-            if len(self.distinct) > keep:
-                self.distinct = None
         numbers_before = self.kind != "categorical" and self.seen > 0
         self.seen += len(cells)
         if values is None or self.kind == "categorical":
+            if self.distinct is not None:
+                self.distinct.update(cells.tolist())
+                if len(self.distinct) > MAX_CATEGORIES:
+                    self.distinct = None
             self._text(cells, lines, numbers_before)
             return
         bad = np.flatnonzero(~np.isfinite(values))
@@ -63,6 +63,10 @@ class Column:
                 f"line {line}, column '{self.name}' is '{cells[bad[0]]}'; missing or infinite values are not accepted",
                 ("file", f"line {line}"),
             )
+        if self.numbers is not None:  # only whether they are few enough to be labels: a few KB a column
+            self.numbers = np.union1d(self.numbers, values)
+            if len(self.numbers) > MAX_LABELS:
+                self.numbers = None
         if self.kind == "integer" and not _parses(cells, np.int64):
             self.kind = "float"
 
@@ -88,8 +92,10 @@ class Column:
 
     @property
     def countable(self) -> bool:
-        """Few enough distinct whole values to be class labels."""
-        return self.kind != "float" and self.distinct is not None and len(self.distinct) <= MAX_LABELS
+        """Few enough distinct whole values (or categories) to be class labels."""
+        if self.kind == "categorical":
+            return self.distinct is not None and len(self.distinct) <= MAX_LABELS
+        return self.kind == "integer" and self.numbers is not None
 
 
 def _is_number(cell: str) -> bool:
@@ -200,6 +206,14 @@ def _cells(rows: list[list[str]], lines: list[int], columns: list[Column]) -> li
     return out
 
 
+def _check_categories(columns: list[Column]) -> None:
+    """The categories of every text column are held while the file is read: bound them together."""
+    total = sum(len(c.distinct) for c in columns if c.kind == "categorical" and c.distinct is not None)
+    if total > MAX_TOTAL_CATEGORIES:
+        raise DatasetFileError(f"the text columns hold more than {MAX_TOTAL_CATEGORIES} distinct values together",
+                               too_large=True)
+
+
 def ingest_csv(source: Path, writer: DatasetWriter, limits: Limits) -> dict[str, dict[str, Any]]:
     """Write the table; returns the description entry of each column (statistics included)."""
     columns: list[Column] = []
@@ -210,6 +224,7 @@ def ingest_csv(source: Path, writer: DatasetWriter, limits: Limits) -> dict[str,
             columns = [Column(name) for name in header]
         for column, cells in zip(columns, _cells(chunk, lines, columns), strict=True):
             column.learn(cells, lines)
+        _check_categories(columns)
         rows += len(chunk)
     if rows == 0:
         raise DatasetFileError("the file has a header but no data rows")

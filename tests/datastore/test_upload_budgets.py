@@ -252,3 +252,22 @@ def test_a_large_jpeg_is_checked_at_reduced_scale_but_described_at_its_real_size
     assert entry["modes"] == {"RGB": 2} and entry["stats"]["overall"]["mean"] == pytest.approx(127.5, abs=3)
     truncated = npz_of({"a/x.jpg": jpeg[: len(jpeg) // 2]})
     assert "does not decode" in str(refused(tmp_path, "t.zip", truncated))
+
+
+def test_text_categories_are_bounded_across_columns(tmp_path, monkeypatch):
+    from datastore import csvfile
+
+    monkeypatch.setattr(csvfile, "MAX_TOTAL_CATEGORIES", 50)
+    rows = "\n".join(f"a{i},b{i},{i}" for i in range(30))
+
+    error = refused(tmp_path, "t.csv", f"a,b,n\n{rows}\n".encode())  # 60 categories in two columns
+
+    assert error.too_large and "more than 50 distinct values together" in str(error)
+
+
+def test_numeric_columns_with_few_values_still_count_labels(tmp_path):
+    (tmp_path / "t.csv").write_text("x,y\n" + "".join(f"{i * 0.5},{i % 3}\n" for i in range(3000)))
+
+    arrays = ingest(tmp_path / "t.csv", ".csv", tmp_path / "stored", Limits()).description["arrays"]
+
+    assert arrays["y"]["label_counts"] == {"0": 1000, "1": 1000, "2": 1000} and arrays["x"]["label_counts"] is None

@@ -4,6 +4,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -12,6 +13,7 @@ from api.limits import BodyLimit
 from api.queue import TrainingQueue
 from api.tenancy import KeyCache
 from api.routers import datasets, events, health, jobs, webhooks
+from api.services.datasets import sweep_stale_uploads
 from api.services.events import EventHub
 from models.db import make_engine, make_session_factory
 from models.outbox import notify_after_commit
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None, *, warm_keras: bool = True) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm_keras:  # import Keras now, not in the first request
             import keras_bridge.validate  # noqa: F401
+        await anyio.to_thread.run_sync(sweep_stale_uploads, settings, app.state.session_factory)
         yield
         await app.state.event_hub.close()
         app.state.engine.dispose()

@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     max_unpacked_bytes: int = Field(default=8 * 1024**3, gt=0)
     max_archive_members: int = Field(default=200_000, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # Uploads: arrays of one .npz (each is a mapped file: one descriptor while read) and
+    # columns of one CSV (checked on the header line). Stale upload files (*.part,
+    # *.staging, dataset folders without a row) older than the grace period are swept
+    # at API start-up and every sweep interval (by the control worker's beat).
+    max_npz_members: int = Field(default=1_000, gt=0)
+    max_csv_columns: int = Field(default=4_096, gt=0)
+    upload_grace_s: float = Field(default=3600.0, ge=0, description="an upload file untouched this long is stale")
+    upload_sweep_interval_s: float = Field(default=900.0, gt=0)
     max_epochs: int = Field(default=10_000, gt=0)
     page_size_max: int = Field(default=200, gt=0)
 

@@ -13,13 +13,14 @@ from celery import Celery, signals
 
 from models.outbox import SWEEP_TASK
 from models.settings import celery_options, get_settings
+from worker.housekeeping import SWEEP_UPLOADS_TASK
 
 TRAIN_TASK = "trainyard.train"
 RECONCILE_TASK = "trainyard.reconcile"
 CONTROL_QUEUE = "control"
 
 settings = get_settings()
-app = Celery("trainyard", broker=settings.broker_dsn, include=["worker.tasks", "worker.webhook_tasks"])
+app = Celery("trainyard", broker=settings.broker_dsn, include=["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"])
 app.conf.update(
     **celery_options(settings),
     task_acks_late=True,
@@ -38,6 +39,8 @@ app.conf.update(
             "schedule": 60.0,
             "options": {"queue": settings.webhook_queue},
         },
+        "sweep-uploads": {"task": SWEEP_UPLOADS_TASK, "schedule": settings.upload_sweep_interval_s,
+                          "options": {"queue": CONTROL_QUEUE}},
     },
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
 )

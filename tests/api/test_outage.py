@@ -169,3 +169,25 @@ def test_a_failed_commit_is_503_and_changes_nothing(world: World, tmp_path):
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
         assert client.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "cancelled"
     admin.dispose()
+
+
+def test_only_connection_failures_count_as_outages():
+    import psycopg
+    import sqlalchemy.exc
+    from kombu.exceptions import OperationalError as BrokerError
+
+    from api.errors import is_outage
+
+    def wrapped(cls: type, orig: Exception, invalidated: bool = False) -> Exception:
+        return cls("SELECT 1", {}, orig, connection_invalidated=invalidated)
+
+    assert is_outage(wrapped(sqlalchemy.exc.OperationalError, psycopg.OperationalError("server closed")))
+    assert is_outage(wrapped(sqlalchemy.exc.InterfaceError, psycopg.InterfaceError("connection is closed")))
+    assert is_outage(wrapped(sqlalchemy.exc.DatabaseError, psycopg.DatabaseError("x"), invalidated=True))
+    assert is_outage(sqlalchemy.exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached"))
+    assert is_outage(BrokerError("Error 111 connecting to 127.0.0.1:6379. Connection refused."))
+    assert is_outage(ConnectionRefusedError(111, "Connection refused"))
+    # A bug stays a bug (a 500 with its traceback in the log), not a 503 that hides it.
+    assert not is_outage(wrapped(sqlalchemy.exc.IntegrityError, psycopg.IntegrityError("duplicate key")))
+    assert not is_outage(wrapped(sqlalchemy.exc.ProgrammingError, psycopg.ProgrammingError("syntax error")))
+    assert not is_outage(ValueError("x"))

@@ -80,3 +80,26 @@ def test_the_tenant_cap_is_exact_under_a_burst(servers, tmp_path):
     assert len(jobs) == 50 and sent == 50
     assert_one_job_per_key(answers, jobs)
     assert all(a.headers["content-type"] == "application/json" for a in answers if a.status == 429)
+
+
+def test_a_request_that_gets_no_database_slot_in_time_is_503_not_500(servers, tmp_path):
+    """One request at a time in database work, 0.2 s to wait for it: a burst of
+    40 gets 503 + Retry-After for the ones that waited too long, and nothing else fails."""
+    pg, broker = servers
+    url = pg.create_database("busy")
+    env = api_env(database_url=url, broker_url=broker.url, data_dir=tmp_path, db_pool_size=2, db_max_overflow=0,
+                  db_pool_reserve=1, db_admission_timeout_s=0.2, outage_retry_after_s=2)
+    api = ApiServer(env, tmp_path / "api.log")
+    try:
+        answers = fire(api.url, api_key(url, "busy"), burst_keys(40, once=40, repeated=0, tag="busy"), BODY)
+    finally:
+        api.stop()
+    statuses = Counter(a.status for a in answers)
+    assert set(statuses) == {202, 503}, statuses
+    for answer in answers:
+        if answer.status == 503:
+            assert answer.headers["retry-after"] == "2" and answer.headers["content-type"] == "application/json"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM jobs")).scalar_one() == statuses[202]
+    engine.dispose()

@@ -8,7 +8,6 @@ import kombu.exceptions
 import psycopg
 import redis.exceptions
 import sqlalchemy.exc
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse

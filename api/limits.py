@@ -37,8 +37,9 @@ def serialize_submissions(session: Session, tenant: str) -> None:
 def check_tenant_limits(session: Session, spec: JobSpec, samples: int, settings: Settings, tenant: str) -> None:
     """429 when the tenant already has too many queued jobs; 413 when the job is too big.
 
-    Call it right before inserting the job, in the same transaction: from here
-    to the commit, other submissions of the tenant wait, so the cap is exact.
+    Call it right before inserting the job, in the same transaction: it takes
+    the tenant's submit lock (again, if the caller holds it already: that is
+    free), so from here to the commit the cap is exact.
     """
     training = max(int(samples * (1 - spec.data.validation_split - spec.data.test_split)), 1)
     if spec.fit.epochs * training > settings.max_epoch_samples:

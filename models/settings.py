@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     db_pool_reserve: int = Field(default=4, gt=0, description="connections kept for one-step users")
     db_pool_timeout_s: float = Field(default=10.0, gt=0, description="wait for a pooled connection")
     db_connect_timeout_s: int = Field(default=5, gt=0, description="connecting to Postgres")
-    db_admission_timeout_s: float = Field(default=60.0, gt=0, description="a request's wait for a database slot")
+    db_admission_timeout_s: float = Field(default=30.0, gt=0, description="a request's wait for a database slot")
     api_threads: int = Field(default=40, gt=0, description="the API's worker threads (sync routes, dependencies)")
     broker_send_timeout_s: float = Field(default=2.0, gt=0, description="connecting to and writing to the broker")
     outage_retry_after_s: int = Field(default=5, gt=0)

@@ -4,10 +4,11 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
+import anyio.to_thread
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Gauge
 
+from api.deps import Admission
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.queue import TrainingQueue
@@ -15,7 +16,7 @@ from api.tenancy import KeyCache
 from api.routers import datasets, events, health, jobs, webhooks
 from api.services.datasets import sweep_stale_uploads
 from api.services.events import EventHub
-from models.db import make_engine, make_session_factory
+from models.db import engine_for, make_session_factory
 from models.outbox import notify_after_commit
 from models.settings import Settings, get_settings
 
@@ -32,6 +33,8 @@ def create_app(settings: Settings | None = None, *, warm_keras: bool = True) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm_keras:  # import Keras now, not in the first request
             import keras_bridge.validate  # noqa: F401
+        # Sized with the pool: more threads than requests admitted to the database (Settings).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         await anyio.to_thread.run_sync(sweep_stale_uploads, settings, app.state.session_factory)
         yield
         await app.state.event_hub.close()
@@ -44,7 +47,8 @@ def create_app(settings: Settings | None = None, *, warm_keras: bool = True) -> 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.database_dsn)
+    app.state.engine = engine_for(settings)
+    app.state.admission = Admission(settings.db_admitted_requests, settings.db_admission_timeout_s)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.queue = TrainingQueue(settings)
     app.state.keys = KeyCache(settings.api_key_cache_s)

@@ -9,7 +9,7 @@ one machine needs no server at all. Distributed mode sets ``database_url``,
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -72,6 +72,38 @@ class Settings(BaseSettings):
     # Off: receivers on private, loopback or link-local addresses are refused, so a
     # job cannot make the service call into its own network. On for local testing.
     webhook_allow_private: bool = False
+
+    # Pools and outages. Each API request that touches the database is admitted
+    # only while a pooled connection is surely free for it (db_pool_size +
+    # db_max_overflow - db_pool_reserve at a time; the reserve is for the probes,
+    # key lookups and event polls that take a connection for one short step), and
+    # api_threads must exceed that number, so an admitted request never holds a
+    # connection while no thread is left to run its next step. A request that
+    # waits longer than db_admission_timeout_s for a slot, or a database or
+    # broker that is away, answers 503 with Retry-After: outage_retry_after_s.
+    db_pool_size: int = Field(default=10, gt=0)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_reserve: int = Field(default=4, gt=0, description="connections kept for one-step users")
+    db_pool_timeout_s: float = Field(default=10.0, gt=0, description="wait for a pooled connection")
+    db_connect_timeout_s: int = Field(default=5, gt=0, description="connecting to Postgres")
+    db_admission_timeout_s: float = Field(default=30.0, gt=0, description="a request's wait for a database slot")
+    api_threads: int = Field(default=40, gt=0, description="the API's worker threads (sync routes, dependencies)")
+    broker_send_timeout_s: float = Field(default=2.0, gt=0, description="connecting to and writing to the broker")
+    outage_retry_after_s: int = Field(default=5, gt=0)
+
+    @model_validator(mode="after")
+    def _pools_fit(self) -> "Settings":
+        if self.db_pool_reserve >= self.db_pool_size + self.db_max_overflow:
+            raise ValueError("db_pool_reserve must be smaller than db_pool_size + db_max_overflow")
+        if self.api_threads <= self.db_admitted_requests:
+            raise ValueError(f"api_threads ({self.api_threads}) must exceed the requests admitted to the database "
+                             f"at once ({self.db_admitted_requests} = db_pool_size + db_max_overflow - db_pool_reserve)")
+        return self
+
+    @property
+    def db_admitted_requests(self) -> int:
+        """How many requests may hold a pooled connection at once."""
+        return self.db_pool_size + self.db_max_overflow - self.db_pool_reserve
 
     @property
     def database_dsn(self) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import Page, UnitOfWork
-from api.limits import check_tenant_limits
+from api.limits import check_tenant_limits, serialize_submissions
 from api.tenancy import current_tenant
 from api.errors import Conflict, Invalid, NotFound, detail
 from api.queue import TrainingQueue
@@ -103,11 +103,15 @@ def create_job(
     body_hash = _request_hash(spec.model_dump(mode="json"))
     if idempotency_key is not None:
         idempotency_key = f"{current_tenant(session)}:{idempotency_key}"  # one namespace per tenant
-        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
-        if existing is not None:
-            return _replay(existing, body_hash, idempotency_key), None, False
+    if (existing := _replayed(session, idempotency_key, body_hash)) is not None:
+        return existing, None, False
     spec, summary, findings, samples = check_job(session, spec, settings)
     reject_on_errors(findings, spec.force)
+    # From here to the commit this tenant's other submissions wait, so the cap below is exact. A request
+    # with the same key may have committed meanwhile: its job is the answer (never a 429).
+    serialize_submissions(session, current_tenant(session))
+    if (existing := _replayed(session, idempotency_key, body_hash)) is not None:
+        return existing, None, False
     check_tenant_limits(session, spec, samples, settings, current_tenant(session))
     now = utcnow()
     job = Job(
@@ -124,12 +128,19 @@ def create_job(
                 session.add(job_event(job, EventType.finding, finding=finding))
     except IntegrityError:
         # The same key raced us: the other request's job is the answer.
-        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
-        if existing is None:
+        if (existing := _replayed(session, idempotency_key, body_hash)) is None:
             raise
-        return _replay(existing, body_hash, idempotency_key or ""), None, False  # the key is scoped to this tenant
+        return existing, None, False
     uow.after_commit(lambda: queue.send(job.id))
     return job, summary, True
+
+
+def _replayed(session: Session, key: str | None, body_hash: str) -> Job | None:
+    """The job this (tenant-scoped) Idempotency-Key already made, if any; 409 if it was for another body."""
+    if key is None:
+        return None
+    existing = session.scalar(select(Job).where(Job.idempotency_key == key))
+    return None if existing is None else _replay(existing, body_hash, key)
 
 
 def _replay(existing: Job, body_hash: str, key: str) -> Job:

@@ -1,4 +1,4 @@
-"""Request-scoped dependencies: the unit of work and pagination."""
+"""Request-scoped dependencies: the unit of work, the validator pool and pagination."""
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -8,6 +8,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from api.tenancy import Tenant, scope
+from api.validation.pool import ProcessPool
 from models.settings import Settings
 
 
@@ -51,6 +52,11 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_validator(request: Request) -> ProcessPool:
+    """The pool of validator processes that check specs with Keras (the API imports no TensorFlow)."""
+    return request.app.state.validator
+
+
 @dataclass(frozen=True)
 class Page:
     limit: int
@@ -70,3 +76,4 @@ def get_page(
 UoW = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 PageDep = Annotated[Page, Depends(get_page)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ValidatorDep = Annotated[ProcessPool, Depends(get_validator)]

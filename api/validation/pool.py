@@ -127,8 +127,12 @@ class ProcessPool:
             self.stop()
             raise RuntimeError(f"the validator pool did not start: {'; '.join(failures) or 'timed out'}")
 
-    def stop(self) -> None:
-        """Refuse new requests, end the queued ones, stop every child; returns once they are gone."""
+    def stop(self, grace_s: float = 5.0) -> None:
+        """Refuse new requests, end the queued ones, stop every child; returns once they are gone.
+
+        Idle children exit at the end of their input; one still busy after ``grace_s``
+        is killed, and its request answered "shutting down".
+        """
         self._running = False
         while True:
             try:
@@ -139,12 +143,15 @@ class ProcessPool:
                 job.finish(error=PoolBusy("the validator pool is shutting down", self._retry_after()))
         for _ in self._slots:
             self._jobs.put(_STOP)
+        deadline = time.monotonic() + grace_s
         for slot in self._slots:
-            slot.join(timeout=self.timeout_s + 10)
-        with self._children_lock:  # a slot that is stuck: its child goes anyway
+            slot.join(timeout=max(0.0, deadline - time.monotonic()))
+        with self._children_lock:
             children = list(self._children.values())
         for child in children:
             child.kill()
+        for slot in self._slots:
+            slot.join(timeout=30)
         self._slots.clear()
 
     def pids(self) -> list[int]:

@@ -35,9 +35,11 @@ from models.tables import EpochMetric, Job
 
 def _keras_check(validator: ProcessPool, spec: JobSpec, tenant: str) -> dict[str, Any]:
     """The model summary, from a validator process (this one imports no Keras)."""
+    # Python mode: pydantic's JSON mode refuses values nested past ~255 levels, which
+    # pydantic accepted on the way in. The webhook stays here: a check needs no secrets.
+    payload = spec.model_dump(mode="python", exclude={"webhook"})
     try:
-        # The webhook stays here: a child needs no secrets to build a model.
-        answer = validator.run(spec.model_dump(mode="json", exclude={"webhook"}), tenant=tenant)
+        answer = validator.run(payload, tenant=tenant)
     except PoolBusy as busy:
         raise RetryLater(busy.message, busy.retry_after_s) from busy
     except ChildFailed as failed:

@@ -54,11 +54,12 @@ class ChildProcess:
             self._stderr.append(line)
             log.debug("validator %d: %s", self.pid, line)
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, line: bytes) -> None:
+        """One request: a JSON object on one line."""
         assert self.process.stdin is not None
         self._stderr.clear()  # from now on the tail tells about this request only
         try:
-            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.write(line)
             self.process.stdin.flush()
         except (BrokenPipeError, ValueError):
             raise ChildGone(self._death()) from None

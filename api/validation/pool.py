@@ -18,6 +18,7 @@ Example:
     pool.stop()
 """
 
+import json
 import logging
 import math
 import os
@@ -44,8 +45,8 @@ class _Job:
     """One request, from the queue to its answer. A job still queued when its
     requester gives up is withdrawn, and no child ever sees it."""
 
-    def __init__(self, payload: Any) -> None:
-        self.payload = payload
+    def __init__(self, line: bytes) -> None:
+        self.line = line
         self.started = threading.Event()
         self.done = threading.Event()
         self.result: Any = None
@@ -104,6 +105,7 @@ class ProcessPool:
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._slots: list[threading.Thread] = []
         self._children: dict[int, ChildProcess] = {}  # slot index → its current child
+        self._ready: set[int] = set()  # slots whose child has imported its target
         self._children_lock = threading.Lock()
         self._running = False
         self._typical_s = 1.0  # recent time per request, for Retry-After
@@ -154,6 +156,10 @@ class ProcessPool:
             slot.join(timeout=30)
         self._slots.clear()
 
+    def ready(self) -> int:
+        """How many children are ready for requests (a replacement takes seconds to import its target)."""
+        return len(self._ready)
+
     def pids(self) -> list[int]:
         """The children alive now (for tests and metrics)."""
         with self._children_lock:
@@ -170,9 +176,13 @@ class ProcessPool:
         """
         if not self._running:
             raise PoolBusy("the validator pool is not running", self._retry_after())
+        try:  # here, so that a payload JSON cannot carry is this request's error, not a slot's
+            line = json.dumps({"payload": payload}).encode() + b"\n"
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ChildFailed(f"could not be sent this request, which is not JSON ({exc})") from None
         deadline = time.monotonic() + self.queue_wait_s
         with self._gate.turn(tenant, self.queue_wait_s, self._retry_after()):
-            job = _Job(payload)
+            job = _Job(line)
             self._jobs.put(job)
             if not job.started.wait(max(0.0, deadline - time.monotonic())) and job.withdraw():
                 raise PoolBusy(f"all {self.processes} validator processes stayed busy for {self.queue_wait_s:g} s; "
@@ -209,12 +219,15 @@ class ProcessPool:
                 continue
             started.set()
             delay = 1.0
+            self._ready.add(index)
             try:
                 if self._serve(child) is _STOP:
                     child.stop()
                     break
             except Exception:  # a bug here must not end the slot: its child would die with it
                 log.exception("validator slot %d failed; starting a new child", index)
+            finally:
+                self._ready.discard(index)
             child.dispose()
         with self._children_lock:
             self._children.pop(index, None)
@@ -242,7 +255,7 @@ class ProcessPool:
                 continue
             began = time.monotonic()
             try:
-                child.send({"payload": job.payload})
+                child.send(job.line)
                 reply = child.receive(self.timeout_s)
             except ChildGone as gone:
                 job.finish(error=self._failure(gone.reason))

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # no turn within validator_queue_wait_s gets 429 with Retry-After.
     validator_processes: int = Field(default=2, gt=0)
     validator_per_tenant: int = Field(default=1, gt=0)
-    validator_memory_bytes: int = Field(default=2 * 1024**3, ge=512 * 1024**2)
+    validator_memory_bytes: int = Field(default=2 * 1024**3, ge=768 * 1024**2)
     validator_timeout_s: float = Field(default=60.0, gt=0)
     validator_queue_wait_s: float = Field(default=30.0, ge=0)
 

@@ -43,6 +43,8 @@ def limit_memory(max_bytes: int) -> None:
     # measure reservations. RLIMIT_DATA counts the private writable memory a spec can
     # make it allocate (heap and anonymous mappings): an allocation past it fails.
     resource.setrlimit(resource.RLIMIT_DATA, (max_bytes, max_bytes))
+    # And no core files: an abort a spec provokes must not write the child's memory to disk.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def die_with_parent(parent_pid: int) -> None:

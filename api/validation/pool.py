@@ -86,7 +86,7 @@ class ProcessPool:
         memory_bytes: each child's memory limit (``RLIMIT_DATA``).
         timeout_s: a child that takes longer on one request is killed.
         queue_wait_s: how long a request may wait for its turn and a free child.
-        env: variables added to the children's environment.
+        env: the children's environment (default: this process's).
         start_timeout_s: how long a child may take to import its target.
     """
 
@@ -99,8 +99,9 @@ class ProcessPool:
                       "--memory-bytes", str(memory_bytes)]
         if reset:
             self._argv += ["--reset", reset]
-        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-        self._env = {**os.environ, **(env or {}), "PYTHONPATH": path}
+        env = dict(os.environ if env is None else env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        self._env = env
         self._gate = TenantGate(per_tenant, per_tenant * WAITING_PER_TURN)
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._slots: list[threading.Thread] = []

@@ -1,5 +1,7 @@
 """The pool the API checks specs with: Keras in child processes, never in the API."""
 
+import os
+
 from api.validation.pool import ProcessPool
 from models.settings import Settings
 
@@ -18,12 +20,18 @@ CHILD_ENV = {
     "TF_NUM_INTRAOP_THREADS": "1",
     "OMP_NUM_THREADS": "1",
 }
+# A child interprets hostile specs: it gets no credentials it does not need.
+WITHHELD = ("TRAINYARD_DATABASE_URL", "TRAINYARD_BROKER_URL")
 
 
 def spec_check_pool(settings: Settings) -> ProcessPool:
     """Not started: the app starts it at start-up."""
     return ProcessPool(
-        CHECK_SPEC, reset=RESET, env=CHILD_ENV, processes=settings.validator_processes,
+        CHECK_SPEC, reset=RESET, env=child_env(), processes=settings.validator_processes,
         per_tenant=settings.validator_per_tenant, memory_bytes=settings.validator_memory_bytes,
         timeout_s=settings.validator_timeout_s, queue_wait_s=settings.validator_queue_wait_s,
     )
+
+
+def child_env() -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k not in WITHHELD}, **CHILD_ENV}

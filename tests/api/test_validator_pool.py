@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
+from api.validation.spec_checks import child_env
 
 TARGETS = "tests.api.validator_targets"
 LIMIT = 256 * 1024**2
@@ -256,3 +257,16 @@ def test_children_die_with_the_process_that_owns_the_pool():
         assert not any(alive(pid) for pid in pids)
     finally:
         owner.kill()
+
+
+def test_the_limits_and_environment_are_set_in_the_child(monkeypatch):
+    monkeypatch.setenv("TRAINYARD_DATABASE_URL", "postgresql://user:secret@db/trainyard")
+    pool = ProcessPool(f"{TARGETS}:limits", env=child_env(), processes=1, per_tenant=1, memory_bytes=LIMIT,
+                       timeout_s=30, queue_wait_s=30)
+    pool.start()
+    try:
+        seen = pool.run(["TRAINYARD_DATABASE_URL", "CUDA_VISIBLE_DEVICES"], tenant="acme")
+    finally:
+        pool.stop()
+    assert seen == {"data": LIMIT, "core": 0,
+                    "environment": {"TRAINYARD_DATABASE_URL": None, "CUDA_VISIBLE_DEVICES": ""}}

@@ -55,3 +55,10 @@ def slow_issue(payload: Any) -> Any:
     """A spec check's answer, slowly: for the API's turn-taking tests."""
     time.sleep(float(payload.get("name", "0").removeprefix("slow-") or 0))
     return {"issues": [{"loc": ["model"], "message": "checked slowly"}]}
+
+
+def limits(payload: Any) -> Any:
+    import resource
+
+    return {"data": resource.getrlimit(resource.RLIMIT_DATA)[0], "core": resource.getrlimit(resource.RLIMIT_CORE)[0],
+            "environment": {name: os.environ.get(name) for name in payload}}

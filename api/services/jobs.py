@@ -36,7 +36,8 @@ from models.tables import EpochMetric, Job
 def _keras_check(validator: ProcessPool, spec: JobSpec, tenant: str) -> dict[str, Any]:
     """The model summary, from a validator process (this one imports no Keras)."""
     # Python mode: pydantic's JSON mode refuses values nested past ~255 levels, which
-    # pydantic accepted on the way in. The webhook stays here: a check needs no secrets.
+    # pydantic accepted on the way in; the pool's json.dumps takes them. The webhook
+    # stays here: a check needs no secrets.
     payload = spec.model_dump(mode="python", exclude={"webhook"})
     try:
         answer = validator.run(payload, tenant=tenant)
@@ -114,7 +115,7 @@ def create_job(
 ) -> tuple[Job, dict[str, Any] | None, bool]:
     """Returns the job, the model summary, and whether it is new (False: an idempotent replay)."""
     session = uow.session
-    body_hash = _request_hash(spec.model_dump(mode="json"))
+    body_hash = _request_hash(spec.model_dump(mode="python"))  # the JSON mode's text, without its depth limit
     if idempotency_key is not None:
         idempotency_key = f"{current_tenant(session)}:{idempotency_key}"  # one namespace per tenant
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))

@@ -124,6 +124,10 @@ def test_a_spec_that_aborts_tensorflow_is_a_422_and_the_api_keeps_answering(worl
     assert responses["other"].status_code == 200, responses["other"].text  # another tenant, meanwhile
     # This test runs in the API's process: had TensorFlow aborted here, nothing would be left to assert.
     assert world.a.post("/v1/jobs:validate", json=IRIS_MLP).status_code == 200
+    jobs_before = world.a.get("/v1/jobs").json()["items"]
+    submitted = world.a.post("/v1/jobs", json=ABORTS_TENSORFLOW)
+    assert submitted.status_code == 422 and "SIGABRT" in submitted.json()["error"]["message"], submitted.text
+    assert world.a.get("/v1/jobs").json()["items"] == jobs_before  # nothing created
     assert len(validator_pool.pids()) == len(before) and validator_pool.pids() != before  # replaced
 
 

@@ -252,6 +252,10 @@ class ProcessPool:
             job = self._jobs.get()
             if job is _STOP:
                 return _STOP
+            if child.process.poll() is not None:  # died while idle (the OOM killer, an operator): not this job's fault
+                log.warning("validator process %d died while idle (status %s)", child.pid, child.process.returncode)
+                self._jobs.put(job)
+                return None
             if not job.begin():
                 continue
             began = time.monotonic()

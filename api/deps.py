@@ -1,4 +1,4 @@
-"""Request-scoped dependencies: admission to the database, the unit of work and pagination."""
+"""Request-scoped dependencies: admission to the database, the unit of work, the validator pool and pagination."""
 
 import asyncio
 import contextlib
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from api.errors import Unavailable
 from api.tenancy import Tenant, scope
+from api.validation.pool import ProcessPool
 from models.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,11 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_validator(request: Request) -> ProcessPool:
+    """The pool of validator processes that check specs with Keras (the API imports no TensorFlow)."""
+    return request.app.state.validator
+
+
 @dataclass(frozen=True)
 class Page:
     limit: int
@@ -133,3 +139,4 @@ def get_page(
 UoW = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 PageDep = Annotated[Page, Depends(get_page)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ValidatorDep = Annotated[ProcessPool, Depends(get_validator)]

@@ -50,6 +50,18 @@ class Settings(BaseSettings):
     max_epochs: int = Field(default=10_000, gt=0)
     page_size_max: int = Field(default=200, gt=0)
 
+    # Validator pool (issue 8): the API checks specs with Keras in child processes, never
+    # in itself. Each child serves one request at a time, under a memory limit
+    # (RLIMIT_DATA; TensorFlow itself takes about 0.3 GiB of it) and a time limit; a
+    # tenant has at most validator_per_tenant checks running, so with the defaults one
+    # tenant's slow specs leave a child free for everyone else. A request that finds
+    # no turn within validator_queue_wait_s gets 429 with Retry-After.
+    validator_processes: int = Field(default=2, gt=0)
+    validator_per_tenant: int = Field(default=1, gt=0)
+    validator_memory_bytes: int = Field(default=2 * 1024**3, ge=768 * 1024**2)
+    validator_timeout_s: float = Field(default=60.0, gt=0)
+    validator_queue_wait_s: float = Field(default=30.0, ge=0)
+
     # Reliability: the database is the source of truth, the broker only carries ids.
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     queued_stale_after_s: float = Field(default=300.0, gt=0)

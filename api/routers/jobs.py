@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import PageDep, SettingsDep, UoW
+from api.deps import PageDep, SettingsDep, UoW, ValidatorDep
 from api.errors import Conflict, NotFound
 from api.schemas.common import ErrorResponse, ListPage
 from api.schemas.jobs import FindingsOut, JobCreated, JobOut, RetryRequest, ValidationOut
@@ -18,7 +18,7 @@ from models.spec import JobSpec
 from models.tables import Job
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (404, 409, 413, 415, 422)
+    code: {"model": ErrorResponse} for code in (404, 409, 413, 415, 422, 429)
 }
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
@@ -33,8 +33,8 @@ def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: 
 
 
 @router.post(":validate", response_model=ValidationOut, summary="Dry run: validate, check against Keras, summarize")
-def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep) -> ValidationOut:
-    checked = service.check_job(uow.session, spec, settings)
+def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep) -> ValidationOut:
+    checked = service.check_job(uow.session, spec, settings, validator)
     return ValidationOut(
         valid=not any(f.severity == "error" for f in checked.findings),
         spec=public_spec(checked.spec.model_dump(mode="json")), model=checked.summary,
@@ -44,11 +44,12 @@ def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep) -> ValidationOu
 
 @router.post("", status_code=202, response_model=JobCreated, summary="Submit a training job")
 def submit_job(
-    spec: JobSpec, uow: UoW, settings: SettingsDep, request: Request, response: Response,
+    spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request, response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
     job, summary, new = service.create_job(
-        uow, spec, settings=settings, queue=request.app.state.queue, idempotency_key=idempotency_key
+        uow, spec, settings=settings, queue=request.app.state.queue, validator=validator,
+        idempotency_key=idempotency_key,
     )
     return _created(response, job, summary, new)
 
@@ -74,11 +75,11 @@ def get_findings(job_id: str, uow: UoW) -> FindingsOut:
 @router.post("/{job_id}/retry", status_code=202, response_model=JobCreated,
              summary="A new job from this one with a finding's suggestion or a merge patch applied")
 def retry_job(
-    job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, request: Request, response: Response,
-    idempotency_key: IdempotencyKey = None,
+    job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request,
+    response: Response, idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
     job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=request.app.state.queue,
-                                        idempotency_key=idempotency_key)
+                                        validator=validator, idempotency_key=idempotency_key)
     return _created(response, job, summary, new)
 
 

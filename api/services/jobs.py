@@ -15,6 +15,8 @@ from api.limits import check_tenant_limits, serialize_submissions
 from api.tenancy import current_tenant
 from api.errors import Conflict, Invalid, NotFound, detail
 from api.queue import TrainingQueue
+from api.retry_later import RetryLater
+from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from api.schemas.common import ListPage
 from api.schemas.jobs import JobError, JobOut, Progress, Timings
 from api.services.datasets import arrays_of, role_shapes
@@ -31,15 +33,24 @@ from models.spec import JobSpec, LayersModel
 from models.tables import EpochMetric, Job
 
 
-def _keras_check(spec: JobSpec) -> dict[str, Any]:
-    from keras_bridge.errors import SpecError
-    from keras_bridge.validate import check_spec
-
+def _keras_check(validator: ProcessPool, spec: JobSpec, tenant: str) -> dict[str, Any]:
+    """The model summary, from a validator process (this one imports no Keras)."""
+    # Python mode: pydantic's JSON mode refuses values nested past ~255 levels, which
+    # pydantic accepted on the way in; the pool's json.dumps takes them. The webhook
+    # stays here: a check needs no secrets.
+    payload = spec.model_dump(mode="python", exclude={"webhook"})
     try:
-        return check_spec(spec)
-    except SpecError as exc:
-        details = [detail(i.loc, i.message) for i in exc.issues]
-        raise Invalid(f"the spec does not work with Keras: {details[0]['path']}: {details[0]['message']}", details) from exc
+        answer = validator.run(payload, tenant=tenant)
+    except PoolBusy as busy:
+        raise RetryLater(busy.message, busy.retry_after_s) from busy
+    except ChildFailed as failed:
+        raise Invalid(f"the spec could not be checked: {failed}", [
+            detail(("model",), f"checking this model with Keras failed: {failed}")
+        ]) from failed
+    if "issues" in answer:
+        details = [detail(i["loc"], i["message"]) for i in answer["issues"]]
+        raise Invalid(f"the spec does not work with Keras: {details[0]['path']}: {details[0]['message']}", details)
+    return answer["summary"]
 
 
 def _shape_fits(expected: list[int | None], actual: list[int]) -> bool:
@@ -70,11 +81,15 @@ class CheckedJob(NamedTuple):
     samples: int  # in the dataset
 
 
-def check_job(session: Session, spec: JobSpec, settings: Settings) -> CheckedJob:
-    """Everything short of training."""
+def check_job(session: Session, spec: JobSpec, settings: Settings, validator: ProcessPool) -> CheckedJob:
+    """Everything short of training.
+
+    The Keras check comes first, before the session's first query: a request that
+    waits for a validator process holds no database connection meanwhile.
+    """
     if spec.seed is None:  # fix it now, so the stored spec reruns identically
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
-    summary = _keras_check(spec)
+    summary = _keras_check(validator, spec, current_tenant(session))
     samples = _data_check(session, spec, summary, settings)
     check_webhook(spec, settings)
     facts = facts_for(session, settings, spec.dataset, spec.data.x, spec.data.y)
@@ -95,17 +110,20 @@ def _request_hash(body: dict[str, Any]) -> str:
 
 
 def create_job(
-    uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, idempotency_key: str | None,
-    parent_id: str | None = None,
+    uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, validator: ProcessPool,
+    idempotency_key: str | None, parent_id: str | None = None,
 ) -> tuple[Job, dict[str, Any] | None, bool]:
     """Returns the job, the model summary, and whether it is new (False: an idempotent replay)."""
     session = uow.session
-    body_hash = _request_hash(spec.model_dump(mode="json"))
+    body_hash = _request_hash(spec.model_dump(mode="python"))  # the JSON mode's text, without its depth limit
     if idempotency_key is not None:
         idempotency_key = f"{current_tenant(session)}:{idempotency_key}"  # one namespace per tenant
     if (existing := _replayed(session, idempotency_key, body_hash)) is not None:
         return existing, None, False
-    spec, summary, findings, samples = check_job(session, spec, settings)
+    # Nothing is written yet: end the transaction so that its connection goes back to
+    # the pool while a validator process checks the spec (seconds, for a big model).
+    session.commit()
+    spec, summary, findings, samples = check_job(session, spec, settings, validator)
     reject_on_errors(findings, spec.force)
     # From here to the commit this tenant's other submissions wait, so the cap below is exact. A request
     # with the same key may have committed meanwhile: its job is the answer (never a 429).

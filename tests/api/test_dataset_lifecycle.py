@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
+from api.validation.pool import ProcessPool
 from migrations import upgrade
 from models.db import make_engine, make_session_factory
 from models.settings import Settings
@@ -38,6 +39,7 @@ class World:
     factory: sessionmaker[Session]
     a: TestClient
     b: TestClient
+    validator: ProcessPool
 
     def rows(self) -> list[Dataset]:
         with self.factory() as session:
@@ -48,18 +50,18 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[World]:
+def world(tmp_path_factory, validator_pool) -> Iterator[World]:
     url = create_database("trainyard_lifecycle")
     upgrade(url)
     settings = Settings(data_dir=tmp_path_factory.mktemp("lifecycle"), database_url=url, broker_url=REDIS_URL,
                         train_queue=f"void-{uuid.uuid4().hex[:8]}", api_key_cache_s=60)
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    app = create_app(settings, warm_keras=False)
+    app = create_app(settings, validator=validator_pool)
     with TestClient(app) as a, TestClient(app) as b:
         a.headers["Authorization"] = f"Bearer {new_key(factory, 'acme')}"
         b.headers["Authorization"] = f"Bearer {new_key(factory, 'globex')}"
-        yield World(settings, factory, a, b)
+        yield World(settings, factory, a, b, validator_pool)
     engine.dispose()
     drop_database(url)
 
@@ -142,7 +144,7 @@ def test_a_folder_without_a_row_and_stale_part_files_are_swept_at_start_up(world
     for path in (orphan, artifacts / "uploads" / "tmpdead.part", world.folder(kept["sha256"])):
         os.utime(path, (old, old))
 
-    with TestClient(create_app(world.settings, warm_keras=False)):
+    with TestClient(create_app(world.settings, validator=world.validator)):
         pass  # start-up sweeps
 
     assert not orphan.exists() and not (artifacts / "uploads" / "tmpdead.part").exists()

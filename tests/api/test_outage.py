@@ -138,7 +138,7 @@ def test_a_broker_outage_accepts_the_submit_and_keeps_the_job_once(world: World)
     queue.close()
 
 
-def test_a_failed_commit_is_503_and_changes_nothing(world: World, tmp_path):
+def test_a_failed_commit_is_503_and_changes_nothing(world: World, tmp_path, validator_pool):
     """The unit of work's commit fails because the server ends the connection (as a
     failover or an operator's pg_terminate_backend does): 503, and the cancel is not applied."""
     from fastapi.testclient import TestClient
@@ -148,7 +148,7 @@ def test_a_failed_commit_is_503_and_changes_nothing(world: World, tmp_path):
 
     settings = Settings(data_dir=tmp_path, database_url=world.database_url, broker_url=world.redis.url,
                         train_queue=world.train_queue, outage_retry_after_s=RETRY_AFTER_S)
-    app = create_app(settings, warm_keras=False)
+    app = create_app(settings, validator=validator_pool)
     admin = create_engine(world.pg.server_url + "/postgres", isolation_level="AUTOCOMMIT")
     armed = {"on": False}
 

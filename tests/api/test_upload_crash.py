@@ -23,7 +23,7 @@ from tests.conftest import REDIS_URL, create_database, drop_database
 ROOT = Path(__file__).resolve().parents[2]
 GRACE_S = 1.0
 SERVE = ("import sys, uvicorn; from api.app import create_app; "
-         "uvicorn.run(create_app(warm_keras=False), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')")
+         "uvicorn.run(create_app(), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')")
 
 
 def spare_port() -> int:
@@ -77,7 +77,7 @@ def environment(tmp_path) -> Iterator[tuple[dict[str, str], str]]:
     engine = make_engine(url)
     key = new_key(make_session_factory(engine), "crash")
     engine.dispose()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAINYARD_DATA_DIR": str(tmp_path / "data"),
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAINYARD_VALIDATOR_PROCESSES": "1", "TRAINYARD_DATA_DIR": str(tmp_path / "data"),
            "TRAINYARD_DATABASE_URL": url, "TRAINYARD_BROKER_URL": REDIS_URL,
            "TRAINYARD_TRAIN_QUEUE": f"void-{uuid.uuid4().hex[:8]}", "TRAINYARD_UPLOAD_GRACE_S": str(GRACE_S),
            "CUDA_VISIBLE_DEVICES": ""}

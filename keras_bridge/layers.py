@@ -9,6 +9,7 @@ from keras_bridge.errors import Loc, SpecError, SpecIssue, keras_message
 from keras_bridge.limits import Budgets
 from keras_bridge.namespaces import (
     LAYERS, NESTED_CLASSES, NESTED_KINDS, check_activation, check_keras_config, check_no_serialized, slot_of,
+    without_compile_config,
 )
 from models.spec import KerasJsonModel, KerasObject, LayersModel
 
@@ -106,7 +107,7 @@ def load_json_model(spec: KerasJsonModel, budgets: Budgets) -> keras.Model:
     loc: Loc = ("model", "keras")
     check_keras_config(spec.keras, loc, budgets)  # before Keras resolves anything in it
     try:
-        model = serialization_lib.deserialize_keras_object(spec.keras, safe_mode=True)
+        model = serialization_lib.deserialize_keras_object(without_compile_config(spec.keras), safe_mode=True)
     except Exception as exc:
         raise SpecError([SpecIssue(loc, f"Keras could not load this model: {keras_message(exc)}")]) from exc
     if not isinstance(model, keras.Model):

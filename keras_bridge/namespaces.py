@@ -120,6 +120,8 @@ def _check_serialized_object(obj: dict[str, Any], slot: str | None, loc: Loc) ->
     if obj.get("registered_name") not in (None, class_name):
         raise _refuse(loc, f"registered (custom) objects are not available on the service. Received: "
                            f"registered_name={obj.get('registered_name')!r}.")
+    if slot == "layer" and class_name in REFUSED_LAYERS - {"InputLayer"}:
+        raise _refuse(loc, f"layer '{class_name}' is not allowed on the service: it runs code or reads or writes files.")
     if not _allowed(slot, module, class_name):
         expected = {"model": "a Functional or Sequential model", "layer": "a layer of keras.layers",
                     "dtype": "a DTypePolicy", None: "no Keras object here"}.get(slot, f"a class of keras.{slot}s")
@@ -146,8 +148,8 @@ def check_keras_config(config: Any, loc: Loc, budgets: Budgets) -> int:
 
     Each serialized object must come from the namespace of the slot it sits in (the
     argument's name says which); plain data (lists of numbers, strings) must fit the
-    argument budgets. ``compile_config`` and shared objects are refused: spec.compile
-    compiles, and a shared object could stand in a slot of another kind.
+    argument budgets. Shared objects are refused: one could stand in a slot of another
+    kind. ``compile_config`` is not looked at: ``without_compile_config`` drops it.
     """
     layers = 0
     stack: list[tuple[Any, str | None, Loc]] = [(config, "model", loc)]
@@ -174,10 +176,8 @@ def check_keras_config(config: Any, loc: Loc, budgets: Budgets) -> int:
             stack.extend((v, slot_of(k), (*at, k)) for k, v in item.items())
             continue
         _check_serialized_object(item, slot, at)
-        for key in ("compile_config", "shared_object_id"):
-            if item.get(key) is not None:
-                raise _refuse((*at, key), f"remove {key}: " + (
-                    "the job's \"compile\" part compiles the model." if key == "compile_config" else "shared objects are not accepted."))
+        if item.get("shared_object_id") is not None:
+            raise _refuse((*at, "shared_object_id"), "shared objects are not accepted: give each object where it is used.")
         layers += slot == "layer"
         inner = item.get("config")
         if isinstance(inner, dict) and item.get("class_name") not in STRUCTURE_MARKERS:
@@ -185,5 +185,16 @@ def check_keras_config(config: Any, loc: Loc, budgets: Budgets) -> int:
         else:
             stack.append((inner, None, (*at, "config")))
         stack.extend((v, None, (*at, k)) for k, v in item.items()
-                     if k not in ("config", "class_name", "module", "registered_name"))
+                     if k not in ("config", "class_name", "module", "registered_name", "compile_config"))
     return layers
+
+
+def without_compile_config(config: Any) -> Any:
+    """A copy of a model config without ``compile_config`` (what ``to_json()`` writes for a
+    compiled model): the job's "compile" part compiles, and Keras would otherwise
+    deserialize the optimizer, loss and metrics named there."""
+    if isinstance(config, dict):
+        return {k: without_compile_config(v) for k, v in config.items() if k != "compile_config"}
+    if isinstance(config, list):
+        return [without_compile_config(v) for v in config]
+    return config

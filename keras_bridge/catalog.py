@@ -49,14 +49,18 @@ def public_classes(module: ModuleType, base: type) -> dict[str, type]:
     return found
 
 
+def abstract_error(name: str, *, loc: Loc, what: str) -> SpecError:
+    return SpecError([SpecIssue(loc, f"{what} '{name}' is a base class or a wrapper of a function or another object: "
+                                     f"name a concrete {what}.")])
+
+
 def resolve_class(
     name: str, classes: dict[str, type], *, loc: Loc, what: str, refused: frozenset[str] = frozenset()
 ) -> type:
     if name in refused:
         raise SpecError([SpecIssue(loc, f"{what} '{name}' is not allowed on the service: it runs code or reads or writes files.")])
     if name in ABSTRACT and name in classes:
-        raise SpecError([SpecIssue(loc, f"{what} '{name}' is a base class or a wrapper of a function or another object: "
-                                        f"name a concrete {what}.")])
+        raise abstract_error(name, loc=loc, what=what)
     if name not in classes:
         hint = did_you_mean(name, (c for c in classes if c not in refused and c not in ABSTRACT))
         raise SpecError([SpecIssue(loc, f"unknown {what} '{name}'.{hint}")])

@@ -4,7 +4,7 @@ from typing import Any
 
 import keras
 
-from keras_bridge.catalog import ABSTRACT, REFUSED_LAYERS, check_arguments, resolve_class
+from keras_bridge.catalog import ABSTRACT, REFUSED_LAYERS, abstract_error, check_arguments, did_you_mean, resolve_class
 from keras_bridge.errors import Loc, SpecError, SpecIssue, keras_message
 from keras_bridge.limits import Budgets
 from keras_bridge.namespaces import (
@@ -35,9 +35,10 @@ def _nested_object(kind: str, value: Any, loc: Loc) -> Any:
     try:
         obj = NESTED_KINDS[kind].get(value)
     except Exception as exc:
-        raise SpecError([SpecIssue(loc, keras_message(exc))]) from exc
+        hint = did_you_mean(value, (n for n in NESTED_CLASSES[kind] if n not in ABSTRACT))
+        raise SpecError([SpecIssue(loc, f"unknown {kind} '{value}'.{hint}")]) from exc
     if type(obj).__name__ in ABSTRACT:
-        raise SpecError([SpecIssue(loc, f"{value!r} is a base class: name a concrete {kind}.")])
+        raise abstract_error(value, loc=loc, what=kind)
     return value
 
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras.src.trainers.compile_utils import CompileLoss, CompileMetrics
 
-from keras_bridge.catalog import check_arguments, did_you_mean, public_classes, resolve_class
+from keras_bridge.catalog import ABSTRACT, abstract_error, check_arguments, did_you_mean, public_classes, resolve_class
 from keras_bridge.errors import Loc, SpecError, SpecIssue, keras_message
 from keras_bridge.namespaces import check_no_serialized
 from models.spec import CompileSpec, FitSpec, KerasObject, KerasRef
@@ -41,6 +41,8 @@ def _construct(ref: KerasObject, classes: dict[str, type], loc: Loc, what: str, 
 
 
 def _by_name(getter: Any, name: str, loc: Loc, what: str, module: Any, extra: Iterable[str] = ()) -> Any:
+    if name in ABSTRACT:
+        raise abstract_error(name, loc=loc, what=what)
     try:
         return getter(name)
     except Exception as exc:

@@ -148,3 +148,21 @@ def test_the_loss_and_metric_probe_accepts_what_trains(loss, metrics, units, act
     body = spec(IRIS_MLP, compile={"loss": loss, "metrics": metrics},
                 model={"input_shape": [4], "layers": [{"type": "Dense", "units": units, "activation": activation}]})
     check_spec(JobSpec.model_validate(body))
+
+
+@pytest.mark.parametrize(("compile_", "where"), [
+    ({"metrics": ["Mean"]}, ("compile", "metrics", 0)),  # Mean takes values, not (y_true, y_pred)
+    ({"loss": "ctc"}, ("compile", "loss")),  # CTC needs a (batch, time, classes) output
+], ids=["Mean-as-metric", "ctc-on-dense"])
+def test_the_probe_refuses_what_fails_on_the_first_training_step(compile_, where):
+    found = issues(spec(IRIS_MLP, compile=compile_))
+    assert found[0][0] == where and "cannot be computed on the model's output" in found[0][1], found
+
+
+def test_what_the_probe_refuses_does_fail_in_training():
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy", metrics=["Mean"])
+    with pytest.raises(Exception, match="sample_weight"):
+        model.fit(np.zeros((4, 4)), np.zeros((4, 3)), verbose=0)

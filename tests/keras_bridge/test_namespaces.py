@@ -101,8 +101,13 @@ def test_callback_arguments_refuse_serialized_objects():
      ("model", "layers", 0, "kernel_regularizer", "type")),
     (spec(IRIS_MLP, model=layers({"type": "Dense", "units": 2, "kernel_constraint": {"type": "Constraint"}})),
      ("model", "layers", 0, "kernel_constraint", "type")),
-], ids=["Optimizer", "Loss", "Metric", "MeanMetricWrapper", "Layer", "Initializer",
-        "Regularizer", "Constraint"])
+    (spec(IRIS_MLP, compile={"optimizer": "Optimizer"}), ("compile", "optimizer")),
+    (spec(IRIS_MLP, compile={"loss": "Loss"}), ("compile", "loss")),
+    (spec(IRIS_MLP, compile={"metrics": ["MeanMetricWrapper"]}), ("compile", "metrics", 0)),
+    (spec(IRIS_MLP, model=layers({"type": "Dense", "units": 2, "kernel_initializer": "Initializer"})),
+     ("model", "layers", 0, "kernel_initializer")),
+], ids=["Optimizer", "Loss", "Metric", "MeanMetricWrapper", "Layer", "Initializer", "Regularizer", "Constraint",
+        "by-name-Optimizer", "by-name-Loss", "by-name-MeanMetricWrapper", "by-name-Initializer"])
 def test_base_classes_and_function_wrappers_are_refused(body, where):
     found = issues(body)
     assert found[0][0] == where and "base class" in found[0][1], found

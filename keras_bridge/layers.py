@@ -24,8 +24,6 @@ def _nested_object(kind: str, value: Any, loc: Loc) -> Any:
         obj = KerasObject.model_validate(value)
         cls = resolve_class(obj.type, NESTED_CLASSES[kind], loc=(*loc, "type"), what=kind)
         check_arguments(cls, obj.args, loc=loc, what=kind)
-        for name, arg in obj.args.items():
-            check_no_serialized(arg, (*loc, name))
         try:
             return cls(**obj.args)
         except Exception as exc:

@@ -10,52 +10,67 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import keras
-
+from keras_bridge import global_state
+from keras_bridge.budget import build_within_budget
 from keras_bridge.errors import SpecError
-from keras_bridge.layers import build_model
+from keras_bridge.limits import Budgets
 from keras_bridge.summary import model_summary
-from keras_bridge.training import make_callbacks, make_loss, make_metrics, make_optimizer
+from keras_bridge.training import compile_model, make_callbacks, optimizer_slots, probe_loss_and_metrics
+from models.settings import Settings
 from models.spec import JobSpec
 
 
-def check_spec(spec: JobSpec, *, clear_session: bool = True) -> dict[str, Any]:
-    """Build model, optimizer, loss, metrics and callbacks; return the model summary.
+def check_spec(spec: JobSpec, *, clear_session: bool = True, settings: Settings | None = None) -> dict[str, Any]:
+    """Build the model from shapes, check it against the budgets, then set up the
+    optimizer, loss, metrics and callbacks as training will and run each once on a
+    zero batch; return the model summary (with the memory estimate).
 
     Keras's name counters and graph building are process-global: callers check
     one spec at a time per process (a validator child serves one request at a
     time; a worker trains one job at a time).
 
     Args:
-        clear_session: reset Keras's global state afterwards; the worker passes
+        clear_session: reset Keras's session before and after; the worker passes
             False while a model of its own is training in the same process.
+        settings: where the budgets come from (``TRAINYARD_*`` by default).
 
     Raises:
         SpecError: every problem found, each with its JSON path.
     """
-    issues = []
+    budgets = Budgets.from_settings(settings)
+    global_state.reset(clear_session=clear_session)
     try:
-        model = build_model(spec.model)
+        return _check(spec, budgets)
+    finally:
+        if clear_session:
+            global_state.reset()
+
+
+def _check(spec: JobSpec, budgets: Budgets) -> dict[str, Any]:
+    issues = []
+    slots = 2
+    for part in (lambda: optimizer_slots(spec.compile.optimizer),
+                 lambda: make_callbacks(spec.fit, Path(tempfile.gettempdir()))):
+        try:
+            result = part()
+            slots = result if isinstance(result, int) else slots
+        except SpecError as exc:
+            issues.extend(exc.issues)
+    try:
+        model, estimate = build_within_budget(spec, budgets, slots, materialize=False)
     except SpecError as exc:
-        issues.extend(exc.issues)
-        model = None
-    for part in (
-        lambda: make_optimizer(spec.compile.optimizer),
-        lambda: make_loss(spec.compile.loss),
-        lambda: make_metrics(spec.compile.metrics),
-        lambda: make_callbacks(spec.fit, Path(tempfile.gettempdir())),
-    ):
+        raise SpecError([*exc.issues, *issues]) from exc
+    if issues:
+        raise SpecError(issues)
+    for part in (lambda: compile_model(model, spec.compile), lambda: probe_loss_and_metrics(model, spec.compile)):
         try:
             part()
         except SpecError as exc:
             issues.extend(exc.issues)
+            break
     if issues:
         raise SpecError(issues)
-    assert model is not None
-    summary = model_summary(model)
-    if clear_session:  # without the full gc.collect, which costs ~200 ms a call
-        keras.backend.clear_session(free_memory=False)
-    return summary
+    return {**model_summary(model), "memory": estimate.as_json()}
 
 
 def check_spec_json(spec: dict[str, Any]) -> dict[str, Any]:
@@ -78,5 +93,5 @@ def reset_after_check() -> None:
     cycles; collecting the young generations frees them now (~10 ms), where
     Keras's full ``gc.collect()`` costs ~0.4 s and would delay the next request.
     """
-    keras.backend.clear_session(free_memory=False)
+    global_state.reset()  # clears the session too
     gc.collect(1)

@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     validator_timeout_s: float = Field(default=60.0, gt=0)
     validator_queue_wait_s: float = Field(default=30.0, ge=0)
 
+    # Budgets (issue 8): what one spec may cost, checked from shapes before anything is
+    # allocated, by :validate and again by the worker before it initialises weights.
+    max_model_params: int = Field(default=50_000_000, gt=0, description="parameters of one model")
+    max_layers: int = Field(default=200, gt=0, description="layers of one model, nested ones included")
+    # What one training batch may take (inputs, activations and their gradients, weights,
+    # gradients and optimizer slots): the memory a worker of train_queue offers one job.
+    worker_memory_bytes: int = Field(default=4 * 1024**3, gt=0)
+    # Free-form argument values (a Constant initializer's value, a list of sizes, ...).
+    max_argument_depth: int = Field(default=8, gt=0, description="nesting of lists/objects in one argument")
+    max_argument_scalars: int = Field(default=10_000, gt=0, description="numbers/strings in one argument")
+    max_argument_string: int = Field(default=1_000, gt=0, description="characters of one string argument")
+
     # Reliability: the database is the source of truth, the broker only carries ids.
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     queued_stale_after_s: float = Field(default=300.0, gt=0)

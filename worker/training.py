@@ -19,9 +19,11 @@ from datastore.artifacts import ArtifactStore
 from datastore.builtin import is_builtin
 from datastore.reader import StoredDataset, open_dataset
 from diagnosis.facts import DataFacts, dataset_facts
+from keras_bridge import global_state
+from keras_bridge.budget import OutOfMemory, build_within_budget, is_out_of_memory
 from keras_bridge.errors import SpecError, keras_message
-from keras_bridge.layers import build_model
-from keras_bridge.training import compile_model, make_callbacks
+from keras_bridge.limits import Budgets
+from keras_bridge.training import compile_model, make_callbacks, optimizer_slots
 from models.db import transaction
 from models.enums import JobStatus, StopReason
 from models.findings import Finding
@@ -52,11 +54,13 @@ def load_arrays(factory: sessionmaker[Session], store: ArtifactStore, dataset_re
 
 def _fit(
     factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: JobSpec, data: PreparedData,
-    facts: DataFacts | None,
+    facts: DataFacts | None, settings: Settings,
 ) -> tuple[StopReason, dict[str, Any] | None, str, Finding | None]:
     assert spec.seed is not None
     keras.utils.set_random_seed(spec.seed)
-    model = build_model(spec.model)
+    # The budgets again, from shapes, before any weight is allocated (settings of this worker).
+    model, estimate = build_within_budget(spec, Budgets.from_settings(settings),
+                                          optimizer_slots(spec.compile.optimizer), materialize=True)
     compile_model(model, spec.compile)
     job_dir = store.job_dir(job.id)
     user_callbacks = make_callbacks(spec.fit, job_dir)
@@ -76,14 +80,19 @@ def _fit(
     # Batches are read from disk by tf.data (worker/pipeline.py), never the whole dataset at once.
     batches = partial(make_dataset, data, batch_size=spec.fit.batch_size, seed=spec.seed)
     validation = batches(data.validation, shuffle=False) if data.validation is not None else None
-    model.fit(
-        batches(data.train, shuffle=spec.data.shuffle),
-        validation_data=validation,
-        shuffle=False,  # the pipeline shuffles (seeded, each epoch); Keras cannot shuffle a tf.data dataset
-        epochs=spec.fit.epochs,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    try:
+        model.fit(
+            batches(data.train, shuffle=spec.data.shuffle),
+            validation_data=validation,
+            shuffle=False,  # the pipeline shuffles (seeded, each epoch); Keras cannot shuffle a tf.data dataset
+            epochs=spec.fit.epochs,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise OutOfMemory(estimate, exc) from exc
+        raise
     if stop_on_request.stopped:
         reason = StopReason.cancelled
     elif watch.stopped_by is not None:
@@ -133,6 +142,7 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
         return
     store = ArtifactStore(settings.artifacts)
     spec = JobSpec.model_validate(job.spec)
+    global_state.reset()  # nothing an earlier job changed in Keras/TF configuration reaches this one
     try:
         with heartbeat(lambda: job_store.beat(factory, job_id), settings.heartbeat_interval_s):
             assert spec.seed is not None
@@ -140,17 +150,18 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
             facts = dataset_facts(arrays, spec.data.x, spec.data.y)
             data = prepare(arrays, spec.data, spec.seed)
             job_store.set_data_summary(factory, job_id, data.summary)
-            reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts)
+            reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts, settings)
     except OperationalError:
         raise  # the database went away: let the task retry, the job stays claimed by this process
-    except (SpecError, DataError) as exc:
+    except (SpecError, DataError, OutOfMemory) as exc:
         job_store.finish(factory, job_id, status=JobStatus.failed, stop_reason=StopReason.error,
                          error={"type": type(exc).__name__, "message": str(exc)})
         return
     except Exception as exc:  # Keras raised while building or fitting: the user's model, not our crash
         log.exception("job %s failed", job_id)
+        kind = "OutOfMemory" if is_out_of_memory(exc) else type(exc).__name__  # e.g. while loading the data
         job_store.finish(factory, job_id, status=JobStatus.failed, stop_reason=StopReason.error,
-                         error={"type": type(exc).__name__, "message": keras_message(exc, limit=2000)})
+                         error={"type": kind, "message": keras_message(exc, limit=2000)})
         return
     finally:
         keras.backend.clear_session()

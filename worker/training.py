@@ -28,7 +28,7 @@ from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import Dataset, Job
 from worker import job_store
-from worker.callbacks import RecordEpochs, StopWhen
+from worker.callbacks import Checkpoint, RecordEpochs, StopWhen
 from worker.auto_retry import spawn_retry, wants_retry
 from worker.diagnose import Diagnosis
 from worker.data import DataError, PreparedData, prepare
@@ -76,7 +76,7 @@ def _fit(
         stop_on_request,
         *user_callbacks,
         # Keras's own resume-after-crash, last: a redelivered job continues after its last checkpointed epoch.
-        keras.callbacks.BackupAndRestore(backup_dir=str(backup)),
+        Checkpoint(backup_dir=str(backup)),
     ]
     # Batches are read from disk by tf.data (worker/pipeline.py), never the whole dataset at once.
     batches = partial(make_dataset, data, batch_size=spec.fit.batch_size, seed=spec.seed)

@@ -102,6 +102,10 @@ class DiagnosisMonitor(keras.callbacks.Callback):
         partial.write_text(json.dumps(self.state()))
         partial.replace(self.state_path)  # atomic: a kill leaves the old state or the new one
 
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._resumed:  # resumed after its last epoch: no epoch ran, the verdict still needs the history
+            self._resume(getattr(self.model, "_initial_epoch", None) or 0)
+
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not self._resumed:  # the first epoch of this run: Keras has restored its checkpoint by now
             self._resume(epoch)

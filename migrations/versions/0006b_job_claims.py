@@ -4,8 +4,7 @@ Revision ID: 0006b_job_claims
 Revises: 0005_tenants
 Create Date: 2026-11-28
 
-A running job's claim starts at its attempts, so a worker still running
-across the upgrade is fenced out at its next write (it holds no token).
+Existing jobs start with claim = attempts: tokens only ever grow.
 """
 from typing import Sequence, Union
 

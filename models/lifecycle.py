@@ -1,9 +1,15 @@
 """A job's lifecycle: every change of ``Job.status``, and nowhere else.
 
-    create ──> queued ──claim──> running ──finish──> succeeded | failed | cancelled
-                 ^  │              │ │ └──release (graceful stop)──> queued
-                 │  └──cancel──> cancelled     └──cancel: flag only, the worker stops and finishes
-                 └──requeue (reconciler: message or worker lost)   fail (reconciler: lost too often)
+    transition    leaves             to                 who
+    create        (new)              queued             API submit, auto-retry
+    claim         queued, running*   running            worker (* abandoned: see ``claim``)
+    cancel        queued             cancelled          API (a running job is only flagged:
+                                                        its worker stops and finishes it)
+    finish        running (token)    succeeded/failed/cancelled   worker
+    release       running (token)    queued             worker, graceful stop
+    requeue       queued, running    queued             reconciler (message or worker lost)
+    fail          queued, running    failed             reconciler (worker lost too often)
+    cancel_lost   queued, running    cancelled          reconciler (cancelled, worker died)
 
 Each transition is one conditional ``UPDATE`` whose ``WHERE`` names the states
 it may leave (and, for the worker's writes, the claim that must still be the

@@ -1,57 +1,26 @@
 """Limits on what one request and one tenant may ask for."""
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import false, func, select, text, update
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PayloadTooLarge, TooManyRequests
-from models.enums import JobStatus
+from api.errors import PayloadTooLarge
 from models.settings import Settings
 from models.spec import JobSpec
-from models.tables import Job
 
 UPLOAD_PATHS = ("/v1/datasets",)  # streamed to disk, with their own limit (max_upload_bytes)
 
 
-def serialize_submissions(session: Session, tenant: str) -> None:
-    """Hold, until the transaction ends, a lock that every submission of ``tenant`` takes.
-
-    It makes count-then-insert exact: two concurrent submits cannot both see
-    room for one more job. Postgres: an advisory lock on the tenant, so other
-    tenants do not wait. SQLite: the database's write lock (taken by a write
-    that changes nothing; SQLite has one writer at a time anyway, and a
-    transaction that holds the write lock reads the latest commit).
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"trainyard.submit:{tenant}".encode()).digest()[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    else:
-        session.execute(update(Job).where(false()).values(status=Job.status),
-                        execution_options={"synchronize_session": False})
-
-
 def check_tenant_limits(session: Session, spec: JobSpec, samples: int, settings: Settings, tenant: str) -> None:
-    """429 when the tenant already has too many queued jobs; 413 when the job is too big.
-
-    Call it right before inserting the job, in the same transaction: it takes
-    the tenant's submit lock (again, if the caller holds it already: that is
-    free), so from here to the commit the cap is exact.
-    """
+    """413 when the job is too big. (The cap on a tenant's queued jobs is checked where the job
+    is inserted, ``models.lifecycle.create``, so that it is exact and auto-retries obey it too.)"""
     training = max(int(samples * (1 - spec.data.validation_split - spec.data.test_split)), 1)
     if spec.fit.epochs * training > settings.max_epoch_samples:
         raise PayloadTooLarge(
             f"the job would train {spec.fit.epochs} epochs x {training} samples = {spec.fit.epochs * training} "
             f"sample passes; the limit per job is {settings.max_epoch_samples}")
-    serialize_submissions(session, tenant)
-    queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.queued)) or 0
-    if queued >= settings.max_queued_jobs_per_tenant:
-        raise TooManyRequests(
-            f"tenant '{tenant}' already has {queued} queued jobs (the limit is {settings.max_queued_jobs_per_tenant}); "
-            "wait for some to start, or cancel some")
 
 
 class BodyLimit:

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import transaction, utcnow
-from models.enums import EventType, JobStatus, StopReason
-from models.events import job_event
+from models import lifecycle
+from models.db import transaction
+from models.enums import JobStatus
 from models.settings import Settings
 from models.tables import Job
 from worker.job_store import stale_cutoff
@@ -36,20 +36,14 @@ def reconcile(factory: sessionmaker[Session], settings: Settings, send: Callable
             .with_for_update(skip_locked=True)
             .limit(500)
         ).all()
-        for job in lost:
+        for job in lost:  # each transition checks the state it leaves: a job that moved meanwhile is left alone
             if job.cancel_requested:  # its worker died while stopping: it is cancelled
-                job.status, job.stop_reason, job.finished_at = JobStatus.cancelled, StopReason.cancelled, utcnow()
-                session.add(job_event(job, EventType.cancelled))
-                continue
-            if job.status is JobStatus.running and job.attempts >= settings.max_attempts:
-                job.status, job.stop_reason, job.finished_at = JobStatus.failed, StopReason.error, utcnow()
-                job.error = {"type": "WorkerLost", "message": f"the worker running this job was lost {job.attempts} times"}
-                session.add(job_event(job, EventType.failed, error=job.error))
-                continue
-            job.status = JobStatus.queued
-            job.enqueued_at = utcnow()
-            session.add(job_event(job, EventType.queued, requeued=True))
-            requeued.append(job.id)
+                lifecycle.cancel_lost(session, job)
+            elif job.status is JobStatus.running and job.attempts >= settings.max_attempts:
+                lifecycle.fail(session, job, error={
+                    "type": "WorkerLost", "message": f"the worker running this job was lost {job.attempts} times"})
+            elif lifecycle.requeue(session, job):
+                requeued.append(job.id)
     for job_id in requeued:  # after the commit, so a worker never sees the old state
         send(job_id)
     if requeued:

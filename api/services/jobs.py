@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import Page, UnitOfWork
-from api.limits import check_tenant_limits, serialize_submissions
+from api.limits import check_tenant_limits
 from api.tenancy import current_tenant
-from api.errors import Conflict, Invalid, NotFound, detail
+from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail
 from api.queue import TrainingQueue
 from api.retry_later import RetryLater
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
@@ -25,8 +25,8 @@ from api.services.webhooks import check_webhook, public_spec
 from diagnosis.preflight import run_preflight
 from models.db import utcnow
 from models.findings import Finding, verdict_of
-from models.enums import EventType, JobStatus, StopReason
-from models.events import job_event
+from models import lifecycle
+from models.enums import JobStatus
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec, LayersModel
@@ -127,23 +127,21 @@ def create_job(
     reject_on_errors(findings, spec.force)
     # From here to the commit this tenant's other submissions wait, so the cap below is exact. A request
     # with the same key may have committed meanwhile: its job is the answer (never a 429).
-    serialize_submissions(session, current_tenant(session))
+    lifecycle.lock_submissions(session, current_tenant(session))
     if (existing := _replayed(session, idempotency_key, body_hash)) is not None:
         return existing, None, False
     check_tenant_limits(session, spec, samples, settings, current_tenant(session))
     now = utcnow()
     job = Job(
-        id=new_id("job"), tenant=current_tenant(session), name=spec.name, status=JobStatus.queued, spec=spec.model_dump(mode="json"),
+        id=new_id("job"), tenant=current_tenant(session), name=spec.name, spec=spec.model_dump(mode="json"),
         dataset_ref=spec.dataset, parent_id=parent_id, idempotency_key=idempotency_key, request_sha256=body_hash,
         epochs=spec.fit.epochs, findings=[f.as_json() for f in findings], created_at=now, enqueued_at=now,
     )
     try:
         with session.begin_nested():
-            session.add(job)
-            session.flush()
-            session.add(job_event(job, EventType.queued))
-            for finding in job.findings:
-                session.add(job_event(job, EventType.finding, finding=finding))
+            lifecycle.create(session, job, max_queued=settings.max_queued_jobs_per_tenant)
+    except lifecycle.QueueFull as exc:
+        raise TooManyRequests(str(exc)) from exc
     except IntegrityError:
         # The same key raced us: the other request's job is the answer.
         if (existing := _replayed(session, idempotency_key, body_hash)) is None:
@@ -216,10 +214,7 @@ def cancel_job(session: Session, job_id: str) -> Job:
         raise NotFound(f"no job with id '{job_id}'")
     if job.status.finished:
         raise Conflict(f"job '{job_id}' already finished ({job.status.value})")
-    job.cancel_requested = True
-    if job.status is JobStatus.queued:
-        job.status, job.stop_reason, job.finished_at = JobStatus.cancelled, StopReason.cancelled, utcnow()
-        session.add(job_event(job, EventType.cancelled))
+    lifecycle.cancel(session, job)  # under the row lock: it cannot have finished since the check above
     return job
 
 

@@ -73,15 +73,19 @@ def _check(spec: JobSpec, budgets: Budgets) -> dict[str, Any]:
     return {**model_summary(model), "memory": estimate.as_json()}
 
 
-def check_spec_json(spec: dict[str, Any]) -> dict[str, Any]:
+def check_spec_json(request: dict[str, Any]) -> dict[str, Any]:
     """``check_spec`` for a validator child, JSON in and out.
+
+    Args:
+        request: ``{"spec": <job spec>, "budgets": <Settings.budgets() of the API>}``.
 
     Returns:
         ``{"summary": <model summary>}``, or ``{"issues": [{"loc", "message"}, ...]}``.
     """
+    settings = Settings(**request.get("budgets", {}))
     try:
         # The child resets Keras itself after answering (reset_after_check).
-        return {"summary": check_spec(JobSpec.model_validate(spec), clear_session=False)}
+        return {"summary": check_spec(JobSpec.model_validate(request["spec"]), clear_session=False, settings=settings)}
     except SpecError as exc:
         return {"issues": [{"loc": list(issue.loc), "message": issue.message} for issue in exc.issues]}
 

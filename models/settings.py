@@ -13,6 +13,10 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+BUDGET_SETTINGS = ("max_model_params", "max_layers", "worker_memory_bytes", "max_argument_depth",
+                   "max_argument_scalars", "max_argument_string")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRAINYARD_", extra="ignore")
 
@@ -73,6 +77,11 @@ class Settings(BaseSettings):
     max_argument_depth: int = Field(default=8, gt=0, description="nesting of lists/objects in one argument")
     max_argument_scalars: int = Field(default=10_000, gt=0, description="numbers/strings in one argument")
     max_argument_string: int = Field(default=1_000, gt=0, description="characters of one string argument")
+
+    def budgets(self) -> dict[str, int]:
+        """The budget settings alone: the API sends them with each spec to its validator
+        processes, so a check obeys the API's settings, not whatever a child started with."""
+        return self.model_dump(include=set(BUDGET_SETTINGS))
 
     # Reliability: the database is the source of truth, the broker only carries ids.
     reconcile_interval_s: float = Field(default=30.0, gt=0)

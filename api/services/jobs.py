@@ -33,12 +33,12 @@ from models.spec import JobSpec, LayersModel
 from models.tables import EpochMetric, Job
 
 
-def _keras_check(validator: ProcessPool, spec: JobSpec, tenant: str) -> dict[str, Any]:
+def _keras_check(validator: ProcessPool, spec: JobSpec, tenant: str, settings: Settings) -> dict[str, Any]:
     """The model summary, from a validator process (this one imports no Keras)."""
     # Python mode: pydantic's JSON mode refuses values nested past ~255 levels, which
     # pydantic accepted on the way in; the pool's json.dumps takes them. The webhook
     # stays here: a check needs no secrets.
-    payload = spec.model_dump(mode="python", exclude={"webhook"})
+    payload = {"spec": spec.model_dump(mode="python", exclude={"webhook"}), "budgets": settings.budgets()}
     try:
         answer = validator.run(payload, tenant=tenant)
     except PoolBusy as busy:
@@ -89,7 +89,7 @@ def check_job(session: Session, spec: JobSpec, settings: Settings, validator: Pr
     """
     if spec.seed is None:  # fix it now, so the stored spec reruns identically
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
-    summary = _keras_check(validator, spec, current_tenant(session))
+    summary = _keras_check(validator, spec, current_tenant(session), settings)
     samples = _data_check(session, spec, summary, settings)
     check_webhook(spec, settings)
     facts = facts_for(session, settings, spec.dataset, spec.data.x, spec.data.y)

@@ -50,12 +50,14 @@ def test_an_over_deep_argument_is_a_422_naming_it(client: TestClient):
 
 
 def test_parameter_and_memory_budgets_come_from_the_settings(client: TestClient, monkeypatch):
-    monkeypatch.setenv("TRAINYARD_MAX_MODEL_PARAMS", "500")
+    # The API's settings travel with each spec to the validator processes (started long before).
+    settings = client.app.state.settings
+    monkeypatch.setattr(settings, "max_model_params", 500)
     response = client.post("/v1/jobs:validate", json=DIGITS_CNN)
     assert refusal(response) == (422, ["model.layers[3]"]) and "limit of 500" in response.text
 
-    monkeypatch.setenv("TRAINYARD_MAX_MODEL_PARAMS", "50000000")
-    monkeypatch.setenv("TRAINYARD_WORKER_MEMORY_BYTES", "100000")
+    monkeypatch.setattr(settings, "max_model_params", 50_000_000)
+    monkeypatch.setattr(settings, "worker_memory_bytes", 100_000)
     assert refusal(client.post("/v1/jobs:validate", json=DIGITS_CNN)) == (422, ["fit.batch_size"])
 
 

@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     # gradients and optimizer slots): the memory a worker of train_queue offers one job.
     worker_memory_bytes: int = Field(default=4 * 1024**3, gt=0)
     # Free-form argument values (a Constant initializer's value, a list of sizes, ...).
-    max_argument_depth: int = Field(default=8, gt=0, description="nesting of lists/objects in one argument")
+    # At most 64: a stored spec is dumped to JSON, which pydantic refuses past ~255 levels.
+    max_argument_depth: int = Field(default=8, gt=0, le=64, description="nesting of lists/objects in one argument")
     max_argument_scalars: int = Field(default=10_000, gt=0, description="numbers/strings in one argument")
     max_argument_string: int = Field(default=1_000, gt=0, description="characters of one string argument")
 

@@ -20,6 +20,17 @@ def abort(payload: Any) -> Any:
     os.abort()  # as TensorFlow does on a failed CHECK
 
 
+def check_spec_or_abort(payload: Any) -> Any:
+    """The production check, except that a spec named "abort" aborts the child the way a
+    TensorFlow CHECK failure does: the stand-in for a crash route the budgets do not know yet
+    (the one that was found, a 300-deep initializer value, is refused before Keras sees it)."""
+    if payload["spec"].get("name") == "abort":
+        os.abort()
+    from keras_bridge.validate import check_spec_json
+
+    return check_spec_json(payload)
+
+
 def allocate(payload: dict[str, int]) -> Any:
     return len(bytearray(payload["bytes"]))  # past the child's limit: MemoryError
 
@@ -53,7 +64,8 @@ def hold(payload: dict[str, int]) -> Any:
 
 def slow_issue(payload: Any) -> Any:
     """A spec check's answer, slowly: for the API's turn-taking tests."""
-    time.sleep(float(payload.get("name", "0").removeprefix("slow-") or 0))
+    spec = payload["spec"]  # as the API sends it: {"spec": ..., "budgets": ...}
+    time.sleep(float((spec.get("name") or "0").removeprefix("slow-") or 0))
     return {"issues": [{"loc": ["model"], "message": "checked slowly"}]}
 
 

@@ -1,7 +1,6 @@
 """The per-tenant cap of queued jobs is exact when submissions race: many threads,
-each with its own session, released together by a barrier at the cap check, on
-Postgres and on SQLite. Without the tenant's submit lock they all count the same
-number of queued jobs and all insert (this test then fails)."""
+each with its own session, released together by a barrier at ``lifecycle.create``,
+on Postgres and on SQLite (the lock is ``lifecycle.lock_submissions``)."""
 
 import threading
 import time
@@ -12,12 +11,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.errors import TooManyRequests
-from api.limits import check_tenant_limits
 from api.tenancy import scope
 from migrations import upgrade
+from models import lifecycle
 from models.db import make_engine, make_session_factory, utcnow
-from models.enums import JobStatus
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec
@@ -40,21 +37,24 @@ def factory(request, tmp_path) -> Iterator[sessionmaker[Session]]:
         drop_database(url)
 
 
+def new_job(tenant: str) -> Job:
+    spec = JobSpec.model_validate(IRIS_MLP)
+    return Job(id=new_id("job"), tenant=tenant, name="race", spec=IRIS_MLP, dataset_ref=spec.dataset,
+               epochs=spec.fit.epochs, findings=[], created_at=utcnow())
+
+
 def submit(factory: sessionmaker[Session], tenant: str, barrier: threading.Barrier, settings: Settings,
            outcomes: list[str]) -> None:
-    spec = JobSpec.model_validate(IRIS_MLP)
     with factory() as session:
         scope(session, tenant)
         barrier.wait(timeout=60)
         try:
-            check_tenant_limits(session, spec, 100, settings, tenant)
-        except TooManyRequests:
+            lifecycle.create(session, new_job(tenant), max_queued=settings.max_queued_jobs_per_tenant)
+        except lifecycle.QueueFull:
             session.rollback()
             outcomes.append("429")
             return
-        time.sleep(0.05)  # the rest of a submit: the job's row, its events (the window a race needs)
-        session.add(Job(id=new_id("job"), tenant=tenant, name="race", status=JobStatus.queued, spec=IRIS_MLP,
-                        dataset_ref=spec.dataset, epochs=spec.fit.epochs, created_at=utcnow(), enqueued_at=utcnow()))
+        time.sleep(0.05)  # the rest of a submit before its commit (the window a race needs)
         session.commit()
         outcomes.append("202")
 
@@ -79,13 +79,11 @@ def test_the_lock_is_the_tenants_own(factory: sessionmaker[Session], tmp_path):
     waits, and one of another tenant goes through."""
     if factory.kw["bind"].dialect.name != "postgresql":
         pytest.skip("SQLite has one writer at a time, whatever the tenant")
-    settings = Settings(data_dir=tmp_path, max_queued_jobs_per_tenant=CAP)
-    spec = JobSpec.model_validate(IRIS_MLP)
     with factory() as holder, factory() as same, factory() as other:
         for session, tenant in ((holder, "holder"), (same, "holder"), (other, "other")):
             scope(session, tenant)
             session.execute(text("SET LOCAL lock_timeout = '1s'"))
-        check_tenant_limits(holder, spec, 100, settings, "holder")  # holds the lock until its transaction ends
-        check_tenant_limits(other, spec, 100, settings, "other")
+        lifecycle.lock_submissions(holder, "holder")  # held until its transaction ends
+        lifecycle.lock_submissions(other, "other")
         with pytest.raises(OperationalError, match="lock timeout"):
-            check_tenant_limits(same, spec, 100, settings, "holder")
+            lifecycle.lock_submissions(same, "holder")

@@ -76,7 +76,8 @@ def main() -> None:
     results: list[scenarios.Result] = []
     try:
         cluster = Cluster(workdir, database_url=pg.url, broker_url=broker.url, api_port=spare_port(),
-                          extra_env={"TRAINYARD_MAX_QUEUED_JOBS_PER_TENANT": "1000"})
+                          extra_env={"TRAINYARD_MAX_QUEUED_JOBS_PER_TENANT": "1000",
+                                     "TRAINYARD_UPLOAD_GRACE_S": str(scenarios.UPLOAD_GRACE_S)})
         cluster.start_api()
         cluster.start_control()
         cluster.start_worker()

@@ -20,6 +20,7 @@ from bench.fault_kit.measure import Probe, audit, first_epoch_after, job_state, 
 from bench.fault_kit.servers import PrivatePostgres, PrivateRedis
 
 FINISH_TIMEOUT_S = 900.0
+UPLOAD_GRACE_S = 3.0  # TRAINYARD_UPLOAD_GRACE_S of the bench's cluster
 
 
 def digits_job(epochs: int, name: str) -> dict[str, Any]:
@@ -77,7 +78,9 @@ def finished(ctx: Context, job_ids: list[str]) -> bool:
 
 
 def conclude(ctx: Context, scenario: str, job_ids: list[str], fault_at: Any, probe: Probe,
-             notes: list[str] | None = None) -> Result:
+             notes: list[str] | None = None, *, again_from: Any = None, again_jobs: list[str] | None = None) -> Result:
+    """``again_from``/``again_jobs``: measure "running again" from another moment (the old
+    worker's exit) or over some of the jobs (those that were waiting in the queue)."""
     done = wait_until(lambda: finished(ctx, job_ids), FINISH_TIMEOUT_S, step=0.5)
     audits = [audit(ctx.pg.libpq_url, j) for j in job_ids]
     lost = sum(1 for a in audits if a.status != "succeeded")
@@ -89,7 +92,7 @@ def conclude(ctx: Context, scenario: str, job_ids: list[str], fault_at: Any, pro
     return Result(
         scenario, len(job_ids), lost, sum(a.missing for a in audits), sum(a.duplicated for a in audits),
         sum(max(0, a.terminal_events - 1) for a in audits), probe.server_errors, probe.unavailable,
-        first_epoch_after(ctx.pg.libpq_url, job_ids, fault_at),
+        first_epoch_after(ctx.pg.libpq_url, again_jobs or job_ids, again_from or fault_at),
         (finish - fault_at).total_seconds() if finish and done else None, notes,
     )
 
@@ -124,11 +127,13 @@ def sigterm_then_kill(ctx: Context) -> Result:
         fault_at = now()
         ctx.cluster.signal_group("worker", signal.SIGTERM)
         exited = wait_until(lambda: not ctx.cluster.group_alive("worker"), 10.0)
-        notes.append(f"worker exited {'by itself' if exited else 'only by SIGKILL'} after SIGTERM")
+        notes.append(f"worker exited {'by itself' if exited else 'only by SIGKILL'} after SIGTERM; "
+                     "running again is counted from its exit")
         if not exited:
             ctx.cluster.kill("worker")
+        exit_at = now()
         ctx.cluster.start_worker()
-        return conclude(ctx, "worker SIGTERM, SIGKILL after 10 s", [job], fault_at, probe, notes)
+        return conclude(ctx, "worker SIGTERM, SIGKILL after 10 s", [job], fault_at, probe, notes, again_from=exit_at)
 
 
 def redis_restart(ctx: Context, *, aof: bool) -> Result:
@@ -145,7 +150,9 @@ def redis_restart(ctx: Context, *, aof: bool) -> Result:
         ctx.broker.kill()
         time.sleep(1.0)
         ctx.broker.start(aof=aof)
-        result = conclude(ctx, f"Redis restart ({'AOF' if aof else 'no persistence'})", jobs, fault_at, probe)
+        # "Running again": the first epoch of a job that was waiting in the queue when Redis died.
+        result = conclude(ctx, f"Redis restart ({'AOF' if aof else 'no persistence'})", jobs, fault_at, probe,
+                          again_jobs=queued)
     order = _start_order(ctx, queued)
     result.notes.append(f"queued jobs started in submission order: {order == sorted(order)}")
     if aof:
@@ -174,31 +181,27 @@ def postgres_outage(ctx: Context, *, seconds: float) -> Result:
 
 
 def api_kill_during_upload(ctx: Context, size_mb: int = 300) -> Result:
-    """SIGKILL the API while it receives an upload, restart it, and count what was left on disk."""
+    """SIGKILL the API while it stores an upload, restart it, and count what was left on disk."""
     uploads = Path(ctx.cluster.env["TRAINYARD_DATA_DIR"]) / "artifacts"
-    sent = {"bytes": 0}
-
-    def body() -> Any:
-        chunk = b"\0" * (1024 * 1024)
-        for _ in range(size_mb):
-            sent["bytes"] += len(chunk)
-            yield chunk
-            time.sleep(0.005)
+    body = SlowZeros(size_mb * 1024 * 1024)
 
     def upload() -> None:
-        files = {"file": ("big.npz", body(), "application/octet-stream")}
+        files = {"file": ("big.npz", body, "application/octet-stream")}
         try:
             httpx.post(f"{ctx.cluster.url}/v1/datasets", headers=ctx.cluster.headers, files=files, timeout=120)
-        except httpx.HTTPError:
+        except (httpx.HTTPError, OSError):
             pass  # the server died under it: expected
 
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(upload)
-        wait_until(lambda: sent["bytes"] > size_mb * 1024 * 1024 // 3, 120, step=0.05)
+        # Starlette spools the body to an unlinked temporary file first; the API writes its
+        # own partial file while it copies and checks the upload: kill it then.
+        wait_until(lambda: _leftovers(uploads) > 0, 180, step=0.02)
         leftovers_before = _leftovers(uploads)
         ctx.cluster.kill("api")
         future.result()
     killed_with = _leftovers(uploads)
+    time.sleep(UPLOAD_GRACE_S + 1)  # a partial file younger than the grace may be an upload in progress
     ctx.cluster.start_api()
     time.sleep(2.0)
     after = _leftovers(uploads)
@@ -206,6 +209,18 @@ def api_kill_during_upload(ctx: Context, size_mb: int = 300) -> Result:
              f"after the API restarted: {after}"]
     return Result("API SIGKILL during an upload", 0, 0, 0, 0, 0, 0, 0, None, None,
                   [*notes, f"LEFT ON DISK: {after}" if after else "nothing left on disk"])
+
+
+class SlowZeros:
+    """A file-like upload body that trickles zeros, so the API is killed mid-way."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.sent = size, 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = min(self.size - self.sent, 1024 * 1024 if n is None or n < 0 else n)
+        self.sent += n
+        return b"\0" * n
 
 
 def _leftovers(root: Path) -> int:

@@ -1,9 +1,12 @@
 """Which worker processes a host runs: one per GPU, or one for the CPU."""
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -11,6 +14,11 @@ from dataclasses import dataclass, field
 class WorkerProcess:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The Celery node name it runs as (``-n``), for logs."""
+        return self.argv[self.argv.index("-n") + 1] if "-n" in self.argv else self.argv[-1]
 
 
 def count_gpus() -> int:
@@ -68,8 +76,25 @@ def control_plane(webhook_queue: str = "webhooks") -> list[WorkerProcess]:
     return [control_worker(), webhook_worker(webhook_queue)]
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _term_when_parent_dies(parent: int) -> Callable[[], None]:
+    # Linux: the kernel sends SIGTERM (a warm shutdown) to the worker when the thread that
+    # started it dies, even by SIGKILL, so a dead `trainyard serve` or supervisor leaves no
+    # orphan behind. Runs in the child between fork and exec.
+    def arm() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
 def spawn(process: WorkerProcess) -> subprocess.Popen[bytes]:
     """Start a worker in a process group of its own: a Ctrl-C or a group SIGTERM meant for
     the parent must not reach the worker's pool children directly (its parent would
-    replace them mid-shutdown); the parent stops it with SIGTERM, a warm shutdown."""
-    return subprocess.Popen(process.argv, env={**os.environ, **process.env}, start_new_session=True)
+    replace them mid-shutdown); the parent stops it with SIGTERM, a warm shutdown, and so
+    does the kernel if the parent dies first."""
+    arm = _term_when_parent_dies(os.getpid()) if sys.platform.startswith("linux") else None
+    return subprocess.Popen(process.argv, env={**os.environ, **process.env}, start_new_session=True, preexec_fn=arm)

@@ -5,6 +5,7 @@ a crash loses at most the epoch in flight.
 """
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -151,6 +152,28 @@ def finish(
         job.model_path = model_path
         job.error = error
         session.add(job_event(job, EventType.for_status(status), test_metrics=job.test_metrics, error=error))
+
+
+def release(factory: sessionmaker[Session], job_id: str, *, holder_is: Callable[[str | None], bool], reason: str) -> bool:
+    """Give a running job back to the queue when ``holder_is(its holder)``: the holder
+    is this process stopping (a graceful shutdown) or a process known dead.
+
+    Returns whether it was released; the caller then sends its id again. A job
+    whose cancel was asked is cancelled instead, as its worker would have done.
+    """
+    with transaction(factory) as session:
+        job = session.scalars(
+            select(Job).where(Job.id == job_id, Job.status == JobStatus.running).with_for_update()
+        ).one_or_none()
+        if job is None or not holder_is(job.worker):
+            return False
+        if job.cancel_requested:
+            job.status, job.stop_reason, job.finished_at = JobStatus.cancelled, StopReason.cancelled, utcnow()
+            session.add(job_event(job, EventType.cancelled))
+            return False
+        job.status, job.enqueued_at = JobStatus.queued, utcnow()
+        session.add(job_event(job, EventType.queued, requeued=True, reason=reason))
+        return True
 
 
 def stale_cutoff(seconds: float) -> datetime:

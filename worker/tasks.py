@@ -1,5 +1,6 @@
 """Celery tasks: thin shells that open the database and call plain functions."""
 
+import logging
 from functools import cache
 
 from celery import Task
@@ -7,10 +8,14 @@ from celery import Task
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker import queue_marker
 from models.db import make_engine, make_session_factory
 from models.outbox import DELIVER_TASK, notify_after_commit
 from models.settings import get_settings
+from worker import holders, job_store, warmup
 from worker.celery_app import RECONCILE_TASK, TRAIN_TASK, app
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -35,14 +40,38 @@ def send_deliveries(job_id: str) -> None:
     max_retries=20,
 )
 def train(self: Task, job_id: str) -> None:
-    from worker.training import HeldElsewhere, run_training  # imports Keras: only in the child process
+    warmup.wait()  # the background TensorFlow import of this process, if it is still running
+    from worker.training import HeldElsewhere  # imports Keras: only in the child process
 
     settings = get_settings()
     try:
-        run_training(session_factory(), job_id, settings=settings, enqueue=send_train)
+        _train(job_id)
     except HeldElsewhere as exc:
-        # Redelivered after its worker died: wait until that worker's heartbeat is stale.
+        # Redelivered after its training process died (a pool child killed, e.g. for memory):
+        # if that process was on this host and is gone, take the job back now; otherwise
+        # wait until the holder's heartbeat could be stale.
+        if job_store.release(session_factory(), job_id, holder_is=holders.is_dead_here, reason="holder_dead"):
+            log.warning("job %s: its training process died; taking it back", job_id)
+            try:
+                return _train(job_id)
+            except HeldElsewhere:
+                pass  # another worker claimed it first
         raise self.retry(countdown=settings.running_stale_after_s, exc=exc) from exc
+
+
+def _train(job_id: str) -> None:
+    from worker.hand_back import HandBack
+    from worker.training import run_training
+
+    factory = session_factory()
+    try:
+        run_training(factory, job_id, settings=get_settings(), enqueue=send_train)
+    except HandBack as stop:
+        # This worker is shutting down: the job goes back to the queue for another worker.
+        if job_store.release(factory, job_id, holder_is=lambda holder: holder == holders.this_process(),
+                             reason="worker_stopping"):
+            send_train(job_id)
+            log.warning("job %s handed back (%s)", job_id, stop)
 
 
 def send_train(job_id: str) -> None:
@@ -53,4 +82,12 @@ def send_train(job_id: str) -> None:
 def reconcile() -> list[str]:
     from worker.reconciler import reconcile as run
 
-    return run(session_factory(), get_settings(), send_train)
+    settings = get_settings()
+    with app.connection_for_write() as connection:
+        lost = queue_marker.queues_lost(connection, settings.train_queue)
+        if lost:
+            log.warning("the broker lost its queues (restarted without persistence?): re-sending every queued job")
+        requeued = run(session_factory(), settings, send_train, broker_was_reset=lost)
+        if lost:  # only once every message is sent again
+            queue_marker.mark_queues_intact(connection, settings.train_queue)
+    return requeued

@@ -6,8 +6,6 @@ directly with a session factory.
 
 import logging
 from collections.abc import Callable
-import os
-import socket
 from functools import partial
 from typing import Any
 
@@ -33,7 +31,9 @@ from worker.callbacks import RecordEpochs, StopWhen
 from worker.auto_retry import spawn_retry, wants_retry
 from worker.diagnose import Diagnosis
 from worker.data import DataError, PreparedData, prepare
+from worker.hand_back import StopOnShutdown
 from worker.heartbeat import heartbeat
+from worker.holders import this_process
 from worker.pipeline import make_dataset
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def load_arrays(factory: sessionmaker[Session], store: ArtifactStore, dataset_re
 
 def _fit(
     factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: JobSpec, data: PreparedData,
-    facts: DataFacts | None,
+    facts: DataFacts | None, stop_grace_s: float,
 ) -> tuple[StopReason, dict[str, Any] | None, str, Finding | None]:
     assert spec.seed is not None
     keras.utils.set_random_seed(spec.seed)
@@ -72,6 +72,8 @@ def _fit(
         watch,
         stop_on_request,
         *user_callbacks,
+        # Last: a worker that shuts down hands the job back once the epoch is recorded and saved.
+        StopOnShutdown(stop_grace_s),
     ]
     # Batches are read from disk by tf.data (worker/pipeline.py), never the whole dataset at once.
     batches = partial(make_dataset, data, batch_size=spec.fit.batch_size, seed=spec.seed)
@@ -125,7 +127,7 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
             died is redelivered at once, before its heartbeat expires).
     """
     stale = job_store.stale_cutoff(settings.running_stale_after_s)
-    job = job_store.claim(factory, job_id, worker=f"{socket.gethostname()}:{os.getpid()}", stale_before=stale)
+    job = job_store.claim(factory, job_id, worker=this_process(), stale_before=stale)
     if job is None:
         if job_store.held_elsewhere(factory, job_id):
             raise HeldElsewhere(job_id)
@@ -140,7 +142,8 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
             facts = dataset_facts(arrays, spec.data.x, spec.data.y)
             data = prepare(arrays, spec.data, spec.seed)
             job_store.set_data_summary(factory, job_id, data.summary)
-            reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts)
+            reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts,
+                                                                      settings.stop_grace_s)
     except OperationalError:
         raise  # the database went away: let the task retry, the job stays claimed by this process
     except (SpecError, DataError) as exc:

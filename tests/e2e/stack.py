@@ -28,7 +28,27 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str, poll:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _free(port: int) -> bool:
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, parents before their children."""
+    found, frontier = [], [pid]
+    while frontier:
+        out = subprocess.run(["pgrep", "-P", str(frontier.pop(0))], capture_output=True, text=True).stdout
+        children = [int(child) for child in out.split()]
+        found += children
+        frontier += children
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
@@ -37,7 +57,7 @@ class RedisServer:
     """``redis-server`` without persistence (or with AOF) on one of this suite's ports."""
 
     def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
-        self.port = next(p for p in PRIVATE_REDIS_PORTS if _free(p))
+        self.port = next(p for p in PRIVATE_REDIS_PORTS if free(p))
         self.workdir = workdir
         self.appendonly = appendonly
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -63,7 +83,7 @@ class RedisServer:
             self.client().shutdown(nosave=not self.appendonly)
         except redis.ConnectionError:
             pass  # shutting down closes the connection under the command
-        wait_until(lambda: _free(self.port), 30, f"redis on {self.port} to stop")
+        wait_until(lambda: free(self.port), 30, f"redis on {self.port} to stop")
 
     def restart(self) -> None:
         self.stop()
@@ -91,13 +111,7 @@ class SupervisedWorker:
         assert self.process.poll() is None, f"the worker exited:\n{self.text()[-3000:]}"
 
     def descendants(self) -> list[int]:
-        found, frontier = [], [self.process.pid]
-        while frontier:
-            out = subprocess.run(["pgrep", "-P", str(frontier.pop())], capture_output=True, text=True).stdout
-            children = [int(pid) for pid in out.split()]
-            found += children
-            frontier += children
-        return found
+        return descendants(self.process.pid)
 
     def holds(self, holder: str | None) -> bool:
         """Whether ``holder`` (a job's ``host:pid``) is one of this worker's processes."""

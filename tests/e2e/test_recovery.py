@@ -33,7 +33,7 @@ from models.tables import Job, JobEvent
 from tests.auth import authorize
 from tests.conftest import create_database, drop_database
 from tests.e2e.conftest import finished
-from tests.e2e.stack import RedisServer, SupervisedWorker, wait_until
+from tests.e2e.stack import RedisServer, SupervisedWorker, descendants, wait_until
 from tests.specs import DIGITS_CNN, spec
 
 # Enough epochs that a fault lands mid-training, few enough to finish in a minute on a busy host.
@@ -238,3 +238,17 @@ def test_a_training_worker_survives_a_redis_restart_mid_training(stack, start_wo
     assert job["status"] == "succeeded" and later["status"] == "succeeded", (job, later)
     stack.assert_every_epoch_once(job_id, 30)
     assert worker.process.poll() is None  # its supervisor stayed up (it restarts Celery if the transport crashed)
+
+
+def test_a_celery_process_that_dies_is_restarted_by_trainyard_worker(stack, start_worker):
+    worker = start_worker()
+    celery_main = descendants(worker.process.pid)[0]
+
+    for pid in [*reversed(descendants(celery_main)), celery_main]:  # Celery crashes (e.g. in its transport)
+        os.kill(pid, signal.SIGKILL)
+    worker.wait_for_log("restarted", timeout=60)
+    worker.wait_for_log("ready.", timeout=WAIT, count=2)
+    job = stack.finish(stack.submit(spec(DIGITS_CNN, name="after-a-crash")))
+
+    assert job["status"] == "succeeded", job
+    assert worker.process.poll() is None

@@ -60,7 +60,8 @@ def _serve(args: argparse.Namespace) -> None:
     _migrate(argparse.Namespace(downgrade=None, revision="heads"))
     first = keys.ensure_first_key(settings)
     worker = processes.WorkerProcess(
-        processes.celery_worker_argv([settings.train_queue, "control"], "embedded", beat=True),
+        processes.celery_worker_argv([*processes.training_queues(settings.train_queue), "control"], "embedded",
+                                     beat=True),
     )
     children = [_supervised(worker), _supervised(processes.webhook_worker(settings.webhook_queue))]
     # Workers that die are restarted; they stop by themselves if this process dies (cli/processes.py).

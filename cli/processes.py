@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from models.settings import resume_queue
+
 
 @dataclass(frozen=True)
 class WorkerProcess:
@@ -42,14 +44,21 @@ def celery_worker_argv(queues: list[str], name: str, *, beat: bool = False, pool
     return argv
 
 
+def training_queues(train_queue: str) -> list[str]:
+    """What a training worker consumes, in the order it looks: resumed jobs first."""
+    return [resume_queue(train_queue), train_queue]
+
+
 def training_workers(gpus: int, cpu_queue: str = "cpu", extra_queues: list[str] | None = None) -> list[WorkerProcess]:
     """One process per GPU, each seeing only its GPU and consuming the ``gpu`` queue;
     on a host without GPUs, one process on ``cpu_queue``."""
     extra = extra_queues or []
     if gpus == 0:
-        return [WorkerProcess(celery_worker_argv([cpu_queue, *extra], "cpu"), {"CUDA_VISIBLE_DEVICES": ""})]
+        return [WorkerProcess(celery_worker_argv([*training_queues(cpu_queue), *extra], "cpu"),
+                              {"CUDA_VISIBLE_DEVICES": ""})]
     return [
-        WorkerProcess(celery_worker_argv(["gpu", *extra], f"gpu{i}"), {"CUDA_VISIBLE_DEVICES": str(i)})
+        WorkerProcess(celery_worker_argv([*training_queues("gpu"), *extra], f"gpu{i}"),
+                      {"CUDA_VISIBLE_DEVICES": str(i)})
         for i in range(gpus)
     ]
 

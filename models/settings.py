@@ -104,6 +104,13 @@ def get_settings() -> Settings:
     return settings
 
 
+def resume_queue(train_queue: str) -> str:
+    """Where jobs that already waited or ran are sent again (handed back, lost, their worker
+    dead): training workers take from it before ``train_queue``, so such a job keeps its
+    place ahead of later submissions instead of going to the back of the queue."""
+    return f"{train_queue}.resume"
+
+
 def celery_options(settings: Settings) -> dict[str, object]:
     """Broker options shared by the API (which only sends) and the workers.
 
@@ -116,5 +123,7 @@ def celery_options(settings: Settings) -> dict[str, object]:
     }
     if settings.broker_dsn.startswith("redis"):
         # Longer than any epoch: an unacked message is only redelivered after this.
-        options["broker_transport_options"] = {"visibility_timeout": 6 * 3600}
+        # "priority": a worker polls its queues in the order given (the resume queue first),
+        # instead of kombu's default round robin between them.
+        options["broker_transport_options"] = {"visibility_timeout": 6 * 3600, "queue_order_strategy": "priority"}
     return options

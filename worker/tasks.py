@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from broker import queue_marker
 from models.db import make_engine, make_session_factory
 from models.outbox import DELIVER_TASK, notify_after_commit
-from models.settings import get_settings
+from models.settings import get_settings, resume_queue
 from worker import holders, job_store, warmup
 from worker.celery_app import RECONCILE_TASK, TRAIN_TASK, app
 
@@ -70,12 +70,17 @@ def _train(job_id: str) -> None:
         # This worker is shutting down: the job goes back to the queue for another worker.
         if job_store.release(factory, job_id, holder_is=lambda holder: holder == holders.this_process(),
                              reason="worker_stopping"):
-            send_train(job_id)
+            send_resumed(job_id)
             log.warning("job %s handed back (%s)", job_id, stop)
 
 
 def send_train(job_id: str) -> None:
     app.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=get_settings().train_queue)
+
+
+def send_resumed(job_id: str) -> None:
+    """Send a job that already waited or ran (handed back, lost): ahead of later submissions."""
+    app.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=resume_queue(get_settings().train_queue))
 
 
 @app.task(name=RECONCILE_TASK, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
@@ -87,7 +92,7 @@ def reconcile() -> list[str]:
         lost = queue_marker.queues_lost(connection, settings.train_queue)
         if lost:
             log.warning("the broker lost its queues (restarted without persistence?): re-sending every queued job")
-        requeued = run(session_factory(), settings, send_train, broker_was_reset=lost)
+        requeued = run(session_factory(), settings, send_resumed, broker_was_reset=lost)
         if lost:  # only once every message is sent again
             queue_marker.mark_queues_intact(connection, settings.train_queue)
     return requeued

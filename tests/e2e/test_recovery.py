@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,9 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from migrations import upgrade
-from models.db import make_engine, make_session_factory
-from models.enums import EventType
-from models.settings import Settings
+from models.db import make_engine, make_session_factory, utcnow
+from models.enums import EventType, JobStatus
+from models.settings import Settings, resume_queue
 from models.tables import Job, JobEvent
 from tests.auth import authorize
 from tests.conftest import create_database, drop_database
@@ -252,3 +253,28 @@ def test_a_celery_process_that_dies_is_restarted_by_trainyard_worker(stack, star
 
     assert job["status"] == "succeeded", job
     assert worker.process.poll() is None
+
+
+def test_jobs_taken_back_run_before_later_submissions(stack, start_worker):
+    lost = [stack.submit(spec(DIGITS_CNN, name=f"lost-its-worker-{i}")) for i in range(2)]
+    stack.redis.client().delete(stack.settings.train_queue)  # their worker took the messages and died
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with stack.factory() as session, session.begin():
+        for job_id in lost:
+            job = session.get_one(Job, job_id)
+            job.status, job.attempts, job.heartbeat_at = JobStatus.running, 1, utcnow()
+            job.worker = f"{socket.gethostname()}:{gone.pid}"
+    later = [stack.submit(spec(DIGITS_CNN, name=f"later-{i}")) for i in range(2)]
+    broker = stack.redis.client()
+    wait_until(lambda: broker.llen(resume_queue(stack.settings.train_queue)) == 2, 60, "the reconciler to take them back")
+
+    start_worker()
+    for job_id in [*lost, *later]:
+        assert stack.finish(job_id)["status"] == "succeeded"
+
+    def started(job_id: str) -> int:
+        return max(e.id for e in stack.events(job_id) if e.type is EventType.started)
+
+    # Both before either later one: the worker drains the resume queue first, no round robin.
+    assert max(started(job_id) for job_id in lost) < min(started(job_id) for job_id in later)

@@ -93,11 +93,16 @@ class RedisServer:
 class SupervisedWorker:
     """`trainyard worker` (the supervisor and its Celery processes), its log in a file."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path, *, hostname: str | None = None) -> None:
+        """``hostname``: run it as if on another host (a UTS namespace of its own, as a container has)."""
         self.log_path = log_path
         self.log = log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "cli.main", "worker", *args], cwd=ROOT, env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        argv = [sys.executable, "-m", "cli.main", "worker", *args]
+        if hostname is not None:
+            argv = ["unshare", "--user", "--map-root-user", "--uts", "sh", "-c",
+                    f'hostname {hostname} && exec "$@"', "sh", *argv]
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
 
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from kombu import Connection
 
 
-def _key(train_queue: str) -> str:
+def marker_key(train_queue: str) -> str:
     return f"trainyard:{train_queue}:queues-intact"
 
 
@@ -24,10 +24,10 @@ def _redis(connection: Connection):  # type: ignore[no-untyped-def]
 def queues_lost(connection: Connection, train_queue: str) -> bool:
     """Whether the broker has no marker: it lost its queues, or was never marked (a first start)."""
     client = _redis(connection)
-    return client is not None and not client.exists(_key(train_queue))
+    return client is not None and not client.exists(marker_key(train_queue))
 
 
 def mark_queues_intact(connection: Connection, train_queue: str) -> None:
     client = _redis(connection)
     if client is not None:
-        client.set(_key(train_queue), datetime.now(UTC).isoformat())
+        client.set(marker_key(train_queue), datetime.now(UTC).isoformat())

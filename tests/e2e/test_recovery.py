@@ -231,12 +231,12 @@ def test_after_redis_restarts_without_persistence_the_queued_jobs_are_sent_again
         assert stack.finish(job_id)["status"] == "succeeded"
 
 
-def test_a_training_worker_survives_a_redis_restart_mid_training(stack, start_worker):
+def test_a_training_worker_survives_redis_restarts_mid_training(stack, start_worker):
     worker = start_worker()
     job_id = stack.submit(LONG)
-    stack.wait(job_id, running_past(2), "past epoch 2")
-
-    stack.redis.restart()
+    for epoch in (2, 5, 8):  # the transport's crash on reconnect was seen in 1 restart of 4
+        stack.wait(job_id, running_past(epoch), f"past epoch {epoch}")
+        stack.redis.restart()
     job = stack.finish(job_id)
     after = stack.submit(spec(DIGITS_CNN, name="after-the-restart"))  # the worker consumes again
     later = stack.finish(after)

@@ -207,20 +207,21 @@ def test_a_whole_worker_killed_is_replaced_within_the_default_recovery_time(stac
     stack.assert_every_epoch_once(job_id, 30)
 
 
-def queued_messages(stack: Stack) -> list[str]:
-    """The job ids waiting in the training queue, the next one to be delivered first."""
-    raw = stack.redis.client().lrange(stack.settings.train_queue, 0, -1)  # LPUSH to send, BRPOP to deliver
+def queued_messages(stack: Stack, queue: str) -> list[str]:
+    """The job ids waiting in ``queue``, the next one to be delivered first."""
+    raw = stack.redis.client().lrange(queue, 0, -1)  # LPUSH to send, BRPOP to deliver
     return [json.loads(base64.b64decode(json.loads(m)["body"]))[1]["job_id"] for m in reversed(raw)]
 
 
 def test_after_redis_restarts_without_persistence_the_queued_jobs_are_sent_again_in_order(stack, start_worker):
     ids = [stack.submit(spec(DIGITS_CNN, name=f"queued-{i}")) for i in range(3)]  # no training worker yet
-    assert queued_messages(stack) == ids
+    assert queued_messages(stack, stack.settings.train_queue) == ids
 
     restarted_at = time.monotonic()
     stack.redis.restart()
     assert stack.api.get("/readyz").status_code in (200, 503)  # never a 500, whatever the moment
-    resent = wait_until(lambda: queued_messages(stack) if len(queued_messages(stack)) >= 3 else None, 60,
+    resume = resume_queue(stack.settings.train_queue)
+    resent = wait_until(lambda: sent if len(sent := queued_messages(stack, resume)) >= 3 else None, 60,
                         "the reconciler to send the queued jobs again")
     print(f"\nredis restart without persistence: queued jobs re-sent after {time.monotonic() - restarted_at:.1f} s")
     assert resent == ids  # in submission order

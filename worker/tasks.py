@@ -4,6 +4,7 @@ import logging
 from functools import cache
 
 from celery import Task
+from celery.exceptions import Reject
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,7 +13,7 @@ from broker import queue_marker
 from models.db import make_engine, make_session_factory
 from models.outbox import DELIVER_TASK, notify_after_commit
 from models.settings import get_settings, resume_queue
-from worker import holders, job_store, warmup
+from worker import holders, job_store, shutdown, warmup
 from worker.celery_app import RECONCILE_TASK, TRAIN_TASK, app
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def send_deliveries(job_id: str) -> None:
 )
 def train(self: Task, job_id: str) -> None:
     warmup.wait()  # the background TensorFlow import of this process, if it is still running
+    if shutdown.requested():  # delivered as this worker began to stop: leave it to another one
+        raise Reject(f"worker stopping; {job_id} left in the queue", requeue=True)
     from worker.training import HeldElsewhere  # imports Keras: only in the child process
 
     settings = get_settings()

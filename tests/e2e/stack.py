@@ -16,6 +16,7 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIVATE_REDIS_PORTS = range(56400, 56410)
+WAIT = 300  # the longest any step may take on a loaded machine; every wait is bounded by it
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str, poll: float = 0.2) -> object:

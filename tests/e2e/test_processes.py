@@ -9,8 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.stack import alive, descendants, free, wait_until
-from tests.e2e.test_recovery import WAIT
+from tests.e2e.stack import WAIT, alive, descendants, free, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE_PORTS = range(18400, 18500)

@@ -34,12 +34,11 @@ from models.tables import Job, JobEvent
 from tests.auth import authorize
 from tests.conftest import create_database, drop_database
 from tests.e2e.conftest import finished
-from tests.e2e.stack import RedisServer, SupervisedWorker, descendants, wait_until
+from tests.e2e.stack import WAIT, RedisServer, SupervisedWorker, descendants, wait_until
 from tests.specs import DIGITS_CNN, spec
 
 # Enough epochs that a fault lands mid-training, few enough to finish in a minute on a busy host.
 LONG = spec(DIGITS_CNN, fit={"epochs": 30, "batch_size": 16})
-WAIT = 300  # the longest any step may take on a loaded machine; every wait is bounded by it
 
 
 @dataclass

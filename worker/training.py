@@ -28,6 +28,7 @@ from models.spec import JobSpec
 from models.tables import Dataset, Job
 from worker import job_store
 from worker.callbacks import RecordEpochs, StopWhen
+from worker.checkpoint import AtomicBackupAndRestore
 from worker.auto_retry import spawn_retry, wants_retry
 from worker.diagnose import Diagnosis
 from worker.data import DataError, PreparedData, prepare
@@ -67,7 +68,7 @@ def _fit(
     watch = diagnosis.callback(model)
     callbacks = [
         # Keras's own resume-after-crash: a redelivered job continues from its last epoch.
-        keras.callbacks.BackupAndRestore(backup_dir=str(job_dir / "backup")),
+        AtomicBackupAndRestore(backup_dir=str(job_dir / "backup")),
         RecordEpochs(partial(job_store.record_epoch, factory, job.id, monitor=monitor)),
         watch,
         stop_on_request,

@@ -85,11 +85,20 @@ class Settings(BaseSettings):
         return self.model_dump(include=set(BUDGET_SETTINGS))
 
     # Reliability: the database is the source of truth, the broker only carries ids.
-    reconcile_interval_s: float = Field(default=30.0, gt=0)
     queued_stale_after_s: float = Field(default=300.0, gt=0)
-    heartbeat_interval_s: float = Field(default=10.0, gt=0)
-    running_stale_after_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=3, gt=0)
+
+    # Recovery: how fast a job whose worker died runs again. A job whose worker was
+    # killed is taken back once its heartbeat is stale (5 missed beats) at the next
+    # reconcile: within running_stale_after_s + reconcile_interval_s (20 s). A holder
+    # known dead (its process is gone from this host) is taken back at once.
+    heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    running_stale_after_s: float = Field(default=15.0, gt=0)
+    reconcile_interval_s: float = Field(default=5.0, gt=0)
+    # On SIGTERM a worker stops its job at the next epoch boundary, or after this many
+    # seconds at a batch boundary (the partial epoch is recomputed), hands the job back
+    # and exits. A deployment's kill timeout (compose stop_grace_period) must be longer.
+    stop_grace_s: float = Field(default=30.0, gt=0)
 
     # Live results: each API process polls job_events once per interval for every
     # job that has SSE clients, however many clients watch it.
@@ -169,6 +178,13 @@ def get_settings() -> Settings:
     return settings
 
 
+def resume_queue(train_queue: str) -> str:
+    """Where jobs that already waited or ran are sent again (handed back, lost, their worker
+    dead): training workers take from it before ``train_queue``, so such a job keeps its
+    place ahead of later submissions instead of going to the back of the queue."""
+    return f"{train_queue}.resume"
+
+
 def celery_options(settings: Settings) -> dict[str, object]:
     """Broker options shared by the API (which only sends) and the workers.
 
@@ -181,5 +197,7 @@ def celery_options(settings: Settings) -> dict[str, object]:
     }
     if settings.broker_dsn.startswith("redis"):
         # Longer than any epoch: an unacked message is only redelivered after this.
-        options["broker_transport_options"] = {"visibility_timeout": 6 * 3600}
+        # "priority": a worker polls its queues in the order given (the resume queue first),
+        # instead of kombu's default round robin between them.
+        options["broker_transport_options"] = {"visibility_timeout": 6 * 3600, "queue_order_strategy": "priority"}
     return options

@@ -1,7 +1,5 @@
 """Keras callbacks that connect a training run to the service."""
 
-import json
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,25 +55,3 @@ class StopWhen(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._poll()
-
-
-class Checkpoint(keras.callbacks.BackupAndRestore):
-    """Keras's ``BackupAndRestore`` with each file replaced whole or not at all.
-
-    Keras writes ``latest.weights.h5`` in place: a worker killed during that write
-    leaves a file that cannot be opened, and the next delivery of the job fails
-    in ``on_train_begin``. Here the weights are written beside it and renamed over
-    it, then the epoch count the same way. A kill between the two renames leaves
-    the new weights with the previous count: the resumed run trains that epoch
-    once more (its record, made before, stands), it never skips one.
-    """
-
-    def _save_model(self) -> None:
-        os.makedirs(self.backup_dir, exist_ok=True)
-        partial = os.path.join(self.backup_dir, "partial.weights.h5")  # Keras wants the .weights.h5 ending
-        self.model.save_weights(partial, overwrite=True)
-        os.replace(partial, self._weights_path)
-        metadata = f"{self._training_metadata_path}.part"
-        with open(metadata, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
-        os.replace(metadata, self._training_metadata_path)

@@ -30,10 +30,12 @@ from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import Dataset, Job
 from worker import job_store
-from worker.callbacks import Checkpoint, RecordEpochs, StopWhen
+from worker.callbacks import RecordEpochs, StopWhen
+from worker.checkpoint import AtomicBackupAndRestore
 from worker.auto_retry import spawn_retry, wants_retry
 from worker.diagnose import Diagnosis
 from worker.data import DataError, PreparedData, prepare
+from worker.hand_back import HandBack, StopOnShutdown
 from worker.heartbeat import heartbeat
 from worker.pipeline import make_dataset
 
@@ -79,8 +81,10 @@ def _fit(
         watch,
         stop_on_request,
         *user_callbacks,
-        # Keras's own resume-after-crash, last: a redelivered job continues after its last checkpointed epoch.
-        Checkpoint(backup_dir=str(backup)),
+        # Keras's own resume-after-crash: a redelivered job continues after its last checkpointed epoch.
+        AtomicBackupAndRestore(backup_dir=str(backup)),
+        # Last: a worker that shuts down hands the job back once the epoch is recorded and saved.
+        StopOnShutdown(settings.stop_grace_s),
     ]
     # Batches are read from disk by tf.data (worker/pipeline.py), never the whole dataset at once.
     batches = partial(make_dataset, data, batch_size=spec.fit.batch_size, seed=spec.seed)
@@ -164,6 +168,19 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
         raise  # the database went away: let the task retry, the job stays claimed by this process
     except ClaimLost:
         log.warning("job %s: this worker lost its claim (requeued, failed or taken over); it stops here", job_id)
+        return
+    except HandBack:
+        # This worker is shutting down: the job goes back to the queue (its epochs recorded and
+        # checkpointed); the caller sends it again so that another worker resumes it at once.
+        # A job whose cancel was asked meanwhile is cancelled instead (no claim would take it).
+        try:
+            if job_store.cancel_requested(factory, claim):
+                _finish(factory, claim, status=JobStatus.cancelled, stop_reason=StopReason.cancelled)
+                return
+        except ClaimLost:
+            return
+        if job_store.release(factory, claim):
+            raise
         return
     except (SpecError, DataError, OutOfMemory) as exc:
         _finish(factory, claim, status=JobStatus.failed, stop_reason=StopReason.error,

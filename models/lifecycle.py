@@ -214,11 +214,11 @@ def _end(session: Session, job_id: str, leaving: ColumnElement[bool], status: Jo
                  test_metrics=test_metrics, error=error) is not None
 
 
-def release(session: Session, claim: Claim) -> bool:
+def release(session: Session, claim: Claim, *, reason: str = "worker_stopping") -> bool:
     """Hand a job back (a graceful stop): running under ``claim`` -> queued, to be resumed
     from its checkpoint by the next claim. A hand-back is not a lost worker: it does not
-    count against ``max_attempts``."""
+    count against ``max_attempts``. Its ``job.queued`` event says why (``reason``)."""
     return _move(session, claim.job_id, holding(claim), EventType.queued,
                  {"status": QUEUED, "enqueued_at": utcnow(), "attempts": Job.attempts - 1},
-                 released=True) is not None
+                 released=True, reason=reason) is not None
 

@@ -10,7 +10,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from migrations import upgrade
 from models.db import make_engine, make_session_factory, utcnow
 from models.enums import EventType, JobStatus
 from models.settings import Settings, resume_queue
+from models.holder import Holder, this_process
 from models.tables import Job, JobEvent
 from tests.auth import authorize
 from tests.conftest import create_database, drop_database
@@ -269,7 +269,8 @@ def test_jobs_taken_back_run_before_later_submissions(stack, start_worker):
         for job_id in lost:
             job = session.get_one(Job, job_id)
             job.status, job.attempts, job.heartbeat_at = JobStatus.running, 1, utcnow()
-            job.worker = f"{socket.gethostname()}:{gone.pid}"
+            holder = Holder(**{**this_process().as_json(), "pid": gone.pid})  # a process of this host, gone
+            job.worker, job.holder = holder.name, holder.as_json()
     later = [stack.submit(spec(DIGITS_CNN, name=f"later-{i}")) for i in range(2)]
     broker = stack.redis.client()
     wait_until(lambda: broker.llen(resume_queue(stack.settings.train_queue)) == 2, 60, "the reconciler to take them back")

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
+from api.openapi import install_openapi
 from api.queue import TrainingQueue
 from api.tenancy import KeyCache
 from api.routers import datasets, events, health, jobs, webhooks
@@ -57,4 +58,5 @@ def create_app(settings: Settings | None = None, *, warm_keras: bool = True) -> 
     app.include_router(datasets.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)
+    install_openapi(app)
     return app

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.errors import Invalid, detail
-from api.routers.jobs import ERRORS
+from api.schemas.errors import error_responses
 from api.services.jobs import get_job
 from api.tenancy import Tenant, scope
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,8 @@ def stream_start(
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse,
-            summary="Live events (Server-Sent Events): status changes, epochs, findings")
+            summary="Live events (Server-Sent Events): status changes, epochs, findings",
+            responses=error_responses(404))
 async def job_events(start: Annotated[StreamStart, Depends(stream_start)],
                      request: Request) -> AsyncIterator[ServerSentEvent]:
     """A `text/event-stream` of the job's events, oldest first, ending after the

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -149,6 +150,14 @@ def install_error_handlers(app: FastAPI) -> None:
         details = validation_details(list(exc.errors()))
         summary = "; ".join(f"{d['path']}: {d['message']}" for d in details[:3])
         return _response(422, "invalid", f"the request is invalid: {summary}", details)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses as such (a NUL byte in a text field or JSON, a number out
+        # of its column's range) came from the request: it is a 422, not a server error. The
+        # driver's first line says what; the SQL and its parameters are left out.
+        reason = str(exc.orig or exc).splitlines()[0]
+        return _response(422, "invalid", f"the request holds a value that cannot be stored: {reason}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -24,6 +24,19 @@ IdempotencyKey = Annotated[str | None, Header(
     description="a key of your choice: the same key with the same body answers the job it created (202, "
                 "`Idempotent-Replayed: true`), with another body 409")]
 
+EXAMPLE_SPEC = {
+    "name": "iris-mlp", "dataset": "builtin:iris",
+    "data": {"validation_split": 0.2, "scale_x": "standardize", "one_hot": True},
+    "model": {"input_shape": [4], "layers": [{"type": "Dense", "units": 16, "activation": "relu"},
+                                             {"type": "Dense", "units": 3, "activation": "softmax"}]},
+    "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01}, "loss": "categorical_crossentropy",
+                "metrics": ["accuracy"]},
+    "fit": {"epochs": 20, "batch_size": 16},
+    "seed": 1,
+}
+SPEC_EXAMPLE = {"requestBody": {"content": {"application/json": {"examples": {
+    "iris": {"summary": "a small MLP on the built-in iris data", "value": EXAMPLE_SPEC}}}}}}
+
 SPEC_RULES = """
 The spec is checked in two steps. The schema below is its shape; what it
 cannot express is checked against the installed Keras itself:
@@ -53,7 +66,7 @@ def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: 
 @router.post(":validate", response_model=ValidationOut, summary="Dry run: validate, check against Keras, summarize",
              description="Validates the spec, runs the preflight checks and builds the model to summarize it; "
                          "trains nothing and stores nothing.\n" + SPEC_RULES,
-             responses=error_responses(400, 413, 429))
+             responses=error_responses(400, 413, 429), openapi_extra=SPEC_EXAMPLE)
 def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep) -> ValidationOut:
     checked = service.check_job(uow.session, spec, settings)
     return ValidationOut(
@@ -66,7 +79,7 @@ def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep) -> ValidationOu
 @router.post("", status_code=202, response_model=JobCreated, summary="Submit a training job",
              description="Queues the job (202, `Location: /v1/jobs/{id}`) with its preflight findings. "
                          "Error-severity findings reject it with 422 unless `\"force\": true`.\n" + SPEC_RULES,
-             responses=error_responses(400, 409, 413, 429))
+             responses=error_responses(400, 409, 413, 429), openapi_extra=SPEC_EXAMPLE)
 def submit_job(
     spec: JobSpec, uow: UoW, settings: SettingsDep, request: Request, response: Response,
     idempotency_key: IdempotencyKey = None,

@@ -64,7 +64,13 @@ class RepairChain(BaseModel):
 class RetryRequest(BaseModel):
     """Exactly one of ``finding`` (with ``suggestion``) or ``patch``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # The one-of, stated in the schema too (pydantic checks it in _one_source): a source is
+    # given when its key holds a value; null counts as absent.
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "oneOf": [{"required": ["finding"], "properties": {"finding": {"type": "integer"}}},
+                  {"required": ["patch"], "properties": {"patch": {"type": "object"}}}],
+        "examples": [{"finding": 0, "suggestion": 0}, {"patch": {"fit": {"epochs": 30}}}],
+    })
 
     finding: int | None = Field(default=None, ge=0, description="index in the job's findings")
     suggestion: int = Field(default=0, ge=0, description="index in that finding's suggestions")

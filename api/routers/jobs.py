@@ -9,7 +9,7 @@ from api.deps import PageDep, SettingsDep, UoW
 from api.errors import Conflict, NotFound
 from api.schemas.common import ListPage
 from api.schemas.errors import error_responses
-from api.schemas.jobs import FindingsOut, JobCreated, JobOut, RetryRequest, ValidationOut
+from api.schemas.jobs import SPEC_EXAMPLE, SPEC_RULES, FindingsOut, JobCreated, JobOut, RetryRequest, ValidationOut
 from api.services import jobs as service
 from api.services import retry
 from api.services.webhooks import public_spec
@@ -23,36 +23,6 @@ IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", max_length=255,
     description="a key of your choice: the same key with the same body answers the job it created (202, "
                 "`Idempotent-Replayed: true`), with another body 409")]
-
-EXAMPLE_SPEC = {
-    "name": "iris-mlp", "dataset": "builtin:iris",
-    "data": {"validation_split": 0.2, "scale_x": "standardize", "one_hot": True},
-    "model": {"input_shape": [4], "layers": [{"type": "Dense", "units": 16, "activation": "relu"},
-                                             {"type": "Dense", "units": 3, "activation": "softmax"}]},
-    "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01}, "loss": "categorical_crossentropy",
-                "metrics": ["accuracy"]},
-    "fit": {"epochs": 20, "batch_size": 16},
-    "seed": 1,
-}
-SPEC_EXAMPLE = {"requestBody": {"content": {"application/json": {"examples": {
-    "iris": {"summary": "a small MLP on the built-in iris data", "value": EXAMPLE_SPEC}}}}}}
-
-SPEC_RULES = """
-The spec is checked in two steps. The schema below is its shape; what it
-cannot express is checked against the installed Keras itself:
-
-- `type` of a layer, and the names of optimizers, losses, metrics, callbacks,
-  initializers, regularizers and activations, are Keras's own names (e.g.
-  `Dense`, `Conv1D`, `Nadam`, `categorical_crossentropy`, `EarlyStopping`);
-  the other keys of a layer are the arguments of that Keras class, checked
-  against its signature. An unknown name or argument is a 422 naming the path
-  (`model.layers[2].units`), with a "did you mean" hint.
-- `model` is either `{"input_shape", "layers"}` or `{"keras": <model.to_json() dict>}`,
-  loaded in Keras's safe mode (no Lambda, no custom code).
-- `dataset` is an id from `POST /v1/datasets` or a built-in (`builtin:digits`, ...);
-  `data.x`/`data.y` name its arrays.
-- Unknown fields anywhere are a 422 (a stale `n_epoch` is never ignored).
-"""
 
 
 def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: bool) -> JobCreated:

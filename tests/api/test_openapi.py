@@ -164,3 +164,11 @@ def test_an_unsupported_method_is_a_405_that_says_what_is_allowed(client: TestCl
     assert response.status_code == 405
     assert response.headers["Allow"] == allow
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_the_example_spec_of_the_document_is_one_the_api_accepts(client: TestClient, doc):
+    for path in ("/v1/jobs:validate", "/v1/jobs"):
+        example = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["examples"]["iris"]
+        response = client.post(path, json=example["value"])
+        assert response.status_code in (200, 202), response.text
+        assert not [f for f in response.json()["findings"] if f["severity"] == "error"]

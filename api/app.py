@@ -1,39 +1,57 @@
 """The FastAPI application factory."""
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Gauge
 
+from api.deps import Admission
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
 from api.tenancy import KeyCache
+from api.retry_later import install_retry_after
 from api.routers import datasets, events, health, jobs, webhooks
+from api.services.datasets import sweep_stale_uploads
 from api.services.events import EventHub
-from models.db import make_engine, make_session_factory
+from api.validation.pool import ProcessPool
+from api.validation.spec_checks import spec_check_pool
+from models.db import engine_for, make_session_factory
 from models.outbox import notify_after_commit
 from models.settings import Settings, get_settings
 
-# The API checks specs with Keras on the CPU; it must never take GPU memory
-# that the workers on the same host need.
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+def create_app(settings: Settings | None = None, *, validator: ProcessPool | None = None) -> FastAPI:
+    """The app; it imports no TensorFlow: specs are checked by a pool of validator processes.
 
-def create_app(settings: Settings | None = None, *, warm_keras: bool = True) -> FastAPI:
+    Args:
+        validator: a pool the caller started and will stop (tests share one between
+            apps). By default the app makes its own, starts it at start-up (the
+            children import TensorFlow then, not in the first request) and stops it
+            on shutdown.
+    """
     settings = settings or get_settings()
+    owns_validator = validator is None
+    pool = spec_check_pool(settings) if validator is None else validator
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if warm_keras:  # import Keras now, not in the first request
-            import keras_bridge.validate  # noqa: F401
-        yield
-        await app.state.event_hub.close()
-        app.state.engine.dispose()
+        # Sized with the pool: more threads than requests admitted to the database (Settings).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        await anyio.to_thread.run_sync(sweep_stale_uploads, settings, app.state.session_factory)
+        if owns_validator:
+            await run_in_threadpool(pool.start)
+        try:
+            yield
+        finally:
+            await app.state.event_hub.close()
+            if owns_validator:
+                await run_in_threadpool(pool.stop)
+            app.state.engine.dispose()
 
     app = FastAPI(
         title="Trainyard",
@@ -42,9 +60,11 @@ def create_app(settings: Settings | None = None, *, warm_keras: bool = True) -> 
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.engine = make_engine(settings.database_dsn)
+    app.state.engine = engine_for(settings)
+    app.state.admission = Admission(settings.db_admitted_requests, settings.db_admission_timeout_s)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.queue = TrainingQueue(settings)
+    app.state.validator = pool
     app.state.keys = KeyCache(settings.api_key_cache_s)
     # Events the API commits (submit, cancel) wake the webhook delivery, as the worker's do.
     notify_after_commit(app.state.session_factory, lambda job_id: app.state.queue.send_deliveries(job_id))
@@ -52,6 +72,7 @@ def create_app(settings: Settings | None = None, *, warm_keras: bool = True) -> 
     app.state.registry = CollectorRegistry()
     app.state.jobs_gauge = Gauge("trainyard_jobs", "Jobs by status", ["status"], registry=app.state.registry)
     install_error_handlers(app)
+    install_retry_after(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(jobs.router)

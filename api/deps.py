@@ -1,14 +1,72 @@
-"""Request-scoped dependencies: the unit of work and pagination."""
+"""Request-scoped dependencies: admission to the database, the unit of work, the validator pool and pagination."""
 
-from collections.abc import Callable, Iterator
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from api.errors import Unavailable
 from api.tenancy import Tenant, scope
+from api.validation.pool import ProcessPool
 from models.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Admission:
+    """At most ``limit`` requests in database work at once, admitted in the event loop.
+
+    A sync route and its sync session dependency each take a thread, and the
+    request keeps its pooled connection between those steps. Were more requests
+    let in than the pool holds, every thread could end up waiting in the pool
+    for a connection that belongs to a request waiting for a thread: a deadlock
+    that only the pool timeout breaks. Waiting here costs no thread and no
+    connection; ``limit`` (Settings.db_admitted_requests) is below the pool's
+    size and below the thread count, so an admitted request always finds both.
+
+    Args:
+        limit: requests admitted at once.
+        timeout_s: the longest a request waits for a slot before it answers 503.
+    """
+
+    def __init__(self, limit: int, timeout_s: float) -> None:
+        self.limit, self.timeout_s = limit, timeout_s
+        # One semaphore per event loop (asyncio primitives belong to one loop; tests run several).
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary())
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.limit)
+        return slots
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        semaphore = self._semaphore()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await semaphore.acquire()
+        except TimeoutError:
+            log.warning("no database slot within %.1f s (%d requests admitted at once)", self.timeout_s, self.limit)
+            raise Unavailable(f"the service is busy: no database slot within {self.timeout_s:g} s; retry shortly") from None
+        try:
+            yield
+        finally:
+            semaphore.release()
+
+
+async def admit(request: Request) -> AsyncIterator[None]:
+    """Hold a database slot until the request's unit of work has finished."""
+    async with request.app.state.admission.slot():
+        yield
 
 
 @dataclass
@@ -36,19 +94,30 @@ def unit_of_work(session: Session, tenant: str) -> Iterator[UnitOfWork]:
         yield uow
         session.commit()
     except BaseException:
-        session.rollback()
+        try:
+            session.rollback()
+        except Exception as exc:  # the connection is gone: the error to report is the first one
+            log.warning("rollback failed: %s: %s", type(exc).__name__, exc)
         raise
     for action in uow._after_commit:
         action()
 
 
-def get_uow(request: Request, tenant: Tenant) -> Iterator[UnitOfWork]:
+def get_uow(
+    request: Request, _admitted: Annotated[None, Depends(admit, scope="function")], tenant: Tenant,
+) -> Iterator[UnitOfWork]:
+    """Admitted first (no thread, no connection held while waiting), then the key lookup, then the session."""
     with request.app.state.session_factory() as session:
         yield from unit_of_work(session, tenant)
 
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def get_validator(request: Request) -> ProcessPool:
+    """The pool of validator processes that check specs with Keras (the API imports no TensorFlow)."""
+    return request.app.state.validator
 
 
 @dataclass(frozen=True)
@@ -70,3 +139,4 @@ def get_page(
 UoW = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 PageDep = Annotated[Page, Depends(get_page)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ValidatorDep = Annotated[ProcessPool, Depends(get_validator)]

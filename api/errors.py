@@ -1,8 +1,13 @@
 """One error shape everywhere: ``{"error": {"code", "message", "details"}}``."""
 
 import difflib
+import logging
 from typing import Any
 
+import kombu.exceptions
+import psycopg
+import redis.exceptions
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from models.spec import JobSpec
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -47,6 +54,25 @@ class TooManyRequests(ApiError):
 
 class UnsupportedMediaType(ApiError):
     status_code, code = 415, "unsupported_media_type"
+
+
+class Unavailable(ApiError):
+    """503: the service cannot answer now (a database or broker away, no database slot); retry later."""
+
+    status_code, code = 503, "unavailable"
+
+
+# What an outage raises, as opposed to a bug: connection-level errors of the
+# database (SQLAlchemy wraps the driver's; pool timeouts; psycopg's own when
+# raised outside SQLAlchemy) and of the broker (kombu, redis-py, sockets).
+DATABASE_OUTAGES: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError,
+    sqlalchemy.exc.DisconnectionError, psycopg.OperationalError, psycopg.InterfaceError,
+)
+BROKER_OUTAGES: tuple[type[BaseException], ...] = (
+    kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    ConnectionError,
+)
 
 
 def detail(loc: tuple[Any, ...] | list[Any], message: str) -> dict[str, Any]:
@@ -140,10 +166,39 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def _unavailable(request: Request, message: str) -> JSONResponse:
+    response = _response(503, Unavailable.code, message)
+    response.headers["Retry-After"] = str(request.app.state.settings.outage_retry_after_s)
+    return response
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A database or broker that cannot be reached, rather than a bug."""
+    if isinstance(exc, DATABASE_OUTAGES + BROKER_OUTAGES):
+        return True
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if isinstance(exc, Unavailable):
+            return _unavailable(request, exc.message)
         return _response(exc.status_code, exc.code, exc.message, exc.details)
+
+    # Handled here, inside the app, an outage is a response like any other: an
+    # exception that escaped to uvicorn would be a text/plain 500, and uvicorn
+    # closes the keep-alive connection after one.
+    async def _outage(request: Request, exc: Exception) -> JSONResponse:
+        if not is_outage(exc):
+            raise exc  # a bug: the server error handler's 500 and its traceback in the log
+        what = "database" if isinstance(exc, (*DATABASE_OUTAGES, sqlalchemy.exc.DBAPIError)) else "broker"
+        log.warning("%s %s: the %s is unavailable (%s: %s)", request.method, request.url.path, what,
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return _unavailable(request, f"the {what} is unavailable at the moment; retry shortly")
+
+    for outage in (*DATABASE_OUTAGES, *BROKER_OUTAGES, sqlalchemy.exc.DBAPIError):
+        app.add_exception_handler(outage, _outage)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

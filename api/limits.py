@@ -3,26 +3,19 @@
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PayloadTooLarge, TooManyRequests
-from models.enums import JobStatus
+from api.errors import PayloadTooLarge
 from models.settings import Settings
 from models.spec import JobSpec
-from models.tables import Job
 
 UPLOAD_PATHS = ("/v1/datasets",)  # streamed to disk, with their own limit (max_upload_bytes)
 
 
 def check_tenant_limits(session: Session, spec: JobSpec, samples: int, settings: Settings, tenant: str) -> None:
-    """429 when the tenant already has too many queued jobs; 413 when the job is too big."""
-    queued = session.scalar(select(func.count()).select_from(Job).where(Job.status == JobStatus.queued)) or 0
-    if queued >= settings.max_queued_jobs_per_tenant:
-        raise TooManyRequests(
-            f"tenant '{tenant}' already has {queued} queued jobs (the limit is {settings.max_queued_jobs_per_tenant}); "
-            "wait for some to start, or cancel some")
+    """413 when the job is too big. (The cap on a tenant's queued jobs is checked where the job
+    is inserted, ``models.lifecycle.create``, so that it is exact and auto-retries obey it too.)"""
     training = max(int(samples * (1 - spec.data.validation_split - spec.data.test_split)), 1)
     if spec.fit.epochs * training > settings.max_epoch_samples:
         raise PayloadTooLarge(

@@ -1,5 +1,7 @@
 """Sending work to the workers, by task name: the API never imports the worker."""
 
+import logging
+
 import broker.embedded  # noqa: F401  (registers the embedded broker transport)
 from celery import Celery
 
@@ -7,6 +9,22 @@ from models.outbox import DELIVER_TASK
 from models.settings import Settings, celery_options
 
 TRAIN_TASK = "trainyard.train"
+# One quick second try: it reconnects a pooled connection that a broker restart left stale.
+SEND_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+log = logging.getLogger(__name__)
+
+
+def api_broker_options(settings: Settings) -> dict[str, object]:
+    """The workers' broker options, plus bounds on every wait: the API sends from a
+    request, which must answer within seconds when the broker is away."""
+    options = celery_options(settings)
+    timeout = settings.broker_send_timeout_s
+    options["broker_connection_timeout"] = timeout
+    if settings.broker_dsn.startswith("redis"):  # without these, a silent host blocks a send for minutes
+        transport = dict(options.get("broker_transport_options") or {})  # type: ignore[call-overload]
+        transport.update(socket_connect_timeout=timeout, socket_timeout=timeout)
+        options["broker_transport_options"] = transport
+    return options
 
 
 class TrainingQueue:
@@ -14,10 +32,22 @@ class TrainingQueue:
         self.queue = settings.train_queue
         self.webhook_queue = settings.webhook_queue
         self.celery = Celery("trainyard-api", broker=settings.broker_dsn)
-        self.celery.conf.update(**celery_options(settings))
+        self.celery.conf.update(**api_broker_options(settings))
 
     def send(self, job_id: str) -> None:
-        self.celery.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=self.queue)
+        """Send the job's message; called after its row has committed, so it never raises.
+
+        A job whose message could not be sent (the broker is away) stays queued in
+        the database, which is the source of truth: the reconciler re-sends queued
+        jobs whose message is overdue. The client has its 202, and a retry with the
+        same Idempotency-Key gets the same job.
+        """
+        try:
+            self.celery.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=self.queue,
+                                  retry=True, retry_policy=SEND_RETRY)
+        except Exception as exc:  # noqa: BLE001 - any failure to send leaves the job to the reconciler
+            log.warning("job %s is queued, but its message could not be sent (%s: %s); the reconciler will "
+                        "send it", job_id, type(exc).__name__, exc)
 
     def send_deliveries(self, job_id: str) -> None:
         # No broker retries: a lost wake-up is found by the sweep; a request must not stall on it.

@@ -3,10 +3,11 @@
 import argparse
 import os
 import signal
-import subprocess
 import sys
+import threading
+from functools import partial
 
-from cli import client, keys
+from cli import client, keys, processes, supervise
 from models.settings import get_settings
 
 SAMPLE = """
@@ -40,38 +41,32 @@ def _api(args: argparse.Namespace) -> None:
                 timeout_graceful_shutdown=5)
 
 
-def _wait_all(children: list[subprocess.Popen[bytes]]) -> int:
-    def stop(signum: int, _frame: object) -> None:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    return max(child.wait() for child in children)
-
-
 def _worker(args: argparse.Namespace) -> None:
-    from cli import processes
-
     if args.control:
         plan = processes.control_plane(get_settings().webhook_queue)
     else:
         gpus = processes.count_gpus() if args.gpus == "auto" else int(args.gpus)
         plan = processes.training_workers(gpus, cpu_queue=get_settings().train_queue)
-    sys.exit(_wait_all([processes.spawn(p) for p in plan]))
+    sys.exit(supervise.supervise([_supervised(p) for p in plan]))
+
+
+def _supervised(process: processes.WorkerProcess) -> supervise.Supervised:
+    return supervise.Supervised(process.name, partial(processes.spawn, process))
 
 
 def _serve(args: argparse.Namespace) -> None:
     """Embedded mode: migrate, one worker (training + reconciler), the API in this process."""
-    from cli import processes
-
     settings = get_settings()
     _migrate(argparse.Namespace(downgrade=None, revision="heads"))
     first = keys.ensure_first_key(settings)
     worker = processes.WorkerProcess(
-        processes.celery_worker_argv([settings.train_queue, "control"], "embedded", beat=True),
+        processes.celery_worker_argv([*processes.training_queues(settings.train_queue), "control"], "embedded",
+                                     beat=True),
     )
-    children = [processes.spawn(worker), processes.spawn(processes.webhook_worker(settings.webhook_queue))]
+    children = [_supervised(worker), _supervised(processes.webhook_worker(settings.webhook_queue))]
+    # Workers that die are restarted; they stop by themselves if this process dies (cli/processes.py).
+    stopping = threading.Event()
+    watcher = threading.Thread(target=supervise.watch, args=(children, stopping), name="supervise", daemon=True)
     print(SAMPLE.format(host=args.host, port=args.port, key_file=keys.key_file(settings)), flush=True)
     if first is not None:
         print(f"Your first API key (tenant {settings.anonymous_tenant!r}), also saved in {keys.key_file(settings)}:\n"
@@ -85,16 +80,14 @@ def _serve(args: argparse.Namespace) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, exit_cleanly)
+    watcher.start()
     try:
         _api(args)
     finally:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stopping.set()
+        watcher.join()
+        # A warm shutdown: a training worker hands its job back within the stop grace.
+        supervise.stop_all(children, timeout_s=settings.stop_grace_s + 30)
 
 
 def main(argv: list[str] | None = None) -> None:

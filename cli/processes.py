@@ -1,16 +1,26 @@
 """Which worker processes a host runs: one per GPU, or one for the CPU."""
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from models.settings import resume_queue
 
 
 @dataclass(frozen=True)
 class WorkerProcess:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The Celery node name it runs as (``-n``), for logs."""
+        return self.argv[self.argv.index("-n") + 1] if "-n" in self.argv else self.argv[-1]
 
 
 def count_gpus() -> int:
@@ -34,14 +44,21 @@ def celery_worker_argv(queues: list[str], name: str, *, beat: bool = False, pool
     return argv
 
 
+def training_queues(train_queue: str) -> list[str]:
+    """What a training worker consumes, in the order it looks: resumed jobs first."""
+    return [resume_queue(train_queue), train_queue]
+
+
 def training_workers(gpus: int, cpu_queue: str = "cpu", extra_queues: list[str] | None = None) -> list[WorkerProcess]:
     """One process per GPU, each seeing only its GPU and consuming the ``gpu`` queue;
     on a host without GPUs, one process on ``cpu_queue``."""
     extra = extra_queues or []
     if gpus == 0:
-        return [WorkerProcess(celery_worker_argv([cpu_queue, *extra], "cpu"), {"CUDA_VISIBLE_DEVICES": ""})]
+        return [WorkerProcess(celery_worker_argv([*training_queues(cpu_queue), *extra], "cpu"),
+                              {"CUDA_VISIBLE_DEVICES": ""})]
     return [
-        WorkerProcess(celery_worker_argv(["gpu", *extra], f"gpu{i}"), {"CUDA_VISIBLE_DEVICES": str(i)})
+        WorkerProcess(celery_worker_argv([*training_queues("gpu"), *extra], f"gpu{i}"),
+                      {"CUDA_VISIBLE_DEVICES": str(i)})
         for i in range(gpus)
     ]
 
@@ -68,8 +85,25 @@ def control_plane(webhook_queue: str = "webhooks") -> list[WorkerProcess]:
     return [control_worker(), webhook_worker(webhook_queue)]
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _term_when_parent_dies(parent: int) -> Callable[[], None]:
+    # Linux: the kernel sends SIGTERM (a warm shutdown) to the worker when the thread that
+    # started it dies, even by SIGKILL, so a dead `trainyard serve` or supervisor leaves no
+    # orphan behind. Runs in the child between fork and exec.
+    def arm() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
 def spawn(process: WorkerProcess) -> subprocess.Popen[bytes]:
     """Start a worker in a process group of its own: a Ctrl-C or a group SIGTERM meant for
     the parent must not reach the worker's pool children directly (its parent would
-    replace them mid-shutdown); the parent stops it with SIGTERM, a warm shutdown."""
-    return subprocess.Popen(process.argv, env={**os.environ, **process.env}, start_new_session=True)
+    replace them mid-shutdown); the parent stops it with SIGTERM, a warm shutdown, and so
+    does the kernel if the parent dies first."""
+    arm = _term_when_parent_dies(os.getpid()) if sys.platform.startswith("linux") else None
+    return subprocess.Popen(process.argv, env={**os.environ, **process.env}, start_new_session=True, preexec_fn=arm)

@@ -2,7 +2,8 @@
 
 Refused: paths that leave the archive (``../``, absolute, drive letters),
 symbolic links, encrypted members, more members or more unpacked bytes than
-the limits allow. Sizes declared in the headers are checked first; the bytes
+the limits allow (the count read from the zip's end record, before its
+directory is parsed). Sizes declared in the headers are checked first; the bytes
 really unpacked are counted too, since a header can lie.
 """
 
@@ -21,16 +22,46 @@ CHUNK = 1024 * 1024
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
 
 
+# Bytes of central directory allowed per member: a fixed 46-byte record plus a name and extras.
+_DIRECTORY_BYTES_PER_MEMBER = 1024
+
+
 @contextmanager
-def open_zip(path: Path, what: str) -> Iterator[zipfile.ZipFile]:
-    """Open ``path`` as a zip; a corrupt archive becomes a DatasetFileError naming ``what``."""
+def open_zip(path: Path, what: str, *, max_members: int, unit: str = "members") -> Iterator[zipfile.ZipFile]:
+    """Open ``path`` as a zip; a corrupt archive becomes a DatasetFileError naming ``what``.
+
+    The member count (and the size of the central directory, which ``zipfile`` reads whole) is
+    checked from the end record before the directory is parsed, so a huge member count costs nothing.
+    """
     if not zipfile.is_zipfile(path):
         raise DatasetFileError(f"not a valid {what}: the file is not a zip archive (truncated or corrupt?)")
+    _check_directory(path, max_members, unit)
     try:
         with zipfile.ZipFile(path) as archive:
+            if len(archive.infolist()) > max_members:  # the end record undercounted
+                raise _too_many(len(archive.infolist()), max_members, unit)
             yield archive
     except ZIP_ERRORS as exc:
         raise DatasetFileError(f"not a valid {what}: {exc}") from exc
+
+
+def _too_many(count: int, limit: int, unit: str) -> DatasetFileError:
+    return DatasetFileError(f"the archive holds {count} {unit}, more than the limit of {limit}", too_large=True)
+
+
+def _check_directory(path: Path, max_members: int, unit: str) -> None:
+    with path.open("rb") as f:
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # the parser zipfile itself uses
+    if end is None:
+        return  # zipfile.ZipFile refuses it below
+    entries, directory_bytes = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
+    if entries > max_members:
+        raise _too_many(entries, max_members, unit)
+    if directory_bytes > max_members * _DIRECTORY_BYTES_PER_MEMBER:
+        raise DatasetFileError(
+            f"the archive's directory takes {directory_bytes} bytes, more than {max_members} {unit} can need",
+            too_large=True,
+        )
 
 
 def member_path(info: zipfile.ZipInfo) -> PurePosixPath:
@@ -50,9 +81,6 @@ def member_path(info: zipfile.ZipInfo) -> PurePosixPath:
 def checked_members(archive: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
     """The archive's files (folders left out), each with its checked path."""
     infos = archive.infolist()
-    if len(infos) > limits.max_members:
-        raise DatasetFileError(f"the archive holds {len(infos)} members, more than the limit of {limits.max_members}",
-                               too_large=True)
     declared = sum(info.file_size for info in infos)
     if declared > limits.max_unpacked_bytes:
         raise DatasetFileError(

@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from datastore.reader import ArrayLike, ImageFolder, SequenceArray
-from datastore.rows import chunks, row_bytes, take, take_steps
+from datastore.rows import chunks, row_bytes, take
 
 VERSION = 1
 SAMPLE_ROWS = 20_000
 SAMPLE_BYTES = 64 * 1024 * 1024
 MAX_LABELS = 1000
 MAX_LISTED_FEATURES = 4096
+MAX_ROW_BYTES = 1024 * 1024  # a sample (row) larger than this is read as rows of its last axis
 
 
 class RunningStats:
@@ -62,6 +63,13 @@ class RunningStats:
         self.count = total
         self.min = np.minimum(self.min, np.where(finite, values, np.inf).min(axis=0, initial=np.inf))
         self.max = np.maximum(self.max, np.where(finite, values, -np.inf).max(axis=0, initial=-np.inf))
+
+    def feature(self, j: int) -> "RunningStats":
+        """The statistics of feature ``j`` alone (a CSV column)."""
+        one = RunningStats(1)
+        for name in ("count", "mean", "m2", "min", "max"):
+            setattr(one, name, getattr(self, name)[j:j + 1].copy())
+        return one
 
     @property
     def std(self) -> np.ndarray:
@@ -102,20 +110,32 @@ def feature_stats(array: ArrayLike) -> dict[str, Any] | None:
     """Per-feature statistics of a dense array, a column stack or the steps of sequences."""
     if isinstance(array, ImageFolder) or array.dtype.kind not in "biuf":
         return None
+    if isinstance(array, SequenceArray):
+        array = array.values  # the statistics of sequences are those of their steps
     features = int(array.shape[-1]) if len(array.shape) > 1 and array.shape[-1] is not None else 1
-    stats = RunningStats(features)
+    # Past MAX_LISTED_FEATURES only the overall figures are kept: gather them as one feature, so a
+    # wide array costs five floats, not five per feature.
+    width = features if features <= MAX_LISTED_FEATURES else 1
+    if isinstance(array, np.ndarray) and (width != features or row_bytes(array) > MAX_ROW_BYTES):
+        array = _as_rows(array, width)  # a huge sample (row) is sampled inside too
+    stats = RunningStats(width)
     n = len(array)
     per_row = row_bytes(array)
-    if isinstance(array, SequenceArray):
-        per_row *= max(1, int(np.mean(array.lengths)))
     rows = sample_indices(n, per_row)
     for piece in chunks(rows, per_row):
-        if isinstance(array, SequenceArray):
-            steps = take_steps(array, piece)
-            stats.update(np.concatenate(steps) if steps else np.zeros((0, features)))
-        else:
-            stats.update(take(array, piece))
-    return stats.as_json(rows=len(rows), sampled=len(rows) < n)
+        stats.update(take(array, piece))
+    described = stats.as_json(rows=len(rows), sampled=len(rows) < n)
+    if width != features:
+        described.update(features=features, min=None, max=None, mean=None, std=None)
+    return described
+
+
+def _as_rows(array: np.ndarray, width: int) -> np.ndarray:
+    """The same values as ``(-1, width)`` rows; a stored array stays a file-backed map of its file."""
+    shape = (array.size // width, width)
+    if isinstance(array, np.memmap) and array.filename and array.flags.c_contiguous:
+        return np.memmap(array.filename, dtype=array.dtype, mode="r", shape=shape, offset=array.offset)
+    return np.ascontiguousarray(array).reshape(shape)
 
 
 def labels_of(block: np.ndarray) -> np.ndarray | None:

@@ -13,6 +13,11 @@ class Limits:
     max_members: int = 200_000
     # Pixels of one image (width x height): PIL's decompression-bomb check, tightened.
     max_image_pixels: int = 40_000_000
+    # Arrays of one .npz: far below the process's descriptor limit, since every stored
+    # array is a file that a reader maps (one descriptor each while it is open).
+    max_npz_members: int = 1_000
+    # Columns of one CSV, checked on the header line before any row is read.
+    max_csv_columns: int = 4_096
 
 
 class Budget:

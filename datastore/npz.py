@@ -1,7 +1,9 @@
 """``.npz`` uploads: named numeric arrays, never unpickled.
 
-Each member is unpacked to its own ``.npy`` file (checked, memory-mapped,
-rewritten in C order if needed). A pair ``<name>_values`` + ``<name>_lengths``
+Each member is unpacked to its own ``.npy`` file (header checked against the
+member's size first, then the file; rewritten in C order if needed), one at a
+time. At most ``Limits.max_npz_members`` arrays, counted from the zip's
+directory before any member is read. A pair ``<name>_values`` + ``<name>_lengths``
 becomes one variable-length sequence array ``<name>``: ``values`` holds every
 sample's steps concatenated, shape ``(total_steps, *features)``, and
 ``lengths[i]`` the number of steps of sample ``i``.
@@ -13,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from datastore.archive import checked_members, extract, open_zip
+from datastore.archive import ZIP_ERRORS, checked_members, extract, open_zip
 from datastore.errors import DatasetFileError
 from datastore.layout import DatasetWriter
 from datastore.limits import Budget, Limits
-from datastore.npy import open_npy, rewrite_c_order
+from datastore.npy import NpyHeader, check_npy, check_size, open_npy, parse_header, rewrite_c_order
 
 __all__ = ["DatasetFileError", "ingest_npz", "load_npz"]
 
@@ -33,60 +35,78 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def ingest_npz(source: Path, writer: DatasetWriter, limits: Limits) -> None:
-    arrays: dict[str, np.ndarray] = {}
-    with open_zip(source, ".npz file (a zip archive of .npy arrays, as numpy.savez writes)") as archive:
+    """Unpack and check every member, one at a time: no array stays open (mapped, holding a descriptor)
+    past its own check, so the member count costs disk, not descriptors."""
+    headers: dict[str, NpyHeader] = {}
+    what = ".npz file (a zip archive of .npy arrays, as numpy.savez writes)"
+    with open_zip(source, what, max_members=limits.max_npz_members, unit="arrays") as archive:
         budget = Budget(limits.max_unpacked_bytes)
         for info, path in checked_members(archive, limits):
+            loc = ("file", info.filename)
             if len(path.parts) != 1 or path.suffix != ".npy":
                 raise DatasetFileError(
-                    f"the member '{info.filename}' is not an array: a .npz holds only <name>.npy files", ("file", info.filename)
+                    f"the member '{info.filename}' is not an array: a .npz holds only <name>.npy files", loc
                 )
             name = path.stem
+            if name in headers:
+                raise DatasetFileError(f"the archive holds the array '{name}' twice", loc)
+            _check_member_header(archive, info, name)  # before unpacking: a lying header costs nothing
             dest = writer.new_file()
             extract(archive, info, dest, budget)
-            array = open_npy(dest, name)
-            if array.ndim > 1 and not array.flags.c_contiguous:
+            header = check_npy(dest, name, loc)
+            if header.fortran and len(header.shape) > 1:
                 fixed = writer.new_file()
-                array = rewrite_c_order(array, fixed)
+                rewrite_c_order(open_npy(dest, name, loc), fixed)
                 dest.unlink()
                 dest = fixed
-            arrays[name] = array
+            headers[name] = header
             writer.add_dense(name, dest)
-    if not arrays:
+    if not headers:
         raise DatasetFileError("the archive holds no arrays")
-    _check_pairs(_sequences(arrays, writer))
+    _check_pairs(_sequences(headers, writer))
 
 
-def _sequences(arrays: dict[str, np.ndarray], writer: DatasetWriter) -> dict[str, int]:
+def _check_member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> None:
+    """The member's header, checked against the size the archive declares for it."""
+    loc = ("file", info.filename)
+    try:
+        with archive.open(info) as member:
+            header = parse_header(member, name, loc)
+    except ZIP_ERRORS as exc:
+        raise DatasetFileError(f"the archive member '{info.filename}' is corrupt: {exc}", loc) from exc
+    check_size(header, info.file_size, name, loc)
+
+
+def _sequences(headers: dict[str, NpyHeader], writer: DatasetWriter) -> dict[str, int]:
     """Turn each ``<name>_values`` + ``<name>_lengths`` pair into a sequence; returns samples per array."""
-    samples = {name: len(a) for name, a in arrays.items()}
-    for name in [n for n in arrays if n.endswith("_values")]:
+    samples = {name: h.shape[0] for name, h in headers.items()}
+    for name in [n for n in headers if n.endswith("_values")]:
         base = name.removesuffix("_values")
         lengths_name = f"{base}_lengths"
-        if lengths_name not in arrays:
+        if lengths_name not in headers:
             continue
-        if base in arrays:
+        if base in headers:
             raise DatasetFileError(f"the archive has both '{base}' and the sequence pair '{name}'/'{lengths_name}'")
-        values, lengths = arrays[name], np.asarray(arrays[lengths_name])
-        if lengths.ndim != 1 or lengths.dtype.kind not in "iu":
+        values, lengths_header = headers[name], headers[lengths_name]
+        if len(lengths_header.shape) != 1 or lengths_header.dtype.kind not in "iu":
             raise DatasetFileError(f"'{lengths_name}' must be a 1-D integer array (steps per sample); "
-                                   f"it has shape {list(lengths.shape)} and dtype {lengths.dtype}")
+                                   f"it has shape {list(lengths_header.shape)} and dtype {lengths_header.dtype}")
+        entry_values, entry_lengths = writer.arrays[name]["file"], writer.arrays[lengths_name]["file"]
+        lengths = np.load(writer.directory / entry_lengths, mmap_mode="r", allow_pickle=False)
         if lengths.min() < 1:
             first = int(np.argmax(lengths < 1))
             raise DatasetFileError(f"'{lengths_name}[{first}]' is {int(lengths[first])}: every sequence needs at least one step")
         total = int(lengths.sum(dtype=np.int64))
-        if total != len(values):
+        del lengths  # unmapped: one array open at a time
+        if total != values.shape[0]:
             raise DatasetFileError(
-                f"'{lengths_name}' adds up to {total} steps but '{name}' holds {len(values)}: they must be equal"
+                f"'{lengths_name}' adds up to {total} steps but '{name}' holds {values.shape[0]}: they must be equal"
             )
-        if values.dtype.kind not in "biuf":
-            raise DatasetFileError(f"'{name}' has dtype {values.dtype}; only numeric arrays are accepted")
-        entry_values, entry_lengths = writer.arrays[name]["file"], writer.arrays[lengths_name]["file"]
         writer.remove(name)
         writer.remove(lengths_name)
         writer.add_sequence(base, writer.directory / entry_values, writer.directory / entry_lengths)
         del samples[name], samples[lengths_name]
-        samples[base] = len(lengths)
+        samples[base] = lengths_header.shape[0]
     return samples
 
 

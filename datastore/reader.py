@@ -2,7 +2,8 @@
 
 No TensorFlow here: the API (preflight checks) and the worker both read
 datasets through ``open_dataset``. Dense arrays come back as read-only
-``np.memmap`` (rows are read from disk only when used); variable-length
+``np.memmap`` (rows are read from disk only when used; a stored array is
+mapped only when it is looked up); variable-length
 sequences as ``SequenceArray``; image folders as ``ImageFolder``.
 """
 
@@ -128,7 +129,7 @@ ArrayLike = np.ndarray | SequenceArray | ImageFolder | ColumnStack | TableView
 class StoredDataset(Mapping[str, ArrayLike]):
     """The arrays of one dataset, plus what the manifest says about them."""
 
-    def __init__(self, arrays: dict[str, ArrayLike], *, fmt: str, classes: list[str] | None = None,
+    def __init__(self, arrays: Mapping[str, ArrayLike], *, fmt: str, classes: list[str] | None = None,
                  categories: dict[str, list[str]] | None = None) -> None:
         self._arrays = arrays
         self.format = fmt
@@ -175,27 +176,47 @@ class HasPath(Protocol):
     path: str
 
 
-def open_directory(directory: Path) -> StoredDataset:
-    manifest = read_manifest(directory)
-    arrays: dict[str, ArrayLike] = {}
-    tables: dict[str, np.ndarray] = {}
-    for name, entry in manifest["arrays"].items():
+class _DirectoryArrays(Mapping[str, ArrayLike]):
+    """The arrays of a dataset folder, each opened (memory-mapped) when it is looked up, not before.
+
+    A memory map holds a file descriptor while it lives; a dataset may hold a thousand arrays,
+    and a job reads two of them. What a caller drops is unmapped at once, so iterating over every
+    array (describing a dataset) keeps one open at a time. The CSV table is kept: its columns
+    are views of that one file.
+    """
+
+    def __init__(self, directory: Path, entries: dict[str, dict[str, Any]]) -> None:
+        self.directory = directory
+        self.entries = entries
+        self._tables: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> ArrayLike:
+        entry, directory = self.entries[name], self.directory
         kind = entry["kind"]
         if kind == "dense":
-            arrays[name] = _load(directory / entry["file"])
-        elif kind == "column":
-            if entry["file"] not in tables:
-                tables[entry["file"]] = _load(directory / entry["file"])
-            arrays[name] = TableView(tables[entry["file"]], (entry["index"],))
-        elif kind == "sequence":
-            arrays[name] = SequenceArray(_load(directory / entry["values"]), np.load(directory / entry["lengths"]))
-        elif kind == "images":
+            return _load(directory / entry["file"])
+        if kind == "column":
+            if entry["file"] not in self._tables:
+                self._tables[entry["file"]] = _load(directory / entry["file"])
+            return TableView(self._tables[entry["file"]], (entry["index"],))
+        if kind == "sequence":
+            return SequenceArray(_load(directory / entry["values"]), np.load(directory / entry["lengths"]))
+        if kind == "images":
             listing = (directory / entry["files"]).read_text(encoding="utf-8").splitlines()
-            arrays[name] = ImageFolder(tuple(directory / f for f in listing))
-        else:
-            raise ValueError(f"unknown array kind {kind!r} in {directory / 'manifest.json'}")
-    return StoredDataset(arrays, fmt=manifest["format"], classes=manifest.get("classes"),
-                         categories=manifest.get("categories"))
+            return ImageFolder(tuple(directory / f for f in listing))
+        raise ValueError(f"unknown array kind {kind!r} in {directory / 'manifest.json'}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def open_directory(directory: Path) -> StoredDataset:
+    manifest = read_manifest(directory)
+    return StoredDataset(_DirectoryArrays(directory, manifest["arrays"]), fmt=manifest["format"],
+                         classes=manifest.get("classes"), categories=manifest.get("categories"))
 
 
 def open_dataset(store: ArtifactStore, dataset: str | HasPath) -> StoredDataset:

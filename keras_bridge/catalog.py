@@ -18,16 +18,15 @@ REFUSED_LAYERS = frozenset(
     {"Lambda", "TFSMLayer", "InputLayer", "Input", "StringLookup", "IntegerLookup",
      "TextVectorization", "JaxLayer", "FlaxLayer", "TorchModuleWrapper", "Pipeline"}
 )
+# Base classes and wrappers that take a function or another object: unusable from JSON
+# (the base classes construct fine and fail only once training calls them).
+ABSTRACT = frozenset({
+    "Layer", "Wrapper", "Initializer", "Regularizer", "Constraint", "Optimizer", "LossScaleOptimizer",
+    "MultiOptimizer", "OptimizerMap", "Loss", "LossFunctionWrapper", "Metric", "MeanMetricWrapper",
+    "Reduce", "Callback",
+})
 # Keras 2 argument names people still write, with their Keras 3 names.
 RENAMED_ARGS = {"lr": "learning_rate", "alpha": "negative_slope", "decay": "weight_decay"}
-# Arguments that take a nested Keras object, by name suffix, and where to find it.
-NESTED_KINDS = {
-    "initializer": "initializers",
-    "regularizer": "regularizers",
-    "constraint": "constraints",
-}
-
-
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     pool = list(candidates)
     lowered = {c.lower(): c for c in pool}
@@ -50,13 +49,20 @@ def public_classes(module: ModuleType, base: type) -> dict[str, type]:
     return found
 
 
+def abstract_error(name: str, *, loc: Loc, what: str) -> SpecError:
+    return SpecError([SpecIssue(loc, f"{what} '{name}' is a base class or a wrapper of a function or another object: "
+                                     f"name a concrete {what}.")])
+
+
 def resolve_class(
     name: str, classes: dict[str, type], *, loc: Loc, what: str, refused: frozenset[str] = frozenset()
 ) -> type:
     if name in refused:
         raise SpecError([SpecIssue(loc, f"{what} '{name}' is not allowed on the service: it runs code or reads or writes files.")])
+    if name in ABSTRACT and name in classes:
+        raise abstract_error(name, loc=loc, what=what)
     if name not in classes:
-        hint = did_you_mean(name, (c for c in classes if c not in refused))
+        hint = did_you_mean(name, (c for c in classes if c not in refused and c not in ABSTRACT))
         raise SpecError([SpecIssue(loc, f"unknown {what} '{name}'.{hint}")])
     return classes[name]
 

@@ -4,62 +4,67 @@ from typing import Any
 
 import keras
 
-from keras_bridge.catalog import (
-    NESTED_KINDS,
-    REFUSED_LAYERS,
-    check_arguments,
-    public_classes,
-    resolve_class,
-)
+from keras_bridge.catalog import ABSTRACT, REFUSED_LAYERS, abstract_error, check_arguments, did_you_mean, resolve_class
 from keras_bridge.errors import Loc, SpecError, SpecIssue, keras_message
+from keras_bridge.limits import Budgets
+from keras_bridge.namespaces import (
+    LAYERS, NESTED_CLASSES, NESTED_KINDS, check_activation, check_keras_config, check_no_serialized, slot_of,
+    without_compile_config,
+)
 from models.spec import KerasJsonModel, KerasObject, LayersModel
 
-LAYER_CLASSES = public_classes(keras.layers, keras.layers.Layer)
 # Arguments that hold another layer, for wrappers such as Bidirectional.
 LAYER_ARGS = ("layer", "backward_layer")
 
 
 def _nested_object(kind: str, value: Any, loc: Loc) -> Any:
-    module = getattr(keras, kind)
+    """An initializer, regularizer or constraint: a name or ``{"type": ..., args}``, from its own module."""
     if isinstance(value, dict):
+        check_no_serialized(value, loc)
         obj = KerasObject.model_validate(value)
-        classes = public_classes(module, object)
-        cls = resolve_class(obj.type, classes, loc=(*loc, "type"), what=kind[:-1])
-        check_arguments(cls, obj.args, loc=loc, what=kind[:-1])
+        cls = resolve_class(obj.type, NESTED_CLASSES[kind], loc=(*loc, "type"), what=kind)
+        check_arguments(cls, obj.args, loc=loc, what=kind)
         try:
             return cls(**obj.args)
         except Exception as exc:
             raise SpecError([SpecIssue(loc, keras_message(exc))]) from exc
+    if not isinstance(value, str):
+        raise SpecError([SpecIssue(loc, f"expected the name of a {kind} or an object like {{\"type\": ..., ...}}.")])
     try:
-        module.get(value)
+        obj = NESTED_KINDS[kind].get(value)
     except Exception as exc:
-        raise SpecError([SpecIssue(loc, keras_message(exc))]) from exc
+        hint = did_you_mean(value, (n for n in NESTED_CLASSES[kind] if n not in ABSTRACT))
+        raise SpecError([SpecIssue(loc, f"unknown {kind} '{value}'.{hint}")]) from exc
+    if type(obj).__name__ in ABSTRACT:
+        raise abstract_error(value, loc=loc, what=kind)
     return value
 
 
 def _resolve_arguments(args: dict[str, Any], loc: Loc) -> dict[str, Any]:
+    """Each argument resolved in the namespace of its kind (the argument's name says which)."""
     resolved = {}
     for name, value in args.items():
         arg_loc = (*loc, name)
-        if name in LAYER_ARGS and value is not None:
-            if not isinstance(value, dict):
+        slot = slot_of(name)
+        if value is None:
+            resolved[name] = value
+        elif name in LAYER_ARGS:
+            if not isinstance(value, dict) or "type" not in value:
                 raise SpecError([SpecIssue(arg_loc, "expected a layer object like {\"type\": \"LSTM\", \"units\": 16}.")])
             resolved[name] = make_layer(KerasObject.model_validate(value), arg_loc)
-        elif name == "activation" and value is not None:
-            try:
-                keras.activations.get(value)
-            except Exception as exc:
-                raise SpecError([SpecIssue(arg_loc, keras_message(exc))]) from exc
+        elif slot == "activation":
+            check_activation(value, arg_loc)
             resolved[name] = value
-        elif value is not None and (kind := next((k for s, k in NESTED_KINDS.items() if name.endswith(s)), None)):
-            resolved[name] = _nested_object(kind, value, arg_loc)
+        elif slot in NESTED_KINDS:
+            resolved[name] = _nested_object(slot, value, arg_loc)
         else:
+            check_no_serialized(value, arg_loc)
             resolved[name] = value
     return resolved
 
 
 def make_layer(spec: KerasObject, loc: Loc) -> keras.layers.Layer:
-    cls = resolve_class(spec.type, LAYER_CLASSES, loc=(*loc, "type"), what="layer", refused=REFUSED_LAYERS)
+    cls = resolve_class(spec.type, LAYERS, loc=(*loc, "type"), what="layer", refused=REFUSED_LAYERS)
     args = spec.args
     if "input_shape" in args:
         raise SpecError([SpecIssue((*loc, "input_shape"), "give the input shape once, as model.input_shape.")])
@@ -95,26 +100,13 @@ def build_layers_model(spec: LayersModel, *, name: str = "trainyard") -> keras.M
     return keras.Model(inputs, tensor, name=name)
 
 
-def _class_names(config: Any) -> set[str]:
-    if isinstance(config, dict):
-        names = {config["class_name"]} if isinstance(config.get("class_name"), str) else set()
-        for value in config.values():
-            names |= _class_names(value)
-        return names
-    if isinstance(config, list):
-        return set().union(*(_class_names(v) for v in config)) if config else set()
-    return set()
-
-
-def load_json_model(spec: KerasJsonModel) -> keras.Model:
+def load_json_model(spec: KerasJsonModel, budgets: Budgets) -> keras.Model:
     from keras.src.saving import serialization_lib
 
     loc: Loc = ("model", "keras")
-    refused = sorted(_class_names(spec.keras) & REFUSED_LAYERS - {"InputLayer"})
-    if refused:
-        raise SpecError([SpecIssue(loc, f"layers {refused} are not allowed: they run code or read files.")])
+    check_keras_config(spec.keras, loc, budgets)  # before Keras resolves anything in it
     try:
-        model = serialization_lib.deserialize_keras_object(spec.keras, safe_mode=True)
+        model = serialization_lib.deserialize_keras_object(without_compile_config(spec.keras), safe_mode=True)
     except Exception as exc:
         raise SpecError([SpecIssue(loc, f"Keras could not load this model: {keras_message(exc)}")]) from exc
     if not isinstance(model, keras.Model):
@@ -122,7 +114,9 @@ def load_json_model(spec: KerasJsonModel) -> keras.Model:
     return model
 
 
-def build_model(spec: LayersModel | KerasJsonModel) -> keras.Model:
+def build_model(spec: LayersModel | KerasJsonModel, budgets: Budgets | None = None) -> keras.Model:
+    """The model, weights and all. ``keras_bridge.budget.build_within_budget`` builds it
+    from shapes first and checks what it will cost; use that for anything from a tenant."""
     if isinstance(spec, KerasJsonModel):
-        return load_json_model(spec)
+        return load_json_model(spec, budgets or Budgets())
     return build_layers_model(spec)

@@ -1,5 +1,6 @@
 """A JSON model summary: the layers, their output shapes and parameter counts."""
 
+import math
 from typing import Any
 
 import keras
@@ -21,7 +22,7 @@ def model_summary(model: keras.Model) -> dict[str, Any]:
         layers.append(
             {"name": layer.name, "type": type(layer).__name__, "output_shape": output_shape, "params": layer.count_params()}
         )
-    trainable = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)  # from shapes: weights may not exist yet
     total = model.count_params()
     return {
         "layers": layers,

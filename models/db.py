@@ -11,6 +11,8 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from models.settings import Settings
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -52,12 +54,21 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, connect_timeout_s: int | None = None, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if connect_timeout_s is not None:  # a host that does not answer fails the request, not hangs it
+        kwargs["connect_args"] = {"connect_timeout": connect_timeout_s, **kwargs.get("connect_args", {})}
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine of a serving process, its pool sized by the settings ("pools and outages")."""
+    return make_engine(settings.database_dsn, connect_timeout_s=settings.db_connect_timeout_s,
+                       pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                       pool_timeout=settings.db_pool_timeout_s)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -9,8 +9,12 @@ one machine needs no server at all. Distributed mode sets ``database_url``,
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+BUDGET_SETTINGS = ("max_model_params", "max_layers", "worker_memory_bytes", "max_argument_depth",
+                   "max_argument_scalars", "max_argument_string")
 
 
 class Settings(BaseSettings):
@@ -39,15 +43,62 @@ class Settings(BaseSettings):
     max_unpacked_bytes: int = Field(default=8 * 1024**3, gt=0)
     max_archive_members: int = Field(default=200_000, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # Uploads: arrays of one .npz (each is a mapped file: one descriptor while read) and
+    # columns of one CSV (checked on the header line). Stale upload files (*.part,
+    # *.staging, dataset folders without a row) older than the grace period are swept
+    # at API start-up and every sweep interval (by the control worker's beat).
+    max_npz_members: int = Field(default=1_000, gt=0)
+    max_csv_columns: int = Field(default=4_096, gt=0)
+    upload_grace_s: float = Field(default=3600.0, ge=0, description="an upload file untouched this long is stale")
+    upload_sweep_interval_s: float = Field(default=900.0, gt=0)
     max_epochs: int = Field(default=10_000, gt=0)
     page_size_max: int = Field(default=200, gt=0)
 
+    # Validator pool (issue 8): the API checks specs with Keras in child processes, never
+    # in itself. Each child serves one request at a time, under a memory limit
+    # (RLIMIT_DATA; TensorFlow itself takes about 0.3 GiB of it) and a time limit; a
+    # tenant has at most validator_per_tenant checks running, so with the defaults one
+    # tenant's slow specs leave a child free for everyone else. A request that finds
+    # no turn within validator_queue_wait_s gets 429 with Retry-After.
+    validator_processes: int = Field(default=2, gt=0)
+    validator_per_tenant: int = Field(default=1, gt=0)
+    validator_memory_bytes: int = Field(default=2 * 1024**3, ge=768 * 1024**2)
+    validator_timeout_s: float = Field(default=60.0, gt=0)
+    validator_queue_wait_s: float = Field(default=30.0, ge=0)
+
+    # Budgets (issue 8): what one spec may cost, checked from shapes before anything is
+    # allocated, by :validate and again by the worker before it initialises weights.
+    max_model_params: int = Field(default=50_000_000, gt=0, description="parameters of one model")
+    max_layers: int = Field(default=200, gt=0, description="layers of one model, nested ones included")
+    # What one training batch may take (inputs, activations and their gradients, weights,
+    # gradients and optimizer slots): the memory a worker of train_queue offers one job.
+    worker_memory_bytes: int = Field(default=4 * 1024**3, gt=0)
+    # Free-form argument values (a Constant initializer's value, a list of sizes, ...).
+    # At most 64: a stored spec is dumped to JSON, which pydantic refuses past ~255 levels.
+    max_argument_depth: int = Field(default=8, gt=0, le=64, description="nesting of lists/objects in one argument")
+    max_argument_scalars: int = Field(default=10_000, gt=0, description="numbers/strings in one argument")
+    max_argument_string: int = Field(default=1_000, gt=0, description="characters of one string argument")
+
+    def budgets(self) -> dict[str, int]:
+        """The budget settings alone: the API sends them with each spec to its validator
+        processes, so a check obeys the API's settings, not whatever a child started with."""
+        return self.model_dump(include=set(BUDGET_SETTINGS))
+
     # Reliability: the database is the source of truth, the broker only carries ids.
-    reconcile_interval_s: float = Field(default=30.0, gt=0)
     queued_stale_after_s: float = Field(default=300.0, gt=0)
-    heartbeat_interval_s: float = Field(default=10.0, gt=0)
-    running_stale_after_s: float = Field(default=120.0, gt=0)
     max_attempts: int = Field(default=3, gt=0)
+
+    # Recovery: how fast a job whose worker died runs again. A job whose worker was
+    # killed is taken back once its heartbeat is stale (5 missed beats) at the next
+    # reconcile: within running_stale_after_s + reconcile_interval_s (20 s). A holder
+    # known dead (its process is gone from this host) is taken back at once.
+    heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    running_stale_after_s: float = Field(default=15.0, gt=0)
+    reconcile_interval_s: float = Field(default=5.0, gt=0)
+    # On SIGTERM a worker stops its job at the next epoch boundary, or after this many
+    # seconds at a batch boundary (the partial epoch is recomputed), hands the job back
+    # and exits. A deployment's kill timeout (compose stop_grace_period) must be longer.
+    stop_grace_s: float = Field(default=30.0, gt=0)
 
     # Live results: each API process polls job_events once per interval for every
     # job that has SSE clients, however many clients watch it.
@@ -64,6 +115,38 @@ class Settings(BaseSettings):
     # Off: receivers on private, loopback or link-local addresses are refused, so a
     # job cannot make the service call into its own network. On for local testing.
     webhook_allow_private: bool = False
+
+    # Pools and outages. Each API request that touches the database is admitted
+    # only while a pooled connection is surely free for it (db_pool_size +
+    # db_max_overflow - db_pool_reserve at a time; the reserve is for the probes,
+    # key lookups and event polls that take a connection for one short step), and
+    # api_threads must exceed that number, so an admitted request never holds a
+    # connection while no thread is left to run its next step. A request that
+    # waits longer than db_admission_timeout_s for a slot, or a database or
+    # broker that is away, answers 503 with Retry-After: outage_retry_after_s.
+    db_pool_size: int = Field(default=10, gt=0)
+    db_max_overflow: int = Field(default=10, ge=0)
+    db_pool_reserve: int = Field(default=4, gt=0, description="connections kept for one-step users")
+    db_pool_timeout_s: float = Field(default=10.0, gt=0, description="wait for a pooled connection")
+    db_connect_timeout_s: int = Field(default=5, gt=0, description="connecting to Postgres")
+    db_admission_timeout_s: float = Field(default=30.0, gt=0, description="a request's wait for a database slot")
+    api_threads: int = Field(default=40, gt=0, description="the API's worker threads (sync routes, dependencies)")
+    broker_send_timeout_s: float = Field(default=2.0, gt=0, description="connecting to and writing to the broker")
+    outage_retry_after_s: int = Field(default=5, gt=0)
+
+    @model_validator(mode="after")
+    def _pools_fit(self) -> "Settings":
+        if self.db_pool_reserve >= self.db_pool_size + self.db_max_overflow:
+            raise ValueError("db_pool_reserve must be smaller than db_pool_size + db_max_overflow")
+        if self.api_threads <= self.db_admitted_requests:
+            raise ValueError(f"api_threads ({self.api_threads}) must exceed the requests admitted to the database "
+                             f"at once ({self.db_admitted_requests} = db_pool_size + db_max_overflow - db_pool_reserve)")
+        return self
+
+    @property
+    def db_admitted_requests(self) -> int:
+        """How many requests may hold a pooled connection at once."""
+        return self.db_pool_size + self.db_max_overflow - self.db_pool_reserve
 
     @property
     def database_dsn(self) -> str:
@@ -95,6 +178,13 @@ def get_settings() -> Settings:
     return settings
 
 
+def resume_queue(train_queue: str) -> str:
+    """Where jobs that already waited or ran are sent again (handed back, lost, their worker
+    dead): training workers take from it before ``train_queue``, so such a job keeps its
+    place ahead of later submissions instead of going to the back of the queue."""
+    return f"{train_queue}.resume"
+
+
 def celery_options(settings: Settings) -> dict[str, object]:
     """Broker options shared by the API (which only sends) and the workers.
 
@@ -107,5 +197,7 @@ def celery_options(settings: Settings) -> dict[str, object]:
     }
     if settings.broker_dsn.startswith("redis"):
         # Longer than any epoch: an unacked message is only redelivered after this.
-        options["broker_transport_options"] = {"visibility_timeout": 6 * 3600}
+        # "priority": a worker polls its queues in the order given (the resume queue first),
+        # instead of kombu's default round robin between them.
+        options["broker_transport_options"] = {"visibility_timeout": 6 * 3600, "queue_order_strategy": "priority"}
     return options

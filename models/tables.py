@@ -65,7 +65,12 @@ class Job(Base):
 
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     attempts: Mapped[int] = mapped_column(default=0)
-    worker: Mapped[str | None] = mapped_column(String(255))
+    # The fencing token: incremented by every claim (models/lifecycle.py); a worker's
+    # writes hold only while the job is running under the token its claim returned.
+    claim: Mapped[int] = mapped_column(default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String(255))  # "host:pid" of the holder
+    # The holder: host, pid, process start time, boot and pid namespace (models/holder.py).
+    holder: Mapped[dict[str, Any] | None]
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     enqueued_at: Mapped[datetime | None]

@@ -11,13 +11,13 @@ def test_one_worker_process_per_gpu_each_seeing_only_its_gpu():
     assert [p.env["CUDA_VISIBLE_DEVICES"] for p in plan] == ["0", "1", "2"]
     for process in plan:
         argv = process.argv
-        assert argv[argv.index("-Q") + 1] == "gpu"
+        assert argv[argv.index("-Q") + 1] == "gpu.resume,gpu"  # resumed jobs first
         assert argv[argv.index("-c") + 1] == "1"
 
 
 def test_a_cpu_host_runs_one_worker_on_the_cpu_queue_without_gpus():
     (process,) = training_workers(0, cpu_queue="cpu")
-    assert process.argv[process.argv.index("-Q") + 1] == "cpu"
+    assert process.argv[process.argv.index("-Q") + 1] == "cpu.resume,cpu"
     assert process.env["CUDA_VISIBLE_DEVICES"] == ""
 
 

@@ -156,3 +156,13 @@ def test_dockerfile():
     assert re.search(r"^USER (?!root\b|0\b)\S+", DOCKERFILE, re.M), "the image must run as a non-root user"
     args = vars(cli_parse(json.loads(re.findall(r"^(?:CMD|ENTRYPOINT) (.+)$", DOCKERFILE, re.M)[-1])))
     assert {k: args[k] for k in EXPECTED["api"]} == EXPECTED["api"]
+
+
+def test_workers_are_given_longer_to_stop_than_their_jobs_take_to_hand_back():
+    def seconds(period: str) -> float:
+        return float(period.removesuffix("s"))
+
+    for name in ("worker-gpu", "worker-cpu"):
+        grace = Settings(**{k.removeprefix("TRAINYARD_").lower(): v for k, v in environment(SERVICES[name]).items()})
+        assert seconds(SERVICES[name]["stop_grace_period"]) >= grace.stop_grace_s + 10, name
+        assert SERVICES[name]["restart"] == "unless-stopped" and SERVICES[name]["init"] is True

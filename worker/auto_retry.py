@@ -16,9 +16,8 @@ from diagnosis.patches import merge_patch
 from diagnosis.preflight import run_preflight
 from keras_bridge.errors import SpecError
 from keras_bridge.validate import check_spec
-from models.db import transaction, utcnow
-from models.enums import EventType
-from models.events import job_event
+from models import lifecycle
+from models.db import transaction
 from models.findings import Finding
 from models.ids import new_id
 from models.spec import JobSpec
@@ -34,8 +33,9 @@ def wants_retry(spec: JobSpec, verdict: Finding | None) -> bool:
 
 
 def spawn_retry(factory: sessionmaker[Session], job_id: str, verdict: Finding, facts: DataFacts | None,
-                send: Callable[[str], None]) -> str | None:
-    """Create and enqueue the next attempt; None when the fixed spec does not check out."""
+                send: Callable[[str], None], *, max_queued: int) -> str | None:
+    """Create and enqueue the next attempt; None when the fixed spec does not check out or the
+    tenant's queue is full (the same ``lifecycle.create`` as a submit, limit included)."""
     top = verdict.suggestions[0]
     with transaction(factory) as session:
         parent = session.get_one(Job, job_id)
@@ -50,18 +50,18 @@ def spawn_retry(factory: sessionmaker[Session], job_id: str, verdict: Finding, f
             return None
         spec_json = spec.model_dump(mode="json")
         root = parent.repair_root_id or parent.id
-        parent.repair_root_id = root
         child = Job(
             id=new_id("job"), tenant=parent.tenant, name=parent.name, spec=spec_json, dataset_ref=parent.dataset_ref, parent_id=parent.id,
-            repair_root_id=root, epochs=spec.fit.epochs, enqueued_at=utcnow(),
+            repair_root_id=root, epochs=spec.fit.epochs,
             findings=[f.as_json() for f in run_preflight(spec_json, summary, facts)],
             origin={"finding": verdict.evidence.get("from"), "suggestion": top.summary, "auto": True},
         )
-        session.add(child)
-        session.flush()
-        session.add(job_event(child, EventType.queued, parent_id=parent.id, auto_retry=True))
-        for finding in child.findings:
-            session.add(job_event(child, EventType.finding, finding=finding))
+        try:
+            lifecycle.create(session, child, max_queued=max_queued, parent_id=parent.id, auto_retry=True)
+        except lifecycle.QueueFull as exc:
+            log.warning("auto-retry of %s skipped: %s", job_id, exc)
+            return None
+        parent.repair_root_id = root
         child_id = child.id
     send(child_id)
     return child_id

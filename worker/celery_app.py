@@ -1,11 +1,11 @@
 """The Celery application of the workers.
 
 This module stays free of TensorFlow: the worker's parent process imports it
-and then forks. Each child imports TensorFlow once, in ``worker_process_init``
-(so every job in that process reuses it), and on a GPU turns memory growth on.
+and then forks. Each child imports TensorFlow once, in a thread started by
+``worker_process_init`` (so it reports UP at once, see worker/warmup.py, and
+every job in that process reuses the import), and on a GPU turns memory growth on.
 """
 
-import logging
 import os
 
 import broker.embedded  # noqa: F401  (registers the embedded broker transport)
@@ -13,19 +13,26 @@ from celery import Celery, signals
 
 from models.outbox import SWEEP_TASK
 from models.settings import celery_options, get_settings
+from worker.housekeeping import SWEEP_UPLOADS_TASK
+from worker import shutdown, warmup
 
 TRAIN_TASK = "trainyard.train"
 RECONCILE_TASK = "trainyard.reconcile"
 CONTROL_QUEUE = "control"
 
 settings = get_settings()
-app = Celery("trainyard", broker=settings.broker_dsn, include=["worker.tasks", "worker.webhook_tasks"])
+app = Celery("trainyard", broker=settings.broker_dsn, include=["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"])
 app.conf.update(
     **celery_options(settings),
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     worker_hijack_root_logger=False,
+    # How long a new pool child may take to report UP before its parent kills it (Celery's
+    # default is 4 s). The child reports UP before importing TensorFlow, but on a host whose
+    # CPUs are saturated even a fork and Celery's own start-up can take seconds, and a child
+    # killed for being slow is replaced by one just as slow: a loop that trains nothing.
+    worker_proc_alive_timeout=60.0,
     beat_schedule={
         "reconcile": {
             "task": RECONCILE_TASK,
@@ -38,6 +45,8 @@ app.conf.update(
             "schedule": 60.0,
             "options": {"queue": settings.webhook_queue},
         },
+        "sweep-uploads": {"task": SWEEP_UPLOADS_TASK, "schedule": settings.upload_sweep_interval_s,
+                          "options": {"queue": CONTROL_QUEUE}},
     },
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
 )
@@ -47,13 +56,14 @@ app.conf.update(
 def _import_tensorflow_once(**_: object) -> None:
     if os.environ.get("TRAINYARD_WORKER_NO_TENSORFLOW"):
         return  # the control worker (beat + reconciler): solo pools fire this signal too
-    import tensorflow as tf
+    warmup.start()
 
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)
-    import keras_bridge.layers  # noqa: F401  (warm the Keras class catalog)
 
-    logging.getLogger(__name__).info("TensorFlow %s ready, GPUs: %s", tf.__version__, tf.config.list_physical_devices("GPU"))
+@signals.worker_shutting_down.connect
+def _hand_back_on_warm_shutdown(**_: object) -> None:
+    # In the main process, from its SIGTERM handler: the training child stops at the next
+    # epoch (worker/hand_back.py) instead of holding the shutdown until its job ends.
+    shutdown.request_stop()
 
 
 @signals.worker_ready.connect

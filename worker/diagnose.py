@@ -2,6 +2,7 @@
 the monitor callback, the fixes for what it finds, and the final verdict."""
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -76,7 +77,8 @@ class Diagnosis:
     def suggestions(self, code: Code) -> list[Suggestion]:
         return training_suggestions(code, self.spec_json, self._preflight_fix())
 
-    def callback(self, model: keras.Model) -> DiagnosisMonitor:
+    def callback(self, model: keras.Model, state_path: Path | None = None) -> DiagnosisMonitor:
+        """The monitor for ``model.fit``; ``state_path``: see ``DiagnosisMonitor``."""
         loss = model.loss
         self.monitor = DiagnosisMonitor(
             task=self.task, probe=(self.data.train.x, self.data.train.y),
@@ -84,6 +86,7 @@ class Diagnosis:
             report=self.report, resolve=self.resolve, suggest=self.suggestions, stop_on=set(self.spec.diagnosis.stop_on),
             train_samples=len(self.data.train.x), batch_size=self.spec.fit.batch_size,
             from_logits=bool(getattr(loss, "from_logits", False) or (getattr(loss, "_fn_kwargs", None) or {}).get("from_logits")),
+            state_path=state_path,
         )
         return self.monitor
 

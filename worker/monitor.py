@@ -6,10 +6,13 @@ batch: how many predictions are pinned at 0 or 1, and the gradient norm that
 reaches each weight layer. Then every training rule reads the history.
 """
 
+import json
 import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -36,6 +39,10 @@ class DiagnosisMonitor(keras.callbacks.Callback):
         suggest: the fixes for a code (called only when it is raised).
         stop_on: codes that end the run (``diagnosis.stop_on`` of the spec).
         train_samples, batch_size: to recover per-batch losses from running means.
+        state_path: where its memory (history, raised findings) is saved after every
+            epoch, next to the training checkpoint, and read back when a run resumes
+            from that checkpoint, so a resumed run neither forgets its history nor
+            raises a finding again.
     """
 
     async_safe = True  # the batch hook only appends a float: Keras may run it off the training thread
@@ -43,7 +50,7 @@ class DiagnosisMonitor(keras.callbacks.Callback):
     def __init__(
         self, *, task: Task, probe: tuple[np.ndarray, np.ndarray], loss: Any, report: Callable[[Finding], None],
         suggest: Callable[[Code], list[Suggestion]], stop_on: set[str], train_samples: int, batch_size: int,
-        from_logits: bool = False, resolve: Callable[[Code, int], None] | None = None,
+        from_logits: bool = False, resolve: Callable[[Code, int], None] | None = None, state_path: Path | None = None,
     ) -> None:
         super().__init__()
         self.task, self.report, self.suggest, self.stop_on = task, report, suggest, stop_on
@@ -60,8 +67,48 @@ class DiagnosisMonitor(keras.callbacks.Callback):
         self.seconds = 0.0  # spent in this callback: the price of the diagnosis
         self.epoch_seconds: list[float] = []  # the same, per epoch (the first includes tracing the probe)
         self._seconds_at_begin = 0.0
+        self.state_path = state_path
+        self._resumed = False
+
+    def state(self) -> dict[str, Any]:
+        """What the monitor remembers, as JSON."""
+        return {"history": [asdict(e) for e in self.history],
+                "raised": [f.as_json() for f in self.raised.values()],
+                "stopped_by": self.stopped_by.value if self.stopped_by else None,
+                "seconds": self.seconds, "epoch_seconds": self.epoch_seconds}
+
+    def restore(self, state: dict[str, Any], completed: int) -> None:
+        """Take back ``state`` for a run that resumes after ``completed`` epochs.
+
+        The state may be one epoch ahead of the checkpoint (saved just before the
+        checkpoint that a crash then prevented): that epoch is trained again, so its
+        history is dropped; what it raised is kept, as it was reported already.
+        """
+        self.history = [Epoch(**e) for e in state["history"] if e["epoch"] <= completed]
+        self.raised = {Code(f["code"]): Finding.model_validate(f) for f in state["raised"]}
+        self.stopped_by = Code(state["stopped_by"]) if state["stopped_by"] else None
+        self.seconds, self.epoch_seconds = state["seconds"], state["epoch_seconds"][:completed]
+
+    def _resume(self, epoch: int) -> None:
+        self._resumed = True
+        if epoch > 0 and self.state_path is not None and self.state_path.exists():
+            self.restore(json.loads(self.state_path.read_text()), completed=epoch)
+
+    def _save(self) -> None:
+        if self.state_path is None:
+            return
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.state_path.with_suffix(".part")
+        partial.write_text(json.dumps(self.state()))
+        partial.replace(self.state_path)  # atomic: a kill leaves the old state or the new one
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._resumed:  # resumed after its last epoch: no epoch ran, the verdict still needs the history
+            self._resume(getattr(self.model, "_initial_epoch", None) or 0)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self._resumed:  # the first epoch of this run: Keras has restored its checkpoint by now
+            self._resume(epoch)
         self._means = {}
         self._seconds_at_begin = self.seconds
 
@@ -111,6 +158,7 @@ class DiagnosisMonitor(keras.callbacks.Callback):
         finally:
             self.seconds += time.perf_counter() - started
             self.epoch_seconds.append(self.seconds - self._seconds_at_begin)
+        self._save()  # after the findings were reported, before the checkpoint (the last callback)
 
     def _diagnose(self, epoch: int, logs: dict[str, Any] | None) -> None:
         pinned, norms = self._probe()
@@ -136,7 +184,6 @@ class DiagnosisMonitor(keras.callbacks.Callback):
             if code.value in self.stop_on and severity != "info" and self.stopped_by is None:
                 self.stopped_by = code
                 self.model.stop_training = True
-
 
     def _resolve(self, epoch: int) -> None:
         """Downgrade a raised finding that later epochs contradict (a slow starter took off)."""

@@ -1,19 +1,22 @@
 """The database is the source of truth; the broker only carries job ids.
 
 ``reconcile`` finds jobs whose message must have been lost (queued for too
-long, or running with a heartbeat gone stale because their worker died) and
-queues them again. Claims are idempotent, so an extra message is harmless.
+long, queued when the broker lost its queues, or running with a heartbeat gone
+stale or a holder process known dead because their worker died) and queues them
+again, oldest submission first, so that they keep their place ahead of later
+submissions. Claims are idempotent, so an extra message is harmless.
 """
 
 import logging
+import socket
 from collections.abc import Callable
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import transaction, utcnow
-from models.enums import EventType, JobStatus, StopReason
-from models.events import job_event
+from models import lifecycle
+from models.db import transaction
+from models.enums import JobStatus
 from models.settings import Settings
 from models.tables import Job
 from worker.job_store import stale_cutoff
@@ -21,35 +24,45 @@ from worker.job_store import stale_cutoff
 log = logging.getLogger(__name__)
 
 
-def reconcile(factory: sessionmaker[Session], settings: Settings, send: Callable[[str], None]) -> list[str]:
-    """Re-enqueue lost jobs; fail those that lost their worker too often. Returns the re-enqueued ids."""
+def reconcile(factory: sessionmaker[Session], settings: Settings, send: Callable[[str], None], *,
+              broker_was_reset: bool = False) -> list[str]:
+    """Re-enqueue lost jobs; fail those that lost their worker too often. Returns the re-enqueued ids.
+
+    Args:
+        broker_was_reset: the broker lost its queues (restarted without
+            persistence): every queued job's message is gone, re-send them all now.
+    """
     requeued: list[str] = []
+    stale_heartbeat = stale_cutoff(settings.running_stale_after_s)
+    queued_lost = Job.status == JobStatus.queued
+    if not broker_was_reset:
+        queued_lost &= Job.enqueued_at < stale_cutoff(settings.queued_stale_after_s)
     with transaction(factory) as session:
-        lost = session.scalars(
+        candidates = session.scalars(
             select(Job)
             .where(
                 or_(
-                    (Job.status == JobStatus.queued) & (Job.enqueued_at < stale_cutoff(settings.queued_stale_after_s)),
-                    (Job.status == JobStatus.running) & (Job.heartbeat_at < stale_cutoff(settings.running_stale_after_s)),
+                    queued_lost,
+                    (Job.status == JobStatus.running) & (Job.heartbeat_at < stale_heartbeat),
+                    # Held by a process of this host: taken back at once if that process is gone.
+                    (Job.status == JobStatus.running) & Job.worker.startswith(f"{socket.gethostname()}:"),
                 )
             )
+            .order_by(Job.created_at, Job.id)
             .with_for_update(skip_locked=True)
             .limit(500)
         ).all()
+        # Each transition checks the state it leaves: a job that moved meanwhile is left alone.
+        lost = [job for job in candidates if job.status is JobStatus.queued or lifecycle.holder_is_dead(job)
+                or job.heartbeat_at is None or job.heartbeat_at < stale_heartbeat]
         for job in lost:
             if job.cancel_requested:  # its worker died while stopping: it is cancelled
-                job.status, job.stop_reason, job.finished_at = JobStatus.cancelled, StopReason.cancelled, utcnow()
-                session.add(job_event(job, EventType.cancelled))
-                continue
-            if job.status is JobStatus.running and job.attempts >= settings.max_attempts:
-                job.status, job.stop_reason, job.finished_at = JobStatus.failed, StopReason.error, utcnow()
-                job.error = {"type": "WorkerLost", "message": f"the worker running this job was lost {job.attempts} times"}
-                session.add(job_event(job, EventType.failed, error=job.error))
-                continue
-            job.status = JobStatus.queued
-            job.enqueued_at = utcnow()
-            session.add(job_event(job, EventType.queued, requeued=True))
-            requeued.append(job.id)
+                lifecycle.cancel_lost(session, job)
+            elif job.status is JobStatus.running and job.attempts >= settings.max_attempts:
+                lifecycle.fail(session, job, error={
+                    "type": "WorkerLost", "message": f"the worker running this job was lost {job.attempts} times"})
+            elif lifecycle.requeue(session, job):
+                requeued.append(job.id)
     for job_id in requeued:  # after the commit, so a worker never sees the old state
         send(job_id)
     if requeued:

@@ -1,16 +1,22 @@
 """Celery tasks: thin shells that open the database and call plain functions."""
 
+import logging
 from functools import cache
 
 from celery import Task
+from celery.exceptions import Reject
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker import queue_marker
 from models.db import make_engine, make_session_factory
 from models.outbox import DELIVER_TASK, notify_after_commit
-from models.settings import get_settings
+from models.settings import get_settings, resume_queue
+from worker import shutdown, warmup
 from worker.celery_app import RECONCILE_TASK, TRAIN_TASK, app
+
+log = logging.getLogger(__name__)
 
 
 @cache
@@ -35,22 +41,53 @@ def send_deliveries(job_id: str) -> None:
     max_retries=20,
 )
 def train(self: Task, job_id: str) -> None:
-    from worker.training import HeldElsewhere, run_training  # imports Keras: only in the child process
+    warmup.wait()  # the background TensorFlow import of this process, if it is still running
+    if shutdown.requested():  # delivered as this worker began to stop: leave it to another one
+        raise Reject(f"worker stopping; {job_id} left in the queue", requeue=True)
+    from worker.training import HeldElsewhere  # imports Keras: only in the child process
 
     settings = get_settings()
     try:
-        run_training(session_factory(), job_id, settings=settings, enqueue=send_train)
+        _train(job_id)
     except HeldElsewhere as exc:
-        # Redelivered after its worker died: wait until that worker's heartbeat is stale.
+        # Redelivered while its holder may still be alive (another host, or its heartbeat is
+        # fresh): a holder of this host known dead was already taken over by the claim itself.
         raise self.retry(countdown=settings.running_stale_after_s, exc=exc) from exc
+
+
+def _train(job_id: str) -> None:
+    from worker.hand_back import HandBack
+    from worker.training import run_training
+
+    factory = session_factory()
+    try:
+        run_training(factory, job_id, settings=get_settings(), enqueue=send_train)
+    except HandBack as stop:
+        # This worker is shutting down and run_training gave the job back to the queue: send
+        # it to the resume queue so that another worker resumes it from its checkpoint at once.
+        send_resumed(job_id)
+        log.warning("job %s handed back (%s)", job_id, stop)
 
 
 def send_train(job_id: str) -> None:
     app.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=get_settings().train_queue)
 
 
+def send_resumed(job_id: str) -> None:
+    """Send a job that already waited or ran (handed back, lost): ahead of later submissions."""
+    app.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=resume_queue(get_settings().train_queue))
+
+
 @app.task(name=RECONCILE_TASK, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def reconcile() -> list[str]:
     from worker.reconciler import reconcile as run
 
-    return run(session_factory(), get_settings(), send_train)
+    settings = get_settings()
+    with app.connection_for_write() as connection:
+        lost = queue_marker.queues_lost(connection, settings.train_queue)
+        if lost:
+            log.warning("the broker lost its queues (restarted without persistence?): re-sending every queued job")
+        requeued = run(session_factory(), settings, send_resumed, broker_was_reset=lost)
+        if lost:  # only once every message is sent again
+            queue_marker.mark_queues_intact(connection, settings.train_queue)
+    return requeued

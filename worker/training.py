@@ -6,8 +6,6 @@ directly with a session factory.
 
 import logging
 from collections.abc import Callable
-import os
-import socket
 from functools import partial
 from typing import Any
 
@@ -19,20 +17,25 @@ from datastore.artifacts import ArtifactStore
 from datastore.builtin import is_builtin
 from datastore.reader import StoredDataset, open_dataset
 from diagnosis.facts import DataFacts, dataset_facts
+from keras_bridge import global_state
+from keras_bridge.budget import OutOfMemory, build_within_budget, is_out_of_memory
 from keras_bridge.errors import SpecError, keras_message
-from keras_bridge.layers import build_model
-from keras_bridge.training import compile_model, make_callbacks
+from keras_bridge.limits import Budgets
+from keras_bridge.training import compile_model, make_callbacks, optimizer_slots
 from models.db import transaction
 from models.enums import JobStatus, StopReason
 from models.findings import Finding
+from models.lifecycle import Claim, ClaimLost
 from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import Dataset, Job
 from worker import job_store
 from worker.callbacks import RecordEpochs, StopWhen
+from worker.checkpoint import AtomicBackupAndRestore
 from worker.auto_retry import spawn_retry, wants_retry
 from worker.diagnose import Diagnosis
 from worker.data import DataError, PreparedData, prepare
+from worker.hand_back import HandBack, StopOnShutdown
 from worker.heartbeat import heartbeat
 from worker.pipeline import make_dataset
 
@@ -52,38 +55,53 @@ def load_arrays(factory: sessionmaker[Session], store: ArtifactStore, dataset_re
 
 def _fit(
     factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: JobSpec, data: PreparedData,
-    facts: DataFacts | None,
+    facts: DataFacts | None, settings: Settings,
 ) -> tuple[StopReason, dict[str, Any] | None, str, Finding | None]:
+    """Raises ClaimLost (from the callbacks' writes) as soon as the job is no longer this worker's."""
+    claim = Claim.of(job)
     assert spec.seed is not None
     keras.utils.set_random_seed(spec.seed)
-    model = build_model(spec.model)
+    # The budgets again, from shapes, before any weight is allocated (settings of this worker).
+    model, estimate = build_within_budget(spec, Budgets.from_settings(settings),
+                                          optimizer_slots(spec.compile.optimizer), materialize=True)
     compile_model(model, spec.compile)
     job_dir = store.job_dir(job.id)
     user_callbacks = make_callbacks(spec.fit, job_dir)
     monitor = "val_loss" if data.validation is not None else "loss"
-    stop_on_request = StopWhen(lambda: job_store.cancel_requested(factory, job.id))
-    diagnosis = Diagnosis(spec, data, facts, report=lambda f: job_store.add_finding(factory, job.id, f.as_json()),
-                          resolve=lambda code, epoch: job_store.resolve_finding(factory, job.id, code.value, epoch))
-    watch = diagnosis.callback(model)
+    stop_on_request = StopWhen(lambda: job_store.cancel_requested(factory, claim))
+    diagnosis = Diagnosis(spec, data, facts, report=lambda f: job_store.add_finding(factory, claim, f.as_json()),
+                          resolve=lambda code, epoch: job_store.resolve_finding(factory, claim, code.value, epoch))
+    backup = job_dir / "backup"
+    watch = diagnosis.callback(model, state_path=backup / "monitor.json")
+    # Keras runs callbacks in this order. An epoch is recorded, its findings reported and the
+    # monitor's memory saved before it is checkpointed: whatever fails in between, the resumed
+    # run trains that epoch again instead of skipping it (a record that did commit stands).
     callbacks = [
-        # Keras's own resume-after-crash: a redelivered job continues from its last epoch.
-        keras.callbacks.BackupAndRestore(backup_dir=str(job_dir / "backup")),
-        RecordEpochs(partial(job_store.record_epoch, factory, job.id, monitor=monitor)),
+        RecordEpochs(partial(job_store.record_epoch, factory, claim, monitor=monitor)),
         watch,
         stop_on_request,
         *user_callbacks,
+        # Keras's own resume-after-crash: a redelivered job continues after its last checkpointed epoch.
+        AtomicBackupAndRestore(backup_dir=str(backup)),
+        # Last: a worker that shuts down hands the job back once the epoch is recorded and saved.
+        StopOnShutdown(settings.stop_grace_s),
     ]
     # Batches are read from disk by tf.data (worker/pipeline.py), never the whole dataset at once.
     batches = partial(make_dataset, data, batch_size=spec.fit.batch_size, seed=spec.seed)
     validation = batches(data.validation, shuffle=False) if data.validation is not None else None
-    model.fit(
-        batches(data.train, shuffle=spec.data.shuffle),
-        validation_data=validation,
-        shuffle=False,  # the pipeline shuffles (seeded, each epoch); Keras cannot shuffle a tf.data dataset
-        epochs=spec.fit.epochs,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    try:
+        model.fit(
+            batches(data.train, shuffle=spec.data.shuffle),
+            validation_data=validation,
+            shuffle=False,  # the pipeline shuffles (seeded, each epoch); Keras cannot shuffle a tf.data dataset
+            epochs=spec.fit.epochs,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise OutOfMemory(estimate, exc) from exc
+        raise
     if stop_on_request.stopped:
         reason = StopReason.cancelled
     elif watch.stopped_by is not None:
@@ -102,8 +120,10 @@ def _fit(
     model.save(store.resolve(model_path))
     verdict = None
     if reason is not StopReason.cancelled:
-        verdict = diagnosis.verdict([*job.findings, *(f.as_json() for f in watch.raised.values())])  # resolved ones are info
-        job_store.add_finding(factory, job.id, verdict.as_json())
+        # The training findings as the monitor holds them (resolved ones are info; a resumed run restored them).
+        findings = [*(f for f in job.findings if f["phase"] != "training"), *(f.as_json() for f in watch.raised.values())]
+        verdict = diagnosis.verdict(findings)
+        job_store.add_finding(factory, claim, verdict.as_json())
     return reason, test_metrics, model_path, verdict
 
 
@@ -120,42 +140,70 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
             queue the next attempt (without it, no attempt is queued).
 
     Raises:
-        HeldElsewhere: another worker holds the job; the caller retries once
-            its heartbeat could have gone stale (the message of a worker that
-            died is redelivered at once, before its heartbeat expires).
+        HeldElsewhere: another worker holds the job and is not known dead (a holder
+            on this host whose process is gone is taken over at once); the caller
+            retries once its heartbeat could have gone stale (the message of a
+            worker that died is redelivered at once, before its heartbeat expires).
     """
     stale = job_store.stale_cutoff(settings.running_stale_after_s)
-    job = job_store.claim(factory, job_id, worker=f"{socket.gethostname()}:{os.getpid()}", stale_before=stale)
+    job = job_store.claim(factory, job_id, stale_before=stale)
     if job is None:
         if job_store.held_elsewhere(factory, job_id):
             raise HeldElsewhere(job_id)
         log.info("job %s is not claimable (duplicate delivery, cancelled or finished)", job_id)
         return
+    claim = Claim.of(job)
     store = ArtifactStore(settings.artifacts)
     spec = JobSpec.model_validate(job.spec)
+    global_state.reset()  # nothing an earlier job changed in Keras/TF configuration reaches this one
     try:
-        with heartbeat(lambda: job_store.beat(factory, job_id), settings.heartbeat_interval_s):
+        with heartbeat(lambda: job_store.beat(factory, claim), settings.heartbeat_interval_s):
             assert spec.seed is not None
             arrays = load_arrays(factory, store, job.dataset_ref)
             facts = dataset_facts(arrays, spec.data.x, spec.data.y)
             data = prepare(arrays, spec.data, spec.seed)
-            job_store.set_data_summary(factory, job_id, data.summary)
-            reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts)
+            job_store.set_data_summary(factory, claim, data.summary)
+            reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts, settings)
     except OperationalError:
         raise  # the database went away: let the task retry, the job stays claimed by this process
-    except (SpecError, DataError) as exc:
-        job_store.finish(factory, job_id, status=JobStatus.failed, stop_reason=StopReason.error,
-                         error={"type": type(exc).__name__, "message": str(exc)})
+    except ClaimLost:
+        log.warning("job %s: this worker lost its claim (requeued, failed or taken over); it stops here", job_id)
+        return
+    except HandBack:
+        # This worker is shutting down: the job goes back to the queue (its epochs recorded and
+        # checkpointed); the caller sends it again so that another worker resumes it at once.
+        # A job whose cancel was asked meanwhile is cancelled instead (no claim would take it).
+        try:
+            if job_store.cancel_requested(factory, claim):
+                _finish(factory, claim, status=JobStatus.cancelled, stop_reason=StopReason.cancelled)
+                return
+        except ClaimLost:
+            return
+        if job_store.release(factory, claim):
+            raise
+        return
+    except (SpecError, DataError, OutOfMemory) as exc:
+        _finish(factory, claim, status=JobStatus.failed, stop_reason=StopReason.error,
+                error={"type": type(exc).__name__, "message": str(exc)})
         return
     except Exception as exc:  # Keras raised while building or fitting: the user's model, not our crash
         log.exception("job %s failed", job_id)
-        job_store.finish(factory, job_id, status=JobStatus.failed, stop_reason=StopReason.error,
-                         error={"type": type(exc).__name__, "message": keras_message(exc, limit=2000)})
+        kind = "OutOfMemory" if is_out_of_memory(exc) else type(exc).__name__  # e.g. while loading the data
+        _finish(factory, claim, status=JobStatus.failed, stop_reason=StopReason.error,
+                error={"type": kind, "message": keras_message(exc, limit=2000)})
         return
     finally:
         keras.backend.clear_session()
     status = JobStatus.cancelled if reason is StopReason.cancelled else JobStatus.succeeded
-    job_store.finish(factory, job_id, status=status, stop_reason=reason, test_metrics=test_metrics, model_path=model_path)
+    if not _finish(factory, claim, status=status, stop_reason=reason, test_metrics=test_metrics, model_path=model_path):
+        return
     if enqueue is not None and wants_retry(spec, verdict):
         assert verdict is not None
-        spawn_retry(factory, job_id, verdict, facts, enqueue)
+        spawn_retry(factory, job_id, verdict, facts, enqueue, max_queued=settings.max_queued_jobs_per_tenant)
+
+
+def _finish(factory: sessionmaker[Session], claim: Claim, **outcome: Any) -> bool:
+    if job_store.finish(factory, claim, **outcome):
+        return True
+    log.warning("job %s: not finished by this worker, which lost its claim meanwhile", claim.job_id)
+    return False

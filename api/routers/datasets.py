@@ -53,8 +53,6 @@ def get_dataset(dataset_id: str, uow: UoW) -> DatasetOut:
 @router.delete("/{dataset_id}", status_code=204, summary="Delete (409 while a queued or running job uses it)",
                responses=error_responses(404, 409))
 def delete_dataset(dataset_id: str, uow: UoW, settings: SettingsDep) -> Response:
-    store = ArtifactStore(settings.artifacts)
-    path = service.delete_dataset(uow.session, store, dataset_id)
-    if path is not None:
-        uow.after_commit(lambda: store.remove(path))
+    deleted = service.delete_dataset(uow.session, dataset_id)
+    uow.after_commit(lambda: service.release_files(uow.session, ArtifactStore(settings.artifacts), deleted))
     return Response(status_code=204)

@@ -4,6 +4,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
 from api.schemas.errors import error_response
+from broker import queue_marker
 from models.enums import JobStatus
 from models.tables import Job
 
@@ -33,11 +34,22 @@ def readyz(request: Request) -> JSONResponse:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
         request.app.state.queue.ping()
-        checks["broker"] = "ok"
+        checks["broker"] = "lost its queues: queued jobs wait to be re-sent" if _queues_lost(request) else "ok"
     except Exception as exc:
         checks["broker"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+
+
+def _queues_lost(request: Request) -> bool:
+    """The broker came back empty (see broker/queue_marker.py) while jobs wait in the queue:
+    their messages are gone until the reconciler sends them again."""
+    queue = request.app.state.queue
+    with queue.celery.connection_for_write() as connection:
+        if not queue_marker.queues_lost(connection, queue.queue):
+            return False
+    with request.app.state.session_factory() as session:
+        return session.scalar(select(Job.id).where(Job.status == JobStatus.queued).limit(1)) is not None
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse, responses={

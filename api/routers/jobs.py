@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from api.deps import PageDep, SettingsDep, UoW
+from api.deps import PageDep, SettingsDep, UoW, ValidatorDep
 from api.errors import Conflict, NotFound
 from api.schemas.common import ListPage
 from api.schemas.errors import error_responses
@@ -37,8 +37,8 @@ def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: 
              description="Validates the spec, runs the preflight checks and builds the model to summarize it; "
                          "trains nothing and stores nothing.\n" + SPEC_RULES,
              responses=error_responses(400, 413, 429), openapi_extra=SPEC_EXAMPLE)
-def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep) -> ValidationOut:
-    checked = service.check_job(uow.session, spec, settings)
+def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep) -> ValidationOut:
+    checked = service.check_job(uow.session, spec, settings, validator)
     return ValidationOut(
         valid=not any(f.severity == "error" for f in checked.findings),
         spec=public_spec(checked.spec.model_dump(mode="json")), model=checked.summary,
@@ -51,11 +51,12 @@ def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep) -> ValidationOu
                          "Error-severity findings reject it with 422 unless `\"force\": true`.\n" + SPEC_RULES,
              responses=error_responses(400, 409, 413, 429), openapi_extra=SPEC_EXAMPLE)
 def submit_job(
-    spec: JobSpec, uow: UoW, settings: SettingsDep, request: Request, response: Response,
+    spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request, response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
     job, summary, new = service.create_job(
-        uow, spec, settings=settings, queue=request.app.state.queue, idempotency_key=idempotency_key
+        uow, spec, settings=settings, queue=request.app.state.queue, validator=validator,
+        idempotency_key=idempotency_key,
     )
     return _created(response, job, summary, new)
 
@@ -88,11 +89,11 @@ def get_findings(job_id: str, uow: UoW) -> FindingsOut:
                          "422. The new job's `parent_id` is this job.",
              responses=error_responses(400, 404, 409, 413, 429))
 def retry_job(
-    job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, request: Request, response: Response,
-    idempotency_key: IdempotencyKey = None,
+    job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request,
+    response: Response, idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
     job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=request.app.state.queue,
-                                        idempotency_key=idempotency_key)
+                                        validator=validator, idempotency_key=idempotency_key)
     return _created(response, job, summary, new)
 
 

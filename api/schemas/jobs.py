@@ -97,6 +97,9 @@ class ModelSummary(BaseModel):
     output_shape: list[Any]
     params: int
     trainable_params: int
+    memory: dict[str, int] | None = Field(default=None, description=(
+        "estimated bytes of one training batch (batch_bytes: inputs_bytes + activations_bytes + weights_bytes) "
+        "against what a worker offers (limit_bytes)"))
 
 
 class ValidationOut(BaseModel):

@@ -1,6 +1,7 @@
 """Datasets: upload (streamed, hashed, checked, stored as memory-mappable arrays), describe, list, delete."""
 
 import hashlib
+import logging
 import os
 import tempfile
 from functools import cache
@@ -9,10 +10,10 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import Page
-from api.tenancy import ALL_TENANTS, current_tenant
+from api.tenancy import current_tenant
 from api.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType, detail
 from api.schemas.common import ListPage
 from api.schemas.datasets import DatasetOut, samples_of
@@ -22,10 +23,14 @@ from datastore.describe import array_summary, describe
 from datastore.errors import DatasetFileError
 from datastore.ingest import FORMATS, ingest
 from datastore.limits import Limits
+from datastore.sweep import sweep
+from models.dataset_files import claims, lock_content, referenced_contents, unreferenced
 from models.enums import JobStatus
 from models.settings import Settings
 from models.spec import DataSpec
 from models.tables import Dataset, Job
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
@@ -133,6 +138,7 @@ def list_datasets(session: Session, page: Page) -> ListPage[DatasetOut]:
 
 
 def _stream_to_disk(source: BinaryIO, directory: Path, limit: int) -> tuple[Path, str, int]:
+    """Copy the upload to ``uploads/<name>.part`` (each write refreshes its time: the sweep leaves it alone)."""
     digest, size = hashlib.sha256(), 0
     fd, name = tempfile.mkstemp(dir=directory, suffix=".part")
     path = Path(name)
@@ -152,7 +158,8 @@ def _stream_to_disk(source: BinaryIO, directory: Path, limit: int) -> tuple[Path
 
 def _limits(settings: Settings) -> Limits:
     return Limits(max_unpacked_bytes=settings.max_unpacked_bytes, max_members=settings.max_archive_members,
-                  max_image_pixels=settings.max_image_pixels)
+                  max_image_pixels=settings.max_image_pixels, max_npz_members=settings.max_npz_members,
+                  max_csv_columns=settings.max_csv_columns)
 
 
 def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, source: BinaryIO,
@@ -161,12 +168,15 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
 
     The arrays are written to a staging folder and renamed into place only once
     every check passed, so a refused upload leaves no file and no row behind.
+    The rename happens under the content's lock (``models.dataset_files``) and
+    just before the row commits: a crash in between leaves a folder without a
+    row, which the sweep collects; never a row without its folder.
     """
     suffix = Path(filename).suffix.lower()
     if suffix not in FORMATS:
         raise UnsupportedMediaType(f"unsupported file type '{suffix or filename}'; accepted: {sorted(FORMATS)}")
     tmp, sha256, size = _stream_to_disk(source, store.upload_dir(), settings.max_upload_bytes)
-    staging = Path(tempfile.mkdtemp(dir=store.upload_dir(), suffix=".staging"))
+    staging = tmp.with_suffix(".staging")  # named after its part file: the sweep ages the two together
     try:
         if size == 0:
             raise Invalid("the file is empty", [detail(("file",), "the file is empty")])
@@ -184,6 +194,7 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
             id=dataset_id(tenant, sha256), tenant=tenant, sha256=sha256, filename=Path(filename).name[:255], format=ingested.format,
             size_bytes=size, path=relative, arrays=ingested.arrays, description=ingested.description,
         )
+        lock_content(session, sha256)  # until this request commits: a removal of the same bytes waits for the row
         try:
             with session.begin_nested():
                 session.add(dataset)
@@ -192,9 +203,10 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
             assert existing is not None
             return dataset_out(existing), False
         final = store.resolve(relative)
-        if not final.exists():  # else: the same bytes, stored for another tenant (or a failed commit); reuse them
+        if not final.exists():  # else: the same bytes, stored for another tenant; reuse them
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging, final)
+            os.utime(final)  # its age, for the sweep, starts now
         return dataset_out(dataset), True
     finally:
         tmp.unlink(missing_ok=True)
@@ -206,9 +218,8 @@ def dataset_id(tenant: str, sha256: str) -> str:
     return "ds_" + hashlib.sha256(f"{tenant}:{sha256}".encode()).hexdigest()[:24]
 
 
-def delete_dataset(session: Session, store: ArtifactStore, ref: str) -> Path | None:
-    """Delete the row; returns the folder to remove once the deletion has committed
-    (None while another tenant's row still uses the same stored bytes)."""
+def delete_dataset(session: Session, ref: str) -> Dataset:
+    """Delete the row; returns it, so that its files are released once the deletion has committed."""
     if is_builtin(ref):
         raise Conflict("built-in datasets cannot be deleted")
     dataset = session.get(Dataset, ref)
@@ -219,9 +230,26 @@ def delete_dataset(session: Session, store: ArtifactStore, ref: str) -> Path | N
     )
     if in_use:
         raise Conflict(f"dataset '{ref}' is used by job '{in_use}', which is queued or running")
-    path = store.resolve(dataset.path)
     session.delete(dataset)
-    session.flush()
-    shared = session.scalar(select(Dataset.id).where(Dataset.sha256 == dataset.sha256).limit(1)
-                            .execution_options(**{ALL_TENANTS: True}))
-    return None if shared else path
+    return dataset
+
+
+def release_files(session: Session, store: ArtifactStore, dataset: Dataset) -> None:
+    """After a deletion committed: remove the stored files unless a row of any tenant still uses them
+    (decided under the content's lock, which an upload of the same bytes holds until its row commits).
+    A failure here leaves only a folder without a row, which the sweep collects."""
+    try:
+        with unreferenced(session, dataset.sha256) as free:
+            if free:
+                store.remove(store.resolve(dataset.path))
+    except Exception:  # noqa: BLE001  (the deletion stands; the sweep retries)
+        log.exception("could not release the files of deleted dataset %s; the sweep will", dataset.id)
+
+
+def sweep_stale_uploads(settings: Settings, factory: sessionmaker[Session]) -> None:
+    """The API's start-up sweep (see ``datastore.sweep``); a failure is logged, never fatal."""
+    try:
+        sweep(ArtifactStore(settings.artifacts), settings.upload_grace_s, claims(factory),
+              lambda: referenced_contents(factory))
+    except Exception:  # noqa: BLE001  (the periodic sweep retries)
+        log.exception("the start-up sweep of stale uploads failed")

@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 from api.deps import Page, UnitOfWork
 from api.limits import check_tenant_limits
 from api.tenancy import current_tenant
-from api.errors import Conflict, Invalid, NotFound, detail
+from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail
 from api.queue import TrainingQueue
+from api.retry_later import RetryLater
+from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from api.schemas.common import ListPage
 from api.schemas.jobs import JobError, JobOut, Progress, Timings
 from api.services.datasets import arrays_of, role_shapes
@@ -23,23 +25,32 @@ from api.services.webhooks import check_webhook, public_spec
 from diagnosis.preflight import run_preflight
 from models.db import utcnow
 from models.findings import Finding, verdict_of
-from models.enums import EventType, JobStatus, StopReason
-from models.events import job_event
+from models import lifecycle
+from models.enums import JobStatus
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec, LayersModel
 from models.tables import EpochMetric, Job
 
 
-def _keras_check(spec: JobSpec) -> dict[str, Any]:
-    from keras_bridge.errors import SpecError
-    from keras_bridge.validate import check_spec
-
+def _keras_check(validator: ProcessPool, spec: JobSpec, tenant: str, settings: Settings) -> dict[str, Any]:
+    """The model summary, from a validator process (this one imports no Keras)."""
+    # Python mode: pydantic's JSON mode refuses values nested past ~255 levels, which
+    # pydantic accepted on the way in; the pool's json.dumps takes them. The webhook
+    # stays here: a check needs no secrets.
+    payload = {"spec": spec.model_dump(mode="python", exclude={"webhook"}), "budgets": settings.budgets()}
     try:
-        return check_spec(spec)
-    except SpecError as exc:
-        details = [detail(i.loc, i.message) for i in exc.issues]
-        raise Invalid(f"the spec does not work with Keras: {details[0]['path']}: {details[0]['message']}", details) from exc
+        answer = validator.run(payload, tenant=tenant)
+    except PoolBusy as busy:
+        raise RetryLater(busy.message, busy.retry_after_s) from busy
+    except ChildFailed as failed:
+        raise Invalid(f"the spec could not be checked: {failed}", [
+            detail(("model",), f"checking this model with Keras failed: {failed}")
+        ]) from failed
+    if "issues" in answer:
+        details = [detail(i["loc"], i["message"]) for i in answer["issues"]]
+        raise Invalid(f"the spec does not work with Keras: {details[0]['path']}: {details[0]['message']}", details)
+    return answer["summary"]
 
 
 def _shape_fits(expected: list[int | None], actual: list[int]) -> bool:
@@ -70,11 +81,15 @@ class CheckedJob(NamedTuple):
     samples: int  # in the dataset
 
 
-def check_job(session: Session, spec: JobSpec, settings: Settings) -> CheckedJob:
-    """Everything short of training."""
+def check_job(session: Session, spec: JobSpec, settings: Settings, validator: ProcessPool) -> CheckedJob:
+    """Everything short of training.
+
+    The Keras check comes first, before the session's first query: a request that
+    waits for a validator process holds no database connection meanwhile.
+    """
     if spec.seed is None:  # fix it now, so the stored spec reruns identically
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
-    summary = _keras_check(spec)
+    summary = _keras_check(validator, spec, current_tenant(session), settings)
     samples = _data_check(session, spec, summary, settings)
     check_webhook(spec, settings)
     facts = facts_for(session, settings, spec.dataset, spec.data.x, spec.data.y)
@@ -95,41 +110,53 @@ def _request_hash(body: dict[str, Any]) -> str:
 
 
 def create_job(
-    uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, idempotency_key: str | None,
-    parent_id: str | None = None,
+    uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, validator: ProcessPool,
+    idempotency_key: str | None, parent_id: str | None = None,
 ) -> tuple[Job, dict[str, Any] | None, bool]:
     """Returns the job, the model summary, and whether it is new (False: an idempotent replay)."""
     session = uow.session
-    body_hash = _request_hash(spec.model_dump(mode="json"))
+    body_hash = _request_hash(spec.model_dump(mode="python"))  # the JSON mode's text, without its depth limit
     if idempotency_key is not None:
         idempotency_key = f"{current_tenant(session)}:{idempotency_key}"  # one namespace per tenant
-        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
-        if existing is not None:
-            return _replay(existing, body_hash, idempotency_key), None, False
-    spec, summary, findings, samples = check_job(session, spec, settings)
+    if (existing := _replayed(session, idempotency_key, body_hash)) is not None:
+        return existing, None, False
+    # Nothing is written yet: end the transaction so that its connection goes back to
+    # the pool while a validator process checks the spec (seconds, for a big model).
+    session.commit()
+    spec, summary, findings, samples = check_job(session, spec, settings, validator)
     reject_on_errors(findings, spec.force)
+    # From here to the commit this tenant's other submissions wait, so the cap below is exact. A request
+    # with the same key may have committed meanwhile: its job is the answer (never a 429).
+    lifecycle.lock_submissions(session, current_tenant(session))
+    if (existing := _replayed(session, idempotency_key, body_hash)) is not None:
+        return existing, None, False
     check_tenant_limits(session, spec, samples, settings, current_tenant(session))
     now = utcnow()
     job = Job(
-        id=new_id("job"), tenant=current_tenant(session), name=spec.name, status=JobStatus.queued, spec=spec.model_dump(mode="json"),
+        id=new_id("job"), tenant=current_tenant(session), name=spec.name, spec=spec.model_dump(mode="json"),
         dataset_ref=spec.dataset, parent_id=parent_id, idempotency_key=idempotency_key, request_sha256=body_hash,
         epochs=spec.fit.epochs, findings=[f.as_json() for f in findings], created_at=now, enqueued_at=now,
     )
     try:
         with session.begin_nested():
-            session.add(job)
-            session.flush()
-            session.add(job_event(job, EventType.queued))
-            for finding in job.findings:
-                session.add(job_event(job, EventType.finding, finding=finding))
+            lifecycle.create(session, job, max_queued=settings.max_queued_jobs_per_tenant)
+    except lifecycle.QueueFull as exc:
+        raise TooManyRequests(str(exc)) from exc
     except IntegrityError:
         # The same key raced us: the other request's job is the answer.
-        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
-        if existing is None:
+        if (existing := _replayed(session, idempotency_key, body_hash)) is None:
             raise
-        return _replay(existing, body_hash, idempotency_key or ""), None, False  # the key is scoped to this tenant
+        return existing, None, False
     uow.after_commit(lambda: queue.send(job.id))
     return job, summary, True
+
+
+def _replayed(session: Session, key: str | None, body_hash: str) -> Job | None:
+    """The job this (tenant-scoped) Idempotency-Key already made, if any; 409 if it was for another body."""
+    if key is None:
+        return None
+    existing = session.scalar(select(Job).where(Job.idempotency_key == key))
+    return None if existing is None else _replay(existing, body_hash, key)
 
 
 def _replay(existing: Job, body_hash: str, key: str) -> Job:
@@ -187,10 +214,7 @@ def cancel_job(session: Session, job_id: str) -> Job:
         raise NotFound(f"no job with id '{job_id}'")
     if job.status.finished:
         raise Conflict(f"job '{job_id}' already finished ({job.status.value})")
-    job.cancel_requested = True
-    if job.status is JobStatus.queued:
-        job.status, job.stop_reason, job.finished_at = JobStatus.cancelled, StopReason.cancelled, utcnow()
-        session.add(job_event(job, EventType.cancelled))
+    lifecycle.cancel(session, job)  # under the row lock: it cannot have finished since the check above
     return job
 
 

@@ -11,6 +11,7 @@ from api.errors import Invalid, detail, validation_details
 from api.queue import TrainingQueue
 from api.schemas.jobs import FindingsOut, JobOut, RepairAttempt, RepairChain, RetryRequest
 from api.services.jobs import create_job, get_job, job_out
+from api.validation.pool import ProcessPool
 from diagnosis.patches import merge_patch
 from models.findings import verdict_of
 from models.settings import Settings
@@ -38,7 +39,7 @@ def _patch_of(parent: Job, request: RetryRequest) -> tuple[dict[str, Any], dict[
 
 
 def retry_job(uow: UnitOfWork, job_id: str, request: RetryRequest, *, settings: Settings, queue: TrainingQueue,
-              idempotency_key: str | None) -> tuple[Job, dict[str, Any] | None, bool]:
+              validator: ProcessPool, idempotency_key: str | None) -> tuple[Job, dict[str, Any] | None, bool]:
     """A new job from the parent's spec with the patch applied; ``parent_id`` links them.
 
     The parent's seed is kept (unless the patch changes it), so the two runs differ
@@ -53,8 +54,8 @@ def retry_job(uow: UnitOfWork, job_id: str, request: RetryRequest, *, settings: 
     except ValidationError as exc:
         details = validation_details(list(exc.errors()))
         raise Invalid(f"the patched spec is invalid: {details[0]['path']}: {details[0]['message']}", details) from exc
-    job, summary, new = create_job(uow, spec, settings=settings, queue=queue, idempotency_key=idempotency_key,
-                                   parent_id=parent.id)
+    job, summary, new = create_job(uow, spec, settings=settings, queue=queue, validator=validator,
+                                   idempotency_key=idempotency_key, parent_id=parent.id)
     if new:
         job.origin = origin
     return job, summary, new

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 from api.app import create_app
 from api.deps import UnitOfWork, get_uow, unit_of_work
 from api.tenancy import get_tenant, scope
+from api.validation.pool import ProcessPool
+from api.validation.spec_checks import spec_check_pool
 from models.settings import Settings
 from models.tables import Job
 
@@ -16,13 +18,23 @@ from models.tables import Job
 TENANT = "tenant-a"
 
 
+@pytest.fixture(scope="session")
+def validator_pool() -> Iterator[ProcessPool]:
+    """The real validator pool (Keras in child processes), started once for every test
+    that uses it: each child imports TensorFlow, which takes seconds."""
+    pool = spec_check_pool(Settings())
+    pool.start()
+    yield pool
+    pool.stop()
+
+
 @pytest.fixture
-def client(settings: Settings, db_session: Session) -> Iterator[TestClient]:
+def client(settings: Settings, db_session: Session, validator_pool: ProcessPool) -> Iterator[TestClient]:
     """The real app, its unit of work bound to the test's transaction and to one tenant.
 
     Authentication itself is tested against committed keys in test_tenancy.py.
     """
-    app = create_app(settings, warm_keras=False)
+    app = create_app(settings, validator=validator_pool)
     scope(db_session, TENANT)  # the test's own reads see what the requests see
 
     def uow_in_test_transaction() -> Iterator[UnitOfWork]:

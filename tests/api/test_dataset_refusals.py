@@ -37,6 +37,13 @@ def truncated_npy_member() -> bytes:
     return zip_of({"x.npy": header.getvalue() + np.zeros((10, 10)).tobytes()})
 
 
+def npy_shaped(shape: tuple) -> bytes:
+    """A .npy member whose header declares ``shape`` over 64 bytes of data."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return header.getvalue() + bytes(64)
+
+
 def cmyk_jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.new("CMYK", (4, 4)).save(buffer, format="JPEG")
@@ -58,6 +65,9 @@ CASES = {
         "d.npz", npz_bytes(x_values=SEQ["x_values"], x_lengths=SEQ["x_lengths"] + 1), 422, "must be equal"),
     "empty sequence": ("d.npz", npz_bytes(x_values=np.zeros((3, 2)), x_lengths=np.array([3, 0])), 422, "at least one step"),
     "npz member in a folder": ("d.npz", zip_of({"a/x.npy": b"x"}), 422, "not an array"),
+    "negative dimension": ("d.npz", zip_of({"x.npy": npy_shaped((-3, 2))}), 422, "array 'x' declares a negative"),
+    "shape overflowing int64": ("d.npz", zip_of({"x.npy": npy_shaped((2**40, 2**40))}), 422, "too large to address"),
+    "shape beyond the member": ("d.npz", zip_of({"x.npy": npy_shaped((2**20, 4))}), 422, "array 'x' is truncated"),
     # .zip of images
     "path escaping the zip": ("i.zip", zip_of({"cats/a.png": PNG, "../evil.png": PNG}), 422, "outside the archive"),
     "absolute path": ("i.zip", zip_of({"/etc/cats/a.png": PNG}), 422, "outside the archive"),
@@ -75,6 +85,8 @@ CASES = {
     "header only": ("t.csv", b"a,b\n", 422, "no data rows"),
     "duplicate header": ("t.csv", b"a,a\n1,2\n", 422, "names column 'a' twice"),
     "numbers mixed with text": ("t.csv", b"a,b\n1,2\nthree,4\n", 422, "mixes numbers and text"),
+    "4097 columns": ("t.csv", (",".join(f"c{i}" for i in range(4097)) + "\n" + ",".join("1" * 4097) + "\n").encode(),
+                     413, "4097 columns, more than the limit of 4096"),
     "not utf-8": ("t.csv", "a,b\n1,\u00e9\n".encode("latin-1"), 422, "not UTF-8"),
     # any
     "unsupported type": ("data.exe", b"a,b\n1,2\n", 415, "unsupported file type"),
@@ -94,6 +106,26 @@ def test_bad_files_are_refused_and_leave_nothing(client, db_session, settings, c
     assert error["details"] == [] or error["details"][0]["loc"][0] == "file"
     assert dataset_count(db_session) == before
     assert stored_files(settings) == []
+
+
+@pytest.mark.parametrize("content", [zip_of({"x.npy": npy_shaped((-3, 2))}), zip_of({"x.npy": npy_shaped((2**20, 4))})])
+def test_a_hostile_npy_header_is_named_in_the_error_location(client, content):
+    details = upload(client, content, "d.npz").json()["error"]["details"]
+    assert details[0]["loc"] == ["file", "x.npy"]
+
+
+def test_an_npz_with_more_arrays_than_the_limit_is_413(client, db_session, settings):
+    settings.max_npz_members = 5
+    response = upload(client, npz_bytes(**{f"a{i}": np.zeros(2) for i in range(6)}))
+    assert response.status_code == 413 and "holds 6 arrays, more than the limit of 5" in response.json()["error"]["message"]
+    assert dataset_count(db_session) == 0 and stored_files(settings) == []
+
+
+def test_a_csv_wider_than_the_setting_is_413(client, db_session, settings):
+    settings.max_csv_columns = 3
+    response = upload(client, b"a,b,c,d\n1,2,3,4\n", "t.csv")
+    assert response.status_code == 413 and "4 columns, more than the limit of 3" in response.json()["error"]["message"]
+    assert dataset_count(db_session) == 0 and stored_files(settings) == []
 
 
 def test_an_undecodable_image_is_named_in_the_error_location(client):

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
+from api.validation.pool import ProcessPool
 from cli.sse import ServerEvent, parse
 from migrations import upgrade
 from models.db import make_engine, make_session_factory
@@ -55,13 +56,13 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory) -> Iterator[Live]:
+def live(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[Live]:
     url = create_database("trainyard_sse")
     upgrade(url)
     settings = Settings(data_dir=tmp_path_factory.mktemp("sse"), database_url=url, broker_url=REDIS_URL,
                         train_queue=f"test-{uuid.uuid4().hex[:8]}", events_poll_interval_s=POLL_S)
     engine = make_engine(url)
-    with TestClient(create_app(settings, warm_keras=False)) as client:
+    with TestClient(create_app(settings, validator=validator_pool)) as client:
         factory = make_session_factory(engine)
         authorize(client, factory)  # the tenant insert_job gives its jobs
         yield Live(client, factory)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
+from api.validation.pool import ProcessPool
 from migrations import upgrade
 from models.db import make_engine, make_session_factory
 from models.keys import revoke
@@ -32,7 +33,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Iterator[World]:
+def world(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[World]:
     url = create_database("trainyard_tenancy")
     upgrade(url)
     settings = Settings(data_dir=tmp_path_factory.mktemp("tenancy"), database_url=url, broker_url=REDIS_URL,
@@ -40,7 +41,7 @@ def world(tmp_path_factory) -> Iterator[World]:
                         max_epoch_samples=100_000, max_request_bytes=64 * 1024, api_key_cache_s=0)
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    app = create_app(settings, warm_keras=False)
+    app = create_app(settings, validator=validator_pool)
     with TestClient(app) as a, TestClient(app) as b, TestClient(app, client=("127.0.0.1", 5000)) as anonymous:
         a.headers["Authorization"] = f"Bearer {new_key(factory, 'acme')}"
         b.headers["Authorization"] = f"Bearer {new_key(factory, 'globex')}"
@@ -141,9 +142,9 @@ def test_a_job_too_big_is_413_and_so_is_a_huge_body(world: World):
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
 
 
-def test_anonymous_access_from_this_machine_only_when_configured(world: World):
+def test_anonymous_access_from_this_machine_only_when_configured(world: World, validator_pool: ProcessPool):
     settings = world.app_settings.model_copy(update={"allow_anonymous_localhost": True})
-    with TestClient(create_app(settings, warm_keras=False), client=("127.0.0.1", 5000)) as local, \
-            TestClient(create_app(settings, warm_keras=False), client=("10.1.2.3", 5000)) as remote:
+    with TestClient(create_app(settings, validator=validator_pool), client=("127.0.0.1", 5000)) as local, \
+            TestClient(create_app(settings, validator=validator_pool), client=("10.1.2.3", 5000)) as remote:
         assert local.get("/v1/jobs").status_code == 200
         assert remote.get("/v1/jobs").status_code == 401

@@ -17,6 +17,7 @@ from api.app import create_app
 from models.db import make_engine, make_session_factory
 from tests.auth import authorize
 from migrations import upgrade
+from cli.processes import training_queues
 from models.settings import Settings
 from tests.conftest import create_database, drop_database
 
@@ -71,7 +72,7 @@ class WorkerProcess:
                  concurrency: int = 1) -> None:
         self.log_path = log_path
         argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-                "-Q", queue or settings.train_queue, "-c", str(concurrency), "--pool", pool,
+                "-Q", queue or ",".join(training_queues(settings.train_queue)), "-c", str(concurrency), "--pool", pool,
                 "-n", f"e2e-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--without-heartbeat"]
         self.log = log_path.open("ab")

@@ -6,6 +6,7 @@ import pytest
 
 from models.db import utcnow
 from models.enums import EventType
+from models.lifecycle import Claim
 from models.events import job_event
 from models.outbox import notify_after_commit
 from models.tables import Job
@@ -28,11 +29,11 @@ def test_a_committed_event_the_webhook_wants_wakes_its_delivery_once(session_fac
     plain = insert_job(session_factory, IRIS_MLP)
     woken.clear()
 
-    for job_id in (hooked, plain):
-        job_store.claim(session_factory, job_id, worker="w:1", stale_before=utcnow() - timedelta(hours=1))
+    claims = [Claim.of(job_store.claim(session_factory, job_id, stale_before=utcnow() - timedelta(hours=1)))
+              for job_id in (hooked, plain)]
     assert woken == [hooked]
 
-    job_store.record_epoch(session_factory, hooked, epoch=1, logs={"loss": 1.0}, duration_s=0.1, monitor="loss")
+    job_store.record_epoch(session_factory, claims[0], epoch=1, logs={"loss": 1.0}, duration_s=0.1, monitor="loss")
     assert woken == [hooked]  # job.epoch is opt-in
 
 
@@ -54,6 +55,6 @@ def test_a_failing_wake_up_never_fails_the_commit(session_factory, db_session):
 
     notify_after_commit(session_factory, broker_down)
     job_id = insert_job(session_factory, spec(IRIS_MLP, webhook=HOOK))
-    job_store.claim(session_factory, job_id, worker="w:1", stale_before=utcnow())
+    job_store.claim(session_factory, job_id, stale_before=utcnow())
     db_session.expire_all()
     assert db_session.get(Job, job_id).attempts == 1

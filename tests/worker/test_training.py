@@ -106,12 +106,12 @@ def test_a_cancel_request_stops_a_running_job_within_an_epoch(
     original = job_store.cancel_requested
     calls = []
 
-    def poll_then_cancel(factory, jid):  # the user cancels while epoch 2 trains
-        calls.append(jid)
+    def poll_then_cancel(factory, claim):  # the user cancels while epoch 2 trains
+        calls.append(claim)
         if len(calls) == 2:
             with factory() as session, session.begin():
-                session.get(Job, jid).cancel_requested = True
-        return original(factory, jid)
+                session.get(Job, claim.job_id).cancel_requested = True
+        return original(factory, claim)
 
     monkeypatch.setattr(job_store, "cancel_requested", poll_then_cancel)
     run_training(session_factory, job_id, settings=settings)

@@ -1,0 +1,224 @@
+"""A job's lifecycle: every change of ``Job.status``, and nowhere else.
+
+    transition    leaves             to                 who
+    create        (new)              queued             API submit, auto-retry
+    claim         queued, running*   running            worker (* abandoned: see ``claim``)
+    cancel        queued             cancelled          API (a running job is only flagged:
+                                                        its worker stops and finishes it)
+    finish        running (token)    succeeded/failed/cancelled   worker
+    release       running (token)    queued             worker, graceful stop
+    requeue       queued, running    queued             reconciler (message or worker lost)
+    fail          queued, running    failed             reconciler (worker lost too often)
+    cancel_lost   queued, running    cancelled          reconciler (cancelled, worker died)
+
+Each transition is one conditional ``UPDATE`` whose ``WHERE`` names the states
+it may leave (and, for the worker's writes, the claim that must still be the
+job's), adds its event to the same transaction, and reports whether it
+happened: a transition that lost a race changes nothing and writes no event.
+
+Fencing: ``claim`` increments ``Job.claim``; the number it returns is the
+worker's token. Every later write of that worker (epochs, findings, heartbeat,
+finish) holds only while the job is running under that very token, so a
+worker whose job was requeued, failed or taken over writes nothing more.
+
+Functions take the caller's session and do not commit: the API commits with
+its unit of work, the reconciler once per sweep, the worker once per write.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from models.db import utcnow
+from models.enums import EventType, JobStatus, StopReason
+from models.events import job_event
+from models.holder import Holder, is_dead
+from models.tables import Job
+
+QUEUED, RUNNING = JobStatus.queued, JobStatus.running
+
+
+class QueueFull(Exception):
+    """The tenant already has its maximum of queued jobs."""
+
+
+class ClaimLost(Exception):
+    """This worker's claim is no longer the job's: it must stop and write nothing more."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a job: the token that fences its writes."""
+
+    job_id: str
+    token: int
+
+    @classmethod
+    def of(cls, job: Job) -> "Claim":
+        return cls(job.id, job.claim)
+
+
+def holding(claim: Claim) -> ColumnElement[bool]:
+    """The ``WHERE`` of every write a worker makes under ``claim``."""
+    return and_(Job.id == claim.job_id, Job.status == RUNNING, Job.claim == claim.token)
+
+
+def fenced(session: Session, claim: Claim) -> Job:
+    """The job, locked for this transaction, if ``claim`` still holds it; else ClaimLost."""
+    job = session.scalar(select(Job).where(holding(claim)).with_for_update().execution_options(populate_existing=True))
+    if job is None:
+        raise ClaimLost(claim.job_id)
+    return job
+
+
+def holder_is_dead(job: Job) -> bool:
+    """Whether the process that holds this running job is certainly dead (see ``models.holder``)."""
+    return job.status is RUNNING and is_dead(Holder.from_json(job.holder))
+
+
+def _update(session: Session, job_id: str, leaving: ColumnElement[bool], values: dict[str, Any]) -> Job | None:
+    """The one shape of every transition: a conditional UPDATE; the job as it is now, or None."""
+    result = session.execute(
+        update(Job).where(Job.id == job_id, leaving).values(**values).execution_options(synchronize_session=False)
+    )
+    return session.get_one(Job, job_id, populate_existing=True) if result.rowcount == 1 else None
+
+
+def _move(session: Session, job_id: str, leaving: ColumnElement[bool], event: EventType, values: dict[str, Any],
+          **event_data: Any) -> Job | None:
+    """A transition and its event, in the caller's transaction."""
+    job = _update(session, job_id, leaving, values)
+    if job is not None:
+        session.add(job_event(job, event, **event_data))
+    return job
+
+
+def lock_submissions(session: Session, tenant: str) -> None:
+    """Hold, until the transaction ends, the lock that every submission of ``tenant`` takes.
+
+    Count-then-insert is exact only if one submit of a tenant counts at a time.
+    Postgres: an advisory lock on the tenant (re-entrant in one transaction), so
+    other tenants do not wait. SQLite: the database's write lock, taken by a write
+    that changes nothing (it has one writer at a time, and a transaction holding
+    the write lock reads the latest commit).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(f"trainyard.submit:{tenant}".encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        session.execute(update(Job).where(false()).values(status=Job.status),
+                        execution_options={"synchronize_session": False})
+
+
+def create(session: Session, job: Job, *, max_queued: int, **event_data: Any) -> Job:
+    """Insert ``job`` as queued with its ``job.queued`` event and one event per preflight finding.
+
+    Raises:
+        QueueFull: the tenant already has ``max_queued`` queued jobs (nothing is written).
+    """
+    lock_submissions(session, job.tenant)
+    queued = session.scalar(
+        select(func.count()).select_from(Job).where(Job.tenant == job.tenant, Job.status == QUEUED)) or 0
+    if queued >= max_queued:
+        raise QueueFull(f"tenant '{job.tenant}' already has {queued} queued jobs (the limit is {max_queued}); "
+                        "wait for some to start, or cancel some")
+    job.status = QUEUED
+    job.enqueued_at = job.enqueued_at or utcnow()
+    session.add(job)
+    session.flush()
+    session.add(job_event(job, EventType.queued, **event_data))
+    for finding in job.findings:
+        session.add(job_event(job, EventType.finding, finding=finding))
+    return job
+
+
+def claim(session: Session, job_id: str, *, holder: Holder, stale_before: datetime,
+          dead_claim: int | None = None) -> Job | None:
+    """queued, or running but abandoned, -> running under a new token (``job.claim``).
+
+    A running job is abandoned when its heartbeat is older than ``stale_before``,
+    when its holder has this holder's host and pid (this process after a database
+    outage, or a dead one whose pid was reused), or when its claim is
+    ``dead_claim``, a claim the caller saw held by a dead process.
+    Exactly one of concurrent claims wins; the others get None.
+    """
+    abandoned = [Job.heartbeat_at < stale_before, Job.worker == holder.name]
+    if dead_claim is not None:
+        abandoned.append(Job.claim == dead_claim)
+    now = utcnow()
+    job = _update(
+        session, job_id, and_(Job.cancel_requested.is_(False), or_(Job.status == QUEUED, and_(Job.status == RUNNING, or_(*abandoned)))),
+        {"status": RUNNING, "attempts": Job.attempts + 1, "claim": Job.claim + 1, "heartbeat_at": now,
+         "started_at": func.coalesce(Job.started_at, now), "worker": holder.name, "holder": holder.as_json()},
+    )
+    if job is not None:
+        session.add(job_event(job, EventType.started, attempt=job.attempts))
+    return job
+
+
+def cancel(session: Session, job: Job) -> bool:
+    """The user's cancel: queued -> cancelled at once; running -> flagged, its worker stops
+    at the next epoch and finishes it cancelled. False when the job had already finished."""
+    done = _move(session, job.id, Job.status == QUEUED, EventType.cancelled, {
+        "status": JobStatus.cancelled, "stop_reason": StopReason.cancelled, "finished_at": utcnow(),
+        "cancel_requested": True})
+    if done is None:
+        flagged = session.execute(update(Job).where(Job.id == job.id, Job.status == RUNNING)
+                                  .values(cancel_requested=True).execution_options(synchronize_session=False))
+        if flagged.rowcount != 1:
+            return False
+    session.refresh(job)
+    return True
+
+
+def _lost(job: Job) -> ColumnElement[bool]:
+    # What the reconciler saw: queued, or running under the claim it judged lost (not one taken since).
+    return or_(Job.status == QUEUED, and_(Job.status == RUNNING, Job.claim == job.claim))
+
+
+def requeue(session: Session, job: Job) -> bool:
+    """Queued again (the reconciler: its message or its worker was lost); the old claim is void."""
+    return _move(session, job.id, _lost(job), EventType.queued, {"status": QUEUED, "enqueued_at": utcnow()},
+                 requeued=True) is not None
+
+
+def fail(session: Session, job: Job, *, error: dict[str, Any]) -> bool:
+    """Failed by the system (the reconciler: its worker was lost too often)."""
+    return _end(session, job.id, _lost(job), JobStatus.failed, StopReason.error, error=error)
+
+
+def cancel_lost(session: Session, job: Job) -> bool:
+    """Cancelled by the system: the user cancelled and the worker died while stopping."""
+    return _end(session, job.id, _lost(job), JobStatus.cancelled, StopReason.cancelled)
+
+
+def finish(session: Session, claim: Claim, *, status: JobStatus, stop_reason: StopReason,
+           test_metrics: dict[str, Any] | None = None, model_path: str | None = None,
+           error: dict[str, Any] | None = None) -> bool:
+    """The worker's end of the job, only while ``claim`` still holds it."""
+    return _end(session, claim.job_id, holding(claim), status, stop_reason, test_metrics=test_metrics,
+                model_path=model_path, error=error)
+
+
+def _end(session: Session, job_id: str, leaving: ColumnElement[bool], status: JobStatus, stop_reason: StopReason,
+         *, test_metrics: dict[str, Any] | None = None, model_path: str | None = None,
+         error: dict[str, Any] | None = None) -> bool:
+    assert status.finished
+    values = {"status": status, "stop_reason": stop_reason, "finished_at": utcnow(), "error": error,
+              "test_metrics": test_metrics, "model_path": model_path}
+    return _move(session, job_id, leaving, EventType.for_status(status), values,
+                 test_metrics=test_metrics, error=error) is not None
+
+
+def release(session: Session, claim: Claim) -> bool:
+    """Hand a job back (a graceful stop): running under ``claim`` -> queued, to be resumed
+    from its checkpoint by the next claim. A hand-back is not a lost worker: it does not
+    count against ``max_attempts``."""
+    return _move(session, claim.job_id, holding(claim), EventType.queued,
+                 {"status": QUEUED, "enqueued_at": utcnow(), "attempts": Job.attempts - 1},
+                 released=True) is not None
+

@@ -1,0 +1,47 @@
+"""A burst of concurrent job submissions, for the burst test and bench/burst.py."""
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Answer:
+    idempotency_key: str
+    status: int  # 0: no answer (the connection was dropped or the client timed out)
+    seconds: float
+    job_id: str | None
+    headers: dict[str, str]
+
+
+def burst_keys(requests: int, once: int, repeated: int, tag: str) -> list[str]:
+    """``once`` keys sent once each, then ``repeated`` keys sharing the other requests, shuffled."""
+    keys = [f"{tag}-once-{i}" for i in range(once)]
+    keys += [f"{tag}-rep-{i % repeated}" for i in range(requests - once)] if repeated else []
+    random.Random(0).shuffle(keys)  # the repeats of a key arrive mixed with everything else
+    return keys
+
+
+async def _fire(url: str, api_key: str, keys: list[str], body: dict[str, Any], timeout: float) -> list[Answer]:
+    limits = httpx.Limits(max_connections=len(keys), max_keepalive_connections=len(keys))
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits,
+                                 headers={"Authorization": f"Bearer {api_key}"}) as client:
+        async def one(key: str) -> Answer:
+            start = time.perf_counter()
+            try:
+                response = await client.post("/v1/jobs", json=body, headers={"Idempotency-Key": key})
+            except httpx.HTTPError:
+                return Answer(key, 0, time.perf_counter() - start, None, {})
+            job_id = response.json().get("id") if response.status_code == 202 else None
+            return Answer(key, response.status_code, time.perf_counter() - start, job_id, dict(response.headers))
+
+        return list(await asyncio.gather(*(one(key) for key in keys)))
+
+
+def fire(url: str, api_key: str, keys: list[str], body: dict[str, Any], timeout: float = 300) -> list[Answer]:
+    """POST /v1/jobs once per key, all at once, each request on its own connection."""
+    return asyncio.run(_fire(url, api_key, keys, body, timeout))

@@ -33,6 +33,7 @@ import redis
 import uvicorn
 
 from api.app import create_app
+from api.validation.pool import ProcessPool
 from api.errors import ApiError
 from api.services.jobs import cancel_job
 from datastore.artifacts import ArtifactStore
@@ -82,9 +83,9 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in {PORTS}")
 
 
-def serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
+def serve(settings: Settings, validator: ProcessPool) -> tuple[uvicorn.Server, threading.Thread, str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, warm_keras=False), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, validator=validator), host="127.0.0.1", port=port,
                                            log_level="warning", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -133,7 +134,7 @@ def cancel_what_is_queued(factory, stop: threading.Event) -> None:
 
 
 @pytest.fixture(scope="module")
-def seeded(tmp_path_factory) -> Iterator[Seeded]:
+def seeded(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[Seeded]:
     url = create_database("trainyard_fuzz")
     upgrade(url)
     queue = f"fuzz-{uuid.uuid4().hex[:8]}"
@@ -143,7 +144,7 @@ def seeded(tmp_path_factory) -> Iterator[Seeded]:
     engine = make_engine(url)
     factory = make_session_factory(engine)
     key = new_key(factory, "fuzz")
-    server, thread, base_url = serve(settings)
+    server, thread, base_url = serve(settings, validator_pool)
     try:
         with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=300) as api:
             upload = api.post("/v1/datasets", files={"file": ("table.csv", csv_bytes(120))})

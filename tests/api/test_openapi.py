@@ -41,9 +41,9 @@ def doc(client: TestClient) -> dict[str, Any]:
 
 
 @pytest.fixture
-def keyed_client(settings: Settings) -> Iterator[TestClient]:
+def keyed_client(settings: Settings, validator_pool) -> Iterator[TestClient]:
     """The app with its real API-key check (the ``client`` fixture stands in a tenant)."""
-    with TestClient(create_app(settings, warm_keras=False)) as test_client:
+    with TestClient(create_app(settings, validator=validator_pool)) as test_client:
         yield test_client
 
 

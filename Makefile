@@ -6,7 +6,7 @@ PORT ?= 8000
 # The CUDA build of TensorFlow on GPU hosts, tensorflow-cpu elsewhere.
 TF_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# Schemathesis against the OpenAPI document, on a seeded tenant (needs Postgres and Redis, as the tests do).
+FUZZ_EXAMPLES ?= 100
+fuzz: install
+	TRAINYARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/api/test_fuzz.py -m fuzz -s -q
 
 bench: install
 	$(BIN)/python bench/overhead.py

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from api.deps import Admission
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
+from api.openapi import install_openapi
 from api.queue import TrainingQueue
 from api.tenancy import KeyCache
 from api.retry_later import install_retry_after
@@ -78,4 +79,5 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.include_router(datasets.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)
+    install_openapi(app)
     return app

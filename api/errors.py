@@ -11,8 +11,11 @@ import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from models.spec import JobSpec
 
@@ -147,8 +150,20 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "details": details or []}})
+def _response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
+              headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "details": details or []}},
+                        headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette's own Allow names only the
+    first route that matched the path (GET /v1/jobs and POST /v1/jobs are two routes)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route.methods or ())
+    return ", ".join(sorted(methods))
 
 
 def _unavailable(request: Request, message: str) -> JSONResponse:
@@ -191,7 +206,19 @@ def install_error_handlers(app: FastAPI) -> None:
         summary = "; ".join(f"{d['path']}: {d['message']}" for d in details[:3])
         return _response(422, "invalid", f"the request is invalid: {summary}", details)
 
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses as such (a NUL byte in a text field or JSON, a number out
+        # of its column's range) came from the request: it is a 422, not a server error. The
+        # driver's first line says what; the SQL and its parameters are left out.
+        reason = str(exc.orig or exc).splitlines()[0]
+        return _response(422, "invalid", f"the request holds a value that cannot be stored: {reason}")
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
-        return _response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+                 415: "unsupported_media_type"}
+        headers = dict(exc.headers or {})  # kept: e.g. WWW-Authenticate
+        if exc.status_code == 405:  # RFC 9110: a 405 must say what is allowed
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return _response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), headers=headers)

@@ -3,16 +3,38 @@
 The signature header is ``Trainyard-Signature: t=<unix seconds>,v1=<hex>``
 where ``hex = HMAC-SHA256(secret, f"{t}." + body)``; putting the timestamp
 under the MAC lets a receiver refuse replays of an old delivery.
+
+A webhook URL may carry credentials or a token (``https://u:p@host/?token=…``):
+log lines and stored errors show it through ``models.redact`` only.
 """
 
 import hashlib
 import hmac
+import logging
 import time
 from dataclasses import dataclass
 
 import httpx
 
+from models.redact import redact_url, redact_urls_in
 from models.webhook_url import UnsafeUrl, check_url
+
+log = logging.getLogger(__name__)
+
+
+class RedactUrls(logging.Filter):
+    """Rewrites a record's message with its URLs redacted.
+
+    httpx logs every request at INFO as ``HTTP Request: POST <full URL> ...``;
+    in a worker that logs INFO, that put webhook tokens in the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_urls_in(record.getMessage()), None
+        return True
+
+
+logging.getLogger("httpx").addFilter(RedactUrls())
 
 SIGNATURE_HEADER = "Trainyard-Signature"
 USER_AGENT = "Trainyard-Webhooks/1.0"
@@ -56,6 +78,14 @@ def _host_header(host: str, port: int, scheme: str) -> str:
 
 def post(delivery: Delivery, *, timeout_s: float, allow_private: bool) -> Attempt:
     """POST once; never raises for anything the receiver or the network does."""
+    attempt = _post(delivery, timeout_s=timeout_s, allow_private=allow_private)
+    log.info("webhook event %d (%s) attempt %d to %s: %s in %.0f ms", delivery.event_id, delivery.event_type,
+             delivery.attempt, redact_url(delivery.url), attempt.error or f"HTTP {attempt.status_code}",
+             attempt.duration_ms)
+    return attempt
+
+
+def _post(delivery: Delivery, *, timeout_s: float, allow_private: bool) -> Attempt:
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -64,7 +94,7 @@ def post(delivery: Delivery, *, timeout_s: float, allow_private: bool) -> Attemp
     try:  # again at every attempt: the DNS answer may have changed since submit
         target = check_url(delivery.url, allow_private=allow_private)
     except UnsafeUrl as exc:
-        return Attempt(None, f"refused: {exc}", elapsed())
+        return Attempt(None, redact_urls_in(f"refused: {exc}"), elapsed())
     timestamp = int(time.time())
     headers = {
         "Host": _host_header(target.host, target.port, target.scheme),
@@ -85,7 +115,9 @@ def post(delivery: Delivery, *, timeout_s: float, allow_private: bool) -> Attemp
         ) as response:
             status = response.status_code  # the body is not read: a receiver's reply is not ours to store
     except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-        return Attempt(None, (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[:500], elapsed())
+        # Stored and listed: an exception's text may quote the URL it failed on.
+        text = redact_urls_in(f"{type(exc).__name__}: {exc}") if str(exc) else type(exc).__name__
+        return Attempt(None, text[:500], elapsed())
     if 200 <= status < 300:
         return Attempt(status, None, elapsed())
     return Attempt(status, f"the receiver answered HTTP {status}", elapsed())

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.errors import Invalid, detail
-from api.routers.jobs import ERRORS
+from api.schemas.common import EVENT_ID_MAX
+from api.schemas.errors import error_responses
 from api.services.jobs import get_job
 from api.tenancy import Tenant, scope
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,14 @@ def stream_start(
     tenant: Tenant,
     last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32,
                                                        description="resume after this event id")] = None,
-    last_event_id: Annotated[int | None, Query(ge=0, description="the same, for clients that cannot set "
-                                                                 "headers (curl scripts, links)")] = None,
+    last_event_id: Annotated[int | None, Query(ge=0, le=EVENT_ID_MAX, description="the same, for clients that "
+                                                                 "cannot set headers (curl scripts, links)")] = None,
 ) -> StreamStart:
     """Checked before the stream starts, so an unknown job is a JSON 404, not an empty stream."""
     after = last_event_id or 0
     if last_event_id_header:  # a browser's reconnect sends it: it wins over the original URL's query
-        if not last_event_id_header.strip().isdigit():
+        text = last_event_id_header.strip()  # ASCII digits only: "²".isdigit() too, and int() refuses it
+        if not (text.isascii() and text.isdigit()) or int(text) > EVENT_ID_MAX:
             raise Invalid("Last-Event-ID is not an event id of this stream",
                           [detail(("header", "Last-Event-ID"),
                                   f"expected an integer. Received: {last_event_id_header!r}")])
@@ -47,7 +49,8 @@ def stream_start(
 
 
 @router.get("/{job_id}/events", response_class=EventSourceResponse,
-            summary="Live events (Server-Sent Events): status changes, epochs, findings")
+            summary="Live events (Server-Sent Events): status changes, epochs, findings",
+            responses=error_responses(404))
 async def job_events(start: Annotated[StreamStart, Depends(stream_start)],
                      request: Request) -> AsyncIterator[ServerSentEvent]:
     """A `text/event-stream` of the job's events, oldest first, ending after the

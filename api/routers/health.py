@@ -1,13 +1,19 @@
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
+from api.schemas.errors import error_response
 from broker import queue_marker
 from models.enums import JobStatus
 from models.tables import Job
 
 router = APIRouter(tags=["health"])
+
+READINESS = {"type": "object", "required": ["status", "checks"], "properties": {
+    "status": {"type": "string", "enum": ["ready", "not_ready"]},
+    "checks": {"type": "object", "additionalProperties": {"type": "string"},
+               "description": "`ok`, or `error: <exception type>`, for `database` and `broker`"}}}
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
@@ -15,7 +21,9 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database and the broker answer")
+@router.get("/readyz", summary="Readiness: the database and the broker answer", responses={
+    200: {"description": "ready", "content": {"application/json": {"schema": READINESS}}},
+    503: {"description": "not ready: the checks say which", "content": {"application/json": {"schema": READINESS}}}})
 def readyz(request: Request) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
@@ -44,7 +52,10 @@ def _queues_lost(request: Request) -> bool:
         return session.scalar(select(Job.id).where(Job.status == JobStatus.queued).limit(1)) is not None
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse, responses={
+    200: {"description": "the Prometheus text exposition format",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
+    503: error_response(503)})
 def metrics(request: Request) -> Response:
     with request.app.state.session_factory() as session:
         counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())

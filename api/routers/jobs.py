@@ -7,8 +7,9 @@ from fastapi.responses import FileResponse
 
 from api.deps import PageDep, SettingsDep, UoW, ValidatorDep
 from api.errors import Conflict, NotFound
-from api.schemas.common import ErrorResponse, ListPage
-from api.schemas.jobs import FindingsOut, JobCreated, JobOut, RetryRequest, ValidationOut
+from api.schemas.common import ListPage
+from api.schemas.errors import error_responses
+from api.schemas.jobs import SPEC_EXAMPLE, SPEC_RULES, FindingsOut, JobCreated, JobOut, RetryRequest, ValidationOut
 from api.services import jobs as service
 from api.services import retry
 from api.services.webhooks import public_spec
@@ -17,11 +18,11 @@ from models.enums import JobStatus
 from models.spec import JobSpec
 from models.tables import Job
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (404, 409, 413, 415, 422, 429)
-}
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=255,
+    description="a key of your choice: the same key with the same body answers the job it created (202, "
+                "`Idempotent-Replayed: true`), with another body 409")]
 
 
 def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: bool) -> JobCreated:
@@ -32,7 +33,10 @@ def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: 
     return JobCreated(**service.job_out(job).model_dump(), model_summary=summary)
 
 
-@router.post(":validate", response_model=ValidationOut, summary="Dry run: validate, check against Keras, summarize")
+@router.post(":validate", response_model=ValidationOut, summary="Dry run: validate, check against Keras, summarize",
+             description="Validates the spec, runs the preflight checks and builds the model to summarize it; "
+                         "trains nothing and stores nothing.\n" + SPEC_RULES,
+             responses=error_responses(400, 413, 429), openapi_extra=SPEC_EXAMPLE)
 def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep) -> ValidationOut:
     checked = service.check_job(uow.session, spec, settings, validator)
     return ValidationOut(
@@ -42,7 +46,10 @@ def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: Vali
     )
 
 
-@router.post("", status_code=202, response_model=JobCreated, summary="Submit a training job")
+@router.post("", status_code=202, response_model=JobCreated, summary="Submit a training job",
+             description="Queues the job (202, `Location: /v1/jobs/{id}`) with its preflight findings. "
+                         "Error-severity findings reject it with 422 unless `\"force\": true`.\n" + SPEC_RULES,
+             responses=error_responses(400, 409, 413, 429), openapi_extra=SPEC_EXAMPLE)
 def submit_job(
     spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request, response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -54,7 +61,7 @@ def submit_job(
     return _created(response, job, summary, new)
 
 
-@router.get("", response_model=ListPage[JobOut], summary="List jobs, newest first")
+@router.get("", response_model=ListPage[JobOut], summary="List jobs, newest first", responses=error_responses())
 def list_jobs(
     uow: UoW, page: PageDep, status: JobStatus | None = None, name: str | None = None,
     dataset: str | None = None, parent_id: str | None = None,
@@ -62,18 +69,25 @@ def list_jobs(
     return service.list_jobs(uow.session, page, status=status, name=name, dataset=dataset, parent_id=parent_id)
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut, summary="One job: status, progress, metrics, findings",
+            responses=error_responses(404))
 def get_job(job_id: str, uow: UoW) -> JobOut:
     return retry.job_detail(uow.session, service.get_job(uow.session, job_id))
 
 
-@router.get("/{job_id}/findings", response_model=FindingsOut, summary="The diagnosis: findings and the final verdict")
+@router.get("/{job_id}/findings", response_model=FindingsOut, summary="The diagnosis: findings and the final verdict",
+            responses=error_responses(404))
 def get_findings(job_id: str, uow: UoW) -> FindingsOut:
     return retry.findings_of(service.get_job(uow.session, job_id))
 
 
 @router.post("/{job_id}/retry", status_code=202, response_model=JobCreated,
-             summary="A new job from this one with a finding's suggestion or a merge patch applied")
+             summary="A new job from this one with a finding's suggestion or a merge patch applied",
+             description="The body holds exactly one of the two sources: `finding` (the index of one of this "
+                         "job's findings, with `suggestion`, the index of one of its suggestions, default 0) "
+                         "or `patch` (a JSON merge patch, RFC 7386, of this job's spec). Both or neither is a "
+                         "422. The new job's `parent_id` is this job.",
+             responses=error_responses(400, 404, 409, 413, 429))
 def retry_job(
     job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request,
     response: Response, idempotency_key: IdempotencyKey = None,
@@ -84,7 +98,12 @@ def retry_job(
 
 
 @router.get("/{job_id}/curves", summary="Per-epoch metrics, columnar JSON or CSV",
-            responses={200: {"content": {"text/csv": {}}}})
+            description="`{\"epoch\": [...], \"loss\": [...], \"val_loss\": [...], ...}`; with `?format=csv` "
+                        "the same columns as CSV (a header row, one row per epoch).",
+            responses={200: {"description": "the curves", "content": {
+                "application/json": {"schema": {"type": "object",
+                                                "additionalProperties": {"type": "array", "items": {}}}},
+                "text/csv": {"schema": {"type": "string"}}}}, **error_responses(404)})
 def get_curves(job_id: str, uow: UoW, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Any:
     columns = service.curves(uow.session, job_id)
     if format == "json":
@@ -98,13 +117,18 @@ def get_curves(job_id: str, uow: UoW, format: Annotated[str, Query(pattern="^(js
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
-             summary="Cancel: a queued job at once, a running one within an epoch")
+             summary="Cancel: a queued job at once, a running one within an epoch",
+             responses=error_responses(404, 409))
 def cancel_job(job_id: str, uow: UoW) -> JobOut:
     return service.job_out(service.cancel_job(uow.session, job_id))
 
 
-@router.get("/{job_id}/model", summary="The trained model (.keras)",
-            responses={200: {"content": {"application/octet-stream": {}}}})
+@router.get("/{job_id}/model", summary="The trained model (.keras)", response_class=Response,
+            description="The `.keras` file of a finished job. 409 while the job is queued or running; 404 for "
+                        "a job that finished without a model.",
+            responses={200: {"description": "the .keras file", "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                       **error_responses(404, 409)})
 def download_model(job_id: str, uow: UoW, settings: SettingsDep) -> FileResponse:
     job = service.get_job(uow.session, job_id)
     if job.model_path is None:

@@ -3,17 +3,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import PageDep, UoW
-from api.routers.jobs import ERRORS
-from api.schemas.common import ListPage
+from api.schemas.common import EVENT_ID_MAX, ListPage
+from api.schemas.errors import error_responses
 from api.schemas.webhooks import DeliveryOut
 from api.services import deliveries as service
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
 @router.get("/{job_id}/deliveries", response_model=ListPage[DeliveryOut],
-            summary="Webhook delivery attempts, newest first")
+            summary="Webhook delivery attempts, newest first", responses=error_responses(404))
 def list_deliveries(job_id: str, uow: UoW, page: PageDep,
-                    event_id: Annotated[int | None, Query(ge=1, description="only this event's attempts")] = None,
+                    event_id: Annotated[int | None, Query(ge=1, le=EVENT_ID_MAX,
+                                                          description="only this event's attempts")] = None,
                     ) -> ListPage[DeliveryOut]:
     return service.list_deliveries(uow.session, job_id, page, event_id=event_id)

@@ -4,6 +4,9 @@ from pydantic import BaseModel
 
 T = TypeVar("T")
 
+# Event ids are 64-bit (BIGINT): a larger one in a query or header is a 422, not a database overflow.
+EVENT_ID_MAX = 2**63 - 1
+
 
 class ListPage(BaseModel, Generic[T]):
     """The list envelope of every collection: pass ``next_cursor`` back as ``cursor``."""

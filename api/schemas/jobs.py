@@ -64,7 +64,13 @@ class RepairChain(BaseModel):
 class RetryRequest(BaseModel):
     """Exactly one of ``finding`` (with ``suggestion``) or ``patch``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # The one-of, stated in the schema too (pydantic checks it in _one_source): a source is
+    # given when its key holds a value; null counts as absent.
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "oneOf": [{"required": ["finding"], "properties": {"finding": {"type": "integer"}}},
+                  {"required": ["patch"], "properties": {"patch": {"type": "object"}}}],
+        "examples": [{"finding": 0, "suggestion": 0}, {"patch": {"fit": {"epochs": 30}}}],
+    })
 
     finding: int | None = Field(default=None, ge=0, description="index in the job's findings")
     suggestion: int = Field(default=0, ge=0, description="index in that finding's suggestions")
@@ -108,3 +114,35 @@ class JobCreated(JobOut):
 
 
 JobOut.model_rebuild()
+
+
+# What the OpenAPI document says about a spec beyond its schema (submit and :validate).
+EXAMPLE_SPEC = {
+    "name": "iris-mlp", "dataset": "builtin:iris",
+    "data": {"validation_split": 0.2, "scale_x": "standardize", "one_hot": True},
+    "model": {"input_shape": [4], "layers": [{"type": "Dense", "units": 16, "activation": "relu"},
+                                             {"type": "Dense", "units": 3, "activation": "softmax"}]},
+    "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.01}, "loss": "categorical_crossentropy",
+                "metrics": ["accuracy"]},
+    "fit": {"epochs": 20, "batch_size": 16},
+    "seed": 1,
+}
+SPEC_EXAMPLE = {"requestBody": {"content": {"application/json": {"examples": {
+    "iris": {"summary": "a small MLP on the built-in iris data", "value": EXAMPLE_SPEC}}}}}}
+
+SPEC_RULES = """
+The spec is checked in two steps. The schema below is its shape; what it
+cannot express is checked against the installed Keras itself:
+
+- `type` of a layer, and the names of optimizers, losses, metrics, callbacks,
+  initializers, regularizers and activations, are Keras's own names (e.g.
+  `Dense`, `Conv1D`, `Nadam`, `categorical_crossentropy`, `EarlyStopping`);
+  the other keys of a layer are the arguments of that Keras class, checked
+  against its signature. An unknown name or argument is a 422 naming the path
+  (`model.layers[2].units`), with a "did you mean" hint.
+- `model` is either `{"input_shape", "layers"}` or `{"keras": <model.to_json() dict>}`,
+  loaded in Keras's safe mode (no Lambda, no custom code).
+- `dataset` is an id from `POST /v1/datasets` or a built-in (`builtin:digits`, ...);
+  `data.x`/`data.y` name its arrays.
+- Unknown fields anywhere are a 422 (a stale `n_epoch` is never ignored).
+"""

@@ -1,5 +1,6 @@
 """Which webhook URLs the service may call: public addresses only, unless the operator allows others."""
 
+import re
 import socket
 
 import pytest
@@ -32,12 +33,70 @@ def fake_dns(table: dict[str, list[str]]):
     ("http://[fe80::1]/hook", "link-local"),
     ("http://224.0.0.1/hook", "multicast"),
     ("http://240.0.0.1/hook", "reserved"),
-    ("http://0.0.0.0/hook", "unspecified"),
+    ("http://0.0.0.0/hook", "an unspecified"),
     ("http://100.64.0.1/hook", "non-public"),
 ])
 def test_non_public_addresses_are_refused(url, reason):
-    with pytest.raises(UnsafeUrl, match=f"a {reason} address"):
+    with pytest.raises(UnsafeUrl, match=f"{reason if reason.startswith('an ') else 'a ' + reason} address"):
         check_url(url, allow_private=False)
+
+
+# Every spelling of a refused IPv4 address, and every IPv6 form that carries one,
+# goes through the one rule (``refusal``) and is refused with the address inside named.
+@pytest.mark.parametrize(("url", "why"), [
+    # IPv4 spelled as one number, in octal, in hex or shortened: the resolver reads them as 127.0.0.1
+    ("http://2130706433/", "127.0.0.1, a loopback address"),
+    ("http://017700000001/", "127.0.0.1, a loopback address"),
+    ("http://0x7f000001/", "127.0.0.1, a loopback address"),
+    ("http://0177.0.0.1/", "127.0.0.1, a loopback address"),
+    ("http://0x7f.0.0.1/", "127.0.0.1, a loopback address"),
+    ("http://127.1/", "127.0.0.1, a loopback address"),
+    ("http://0xa9.0xfe.0xa9.0xfe/latest/meta-data", "169.254.169.254, a link-local address"),
+    ("http://2852039166/latest/meta-data", "169.254.169.254, a link-local address"),
+    # 6to4 (2002::/16): the IPv4 address is bits 16-47
+    ("http://[2002:7f00:1::]/", "the 6to4 form of 127.0.0.1, a loopback address"),
+    ("http://[2002:a9fe:a9fe::]/", "the 6to4 form of 169.254.169.254, a link-local address"),
+    ("http://[2002:a00:1::1]/", "the 6to4 form of 10.0.0.1, a private address"),
+    # IPv4-mapped and IPv4-compatible
+    ("http://[::ffff:7f00:1]/", "the IPv4-mapped form of 127.0.0.1, a loopback address"),
+    ("http://[::ffff:169.254.169.254]/", "the IPv4-mapped form of 169.254.169.254, a link-local address"),
+    ("http://[::127.0.0.1]/", "the IPv4-compatible form of 127.0.0.1, a loopback address"),
+    ("http://[::a00:1]/", "the IPv4-compatible form of 10.0.0.1, a private address"),
+    # NAT64: the well-known prefix and the local-use one
+    ("http://[64:ff9b::7f00:1]/", "the NAT64 form of 127.0.0.1, a loopback address"),
+    ("http://[64:ff9b::169.254.169.254]/", "the NAT64 form of 169.254.169.254, a link-local address"),
+    ("http://[64:ff9b:1::a9fe:a9fe]/", "the NAT64 form of 169.254.169.254, a link-local address"),
+    # Teredo: the server address in clear, the client address obfuscated (XOR 0xffffffff)
+    ("http://[2001:0:7f00:1::]/", "the Teredo server form of 127.0.0.1, a loopback address"),
+    ("http://[2001:0:5db8:d70e::80ff:fffe]/", "the Teredo client form of 127.0.0.1, a loopback address"),
+    ("http://[2001:0:5db8:d70e::5601:5601]/", "the Teredo client form of 169.254.169.254, a link-local address"),
+    # ISATAP interface ids (0:5efe and 200:5efe) under any prefix, even a public one
+    ("http://[2600::5efe:7f00:1]/", "the ISATAP form of 127.0.0.1, a loopback address"),
+    ("http://[2600::200:5efe:a9fe:a9fe]/", "the ISATAP form of 169.254.169.254, a link-local address"),
+    ("http://[2600:1f18::5efe:10.1.2.3]/", "the ISATAP form of 10.1.2.3, a private address"),
+    # tunnels refused whatever they carry
+    ("http://[2002:5db8:d70e::1]/", "a 6to4 address"),
+    ("http://[2001:0:5db8:d70e::a247:28f1]/", "a Teredo address"),
+    ("http://[64:ff9b:1::5db8:d70e]/", "a local-use NAT64 address"),
+    ("http://[::5db8:d70e]/", "a reserved address"),  # IPv4-compatible is deprecated: nothing routes it
+    ("http://[::]/", "an unspecified address"),
+    ("http://[::ffff:0.0.0.0]/", "the IPv4-mapped form of 0.0.0.0, an unspecified address"),
+])
+def test_every_form_of_a_refused_ipv4_address_is_refused(url, why):
+    with pytest.raises(UnsafeUrl, match=re.escape(why)):
+        check_url(url, allow_private=False)
+
+
+@pytest.mark.parametrize(("url", "address"), [
+    ("http://93.184.215.14/hook", "93.184.215.14"),
+    ("https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/hook", "2606:2800:21f:cb07:6820:80da:af6b:8b2c"),
+    ("http://[::ffff:93.184.215.14]/", "::ffff:93.184.215.14"),  # the kernel connects to 93.184.215.14
+    ("http://[64:ff9b::5db8:d70e]/", "64:ff9b::5db8:d70e"),  # DNS64's answer for 93.184.215.14
+    ("http://1572394766/", "93.184.215.14"),  # a public address as one number is still that address
+    ("http://[2600:1f18::5efe:5db8:d70e]/", "2600:1f18::5efe:5db8:d70e"),  # ISATAP of a public address
+])
+def test_public_addresses_in_any_form_are_accepted(url, address):
+    assert check_url(url, allow_private=False).address == address
 
 
 def test_a_name_that_resolves_to_a_private_address_is_refused_even_beside_a_public_one():

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     # What one training batch may take (inputs, activations and their gradients, weights,
     # gradients and optimizer slots): the memory a worker of train_queue offers one job.
     worker_memory_bytes: int = Field(default=4 * 1024**3, gt=0)
+    # What a training process needs beyond that (TensorFlow itself, dense data kept in memory
+    # up to 512 MiB, the pipeline's buffers). On CPU hosts the two together are the process's
+    # RLIMIT_DATA, so a job past its memory fails as OutOfMemory (worker/memory_limit.py).
+    worker_runtime_bytes: int = Field(default=2 * 1024**3, ge=0)
     # Free-form argument values (a Constant initializer's value, a list of sizes, ...).
     # At most 64: a stored spec is dumped to JSON, which pydantic refuses past ~255 levels.
     max_argument_depth: int = Field(default=8, gt=0, le=64, description="nesting of lists/objects in one argument")

@@ -15,6 +15,7 @@ from models.outbox import SWEEP_TASK
 from models.settings import celery_options, get_settings
 from worker.housekeeping import SWEEP_UPLOADS_TASK
 from worker import shutdown, warmup
+from worker.memory_limit import limit_training_memory
 
 TRAIN_TASK = "trainyard.train"
 RECONCILE_TASK = "trainyard.reconcile"
@@ -56,6 +57,7 @@ app.conf.update(
 def _import_tensorflow_once(**_: object) -> None:
     if os.environ.get("TRAINYARD_WORKER_NO_TENSORFLOW"):
         return  # the control worker (beat + reconciler): solo pools fire this signal too
+    limit_training_memory(get_settings())  # before TensorFlow: its allocations count too
     warmup.start()
 
 

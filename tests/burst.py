@@ -18,6 +18,7 @@ class Answer:
     headers: dict[str, str]
     first_status: int = 0  # the answer to the first attempt (429 with Retry-After is retried)
     attempts: int = 1
+    dropped: int = 0  # attempts whose connection closed before an answer (then retried: the key makes it safe)
 
 
 def burst_keys(requests: int, once: int, repeated: int, tag: str) -> list[str]:
@@ -34,12 +35,17 @@ async def _fire(url: str, api_key: str, keys: list[str], body: dict[str, Any], t
     async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits,
                                  headers={"Authorization": f"Bearer {api_key}"}) as client:
         async def one(key: str) -> Answer:
-            start, first = time.perf_counter(), 0
+            start, first, dropped = time.perf_counter(), 0, 0
             for attempt in range(1, retries + 2):
                 try:
                     response = await client.post("/v1/jobs", json=body, headers={"Idempotency-Key": key})
-                except httpx.HTTPError:
-                    return Answer(key, 0, time.perf_counter() - start, None, {}, first, attempt)
+                except httpx.TransportError:
+                    # A kept-alive connection the server closed as this request went out (its idle
+                    # timeout, after a Retry-After wait): with an Idempotency-Key, sending again is safe.
+                    dropped += 1
+                    if attempt > retries:
+                        return Answer(key, 0, time.perf_counter() - start, None, {}, first, attempt, dropped)
+                    continue
                 first = first or response.status_code
                 # As a well-behaved client does: a 429 that says when to come back is retried then.
                 retry_after = response.headers.get("retry-after")
@@ -48,7 +54,7 @@ async def _fire(url: str, api_key: str, keys: list[str], body: dict[str, Any], t
                 await asyncio.sleep(float(retry_after) * (1 + random.random()))  # jittered, as clients should
             job_id = response.json().get("id") if response.status_code == 202 else None
             return Answer(key, response.status_code, time.perf_counter() - start, job_id, dict(response.headers),
-                          first, attempt)
+                          first, attempt, dropped)
 
         return list(await asyncio.gather(*(one(key) for key in keys)))
 

@@ -244,7 +244,8 @@ def burst(ctx: Context, requests: int = 200) -> Result:
     latencies = sorted(a.seconds for a in answers)
     expected = len(set(keys))
     notes = [f"first answers {dict(sorted(first.items()))}, final answers {dict(sorted(final.items()))} "
-             f"(up to {max(a.attempts for a in answers)} attempts)",
+             f"(up to {max(a.attempts for a in answers)} attempts; {sum(a.dropped for a in answers)} kept-alive "
+             "connections closed by the server's idle timeout as a retry went out, sent again)",
              f"jobs created {len(ids)} (expected {expected}); time to the final answer p50 "
              f"{statistics.median(latencies):.2f} s, max {latencies[-1]:.2f} s"]
     return Result(f"burst of {requests} POST /v1/jobs", expected, expected - len(ids), 0, 0, 0, errors,

@@ -16,7 +16,6 @@ operation and phase); the suite runs a small one. Deselect with `-m "not fuzz"`.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -45,13 +44,13 @@ from models.settings import Settings
 from models.tables import EpochMetric, Job
 from sqlalchemy import select
 from tests.auth import new_key
+from tests.servers import free_port
 from tests.conftest import REDIS_URL, create_database, drop_database
 from tests.data_files import csv_bytes
 from tests.specs import IRIS_MLP, spec
 
 pytestmark = pytest.mark.fuzz
 
-PORTS = range(18200, 18300)
 EXAMPLES = int(os.environ.get("TRAINYARD_FUZZ_EXAMPLES", "15"))
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 # "0 5xx, 0 schema violations", check by check, and the checks on auth, methods and bad input.
@@ -72,19 +71,8 @@ class Seeded:
     dataset_ids: list[str]
 
 
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {PORTS}")
-
-
 def serve(settings: Settings, validator: ProcessPool) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
+    port = free_port("TRAINYARD_TEST_FUZZ_PORTS", "18200-18299")
     server = uvicorn.Server(uvicorn.Config(create_app(settings, validator=validator), host="127.0.0.1", port=port,
                                            log_level="warning", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -3,7 +3,6 @@ an API starts again (the grace period is shortened for the test), and nothing el
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import pytest
 from migrations import upgrade
 from models.db import make_engine, make_session_factory
 from tests.auth import new_key
+from tests.servers import free_port
 from tests.conftest import REDIS_URL, create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,22 +26,11 @@ SERVE = ("import sys, uvicorn; from api.app import create_app; "
          "uvicorn.run(create_app(), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')")
 
 
-def spare_port() -> int:
-    for port in range(18100, 18200):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no spare port in 18100-18199")
-
-
 class Api:
     """The real app under uvicorn, in its own process."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = spare_port()
+        self.port = free_port("TRAINYARD_TEST_UPLOAD_PORTS", "18100-18199")
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log.open("ab")
         self.process = subprocess.Popen([sys.executable, "-c", SERVE, str(self.port)], cwd=ROOT, env=env,

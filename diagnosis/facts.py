@@ -148,9 +148,9 @@ class SpecView:
         self.layers = self._layers()
 
     def _layers(self) -> list[LayerView]:
-        summary_layers = [l for l in self.summary["layers"] if l["type"] != "InputLayer"]
+        summary_layers = [lyr for lyr in self.summary["layers"] if lyr["type"] != "InputLayer"]
         spec_layers = self.spec["model"].get("layers")
-        shapes = [self.summary["input_shape"]] + [l["output_shape"] for l in summary_layers]
+        shapes = [self.summary["input_shape"]] + [lyr["output_shape"] for lyr in summary_layers]
         views = []
         for i, layer in enumerate(summary_layers):
             args = {k: v for k, v in spec_layers[i].items() if k != "type"} if spec_layers else {}

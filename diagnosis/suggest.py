@@ -47,7 +47,7 @@ def _batch_norm_after_first_weight_layer(spec: Spec) -> None:
     layers = spec["model"].get("layers")
     if not layers:
         return
-    index = next((i for i, l in enumerate(layers) if l["type"].startswith(("Conv", "Dense"))), None)
+    index = next((i for i, lyr in enumerate(layers) if lyr["type"].startswith(("Conv", "Dense"))), None)
     if index is not None and index < len(layers) - 1 and layers[index + 1]["type"] != "BatchNormalization":
         layers.insert(index + 1, {"type": "BatchNormalization"})
 
@@ -85,7 +85,7 @@ def _open_up_conv_stack(spec: Spec) -> None:
         if max(_as_list(layers[i].get("kernel_size"))) <= 2:
             layers[i]["kernel_size"] = 3
         layers[i]["padding"] = "same"
-    spec["model"]["layers"] = [l for i, l in enumerate(layers) if not (l["type"] == "Dropout" and convs[0] < i < convs[-1] + 2)]
+    spec["model"]["layers"] = [lyr for i, lyr in enumerate(layers) if not (lyr["type"] == "Dropout" and convs[0] < i < convs[-1] + 2)]
 
 
 CONVOLUTIONS = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D")

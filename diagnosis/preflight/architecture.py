@@ -18,11 +18,11 @@ LARGE_WINDOW = 16
 def saturating_activation(view: SpecView) -> list[Finding]:
     if not view.has_layers:
         return []
-    weighted = [l for l in view.layers if l.type in WEIGHT_LAYERS or l.type in RECURRENT]
-    hidden = [l for l in weighted[:-1] if l.type in WEIGHT_LAYERS and l.activation in SATURATING]
+    weighted = [lyr for lyr in view.layers if lyr.type in WEIGHT_LAYERS or lyr.type in RECURRENT]
+    hidden = [lyr for lyr in weighted[:-1] if lyr.type in WEIGHT_LAYERS and lyr.activation in SATURATING]
     if len(weighted) < 3 or not hidden:
         return []
-    indices = [l.index for l in hidden]
+    indices = [lyr.index for lyr in hidden]
 
     def fix(spec: dict[str, Any]) -> None:
         for i in indices:
@@ -30,9 +30,9 @@ def saturating_activation(view: SpecView) -> list[Finding]:
 
     return [Finding(
         code=Code.saturating_activation, severity="warning", phase="preflight",
-        message=f"Hidden layers {indices} use {sorted({l.activation for l in hidden})} in a stack of {len(weighted)} "
+        message=f"Hidden layers {indices} use {sorted({lyr.activation for lyr in hidden})} in a stack of {len(weighted)} "
                 "weight layers: these saturate, their gradients vanish, and deep stacks stop learning.",
-        evidence={"layers": [{"index": l.index, "type": l.type, "activation": l.activation} for l in hidden],
+        evidence={"layers": [{"index": lyr.index, "type": lyr.type, "activation": lyr.activation} for lyr in hidden],
                   "depth": len(weighted)},
         suggestions=[Suggestion(summary="relu with he_normal initialization in those layers",
                                 patch=patch_from(view.spec, fix))])]
@@ -62,7 +62,7 @@ def _oversized(layer: LayerView) -> dict[str, Any] | None:
 def oversized_window(view: SpecView) -> list[Finding]:
     if not view.has_layers:
         return []
-    found = [o for l in view.layers if (o := _oversized(l))]
+    found = [o for lyr in view.layers if (o := _oversized(lyr))]
     if not found:
         return []
 
@@ -90,15 +90,15 @@ def masking_misplaced(view: SpecView) -> list[Finding]:
     for layer in view.layers:
         if layer.type != "Masking":
             continue
-        breakers = [l for l in view.layers[: layer.index] if any(b in l.type for b in MASK_BREAKERS)]
+        breakers = [lyr for lyr in view.layers[: layer.index] if any(b in lyr.type for b in MASK_BREAKERS)]
         if not breakers:
             continue
         index = layer.index
         findings.append(Finding(
             code=Code.masking_misplaced, severity="warning", phase="preflight",
-            message=f"Masking (layer {index}) comes after {[f'{l.index}:{l.type}' for l in breakers]}, which change "
+            message=f"Masking (layer {index}) comes after {[f'{lyr.index}:{lyr.type}' for lyr in breakers]}, which change "
                     "the time axis and mix padded steps into real ones, so it masks nothing that matches the padding.",
-            evidence={"masking_index": index, "after": [{"index": l.index, "type": l.type} for l in breakers]},
+            evidence={"masking_index": index, "after": [{"index": lyr.index, "type": lyr.type} for lyr in breakers]},
             suggestions=[Suggestion(summary=f"remove the Masking layer {index}",
                                     patch=patch_from(view.spec, lambda s: s["model"]["layers"].pop(index)))]))
     return findings

@@ -47,7 +47,7 @@ def output_shape(view: SpecView, facts: DataFacts) -> list[Finding]:
     if len(out) > max(len(target), 1):
         suggestions = []
         if view.has_layers:
-            rnn = next((l for l in reversed(view.layers) if l.args.get("return_sequences")), None)
+            rnn = next((lyr for lyr in reversed(view.layers) if lyr.args.get("return_sequences")), None)
             if rnn is not None:
                 idx = rnn.index
                 suggestions.append(Suggestion(summary=f"set return_sequences=false on layer {idx} ({rnn.type})",

@@ -113,7 +113,7 @@ def test_saturating_activation_in_a_deep_stack_not_in_a_shallow_one():
     deep = job([{"type": "Dense", "units": 16, "activation": "sigmoid"}] * 3 + [{"type": "Dense", "units": 2, "activation": "softmax"}],
                [64], "sparse_categorical_crossentropy")
     finding = codes(deep, X64, LABELS)["saturating_activation"]
-    assert [l["index"] for l in finding.evidence["layers"]] == [0, 1, 2]
+    assert [lyr["index"] for lyr in finding.evidence["layers"]] == [0, 1, 2]
     assert applied(deep, finding)["model"]["layers"][0] == {"type": "Dense", "units": 16, "activation": "relu",
                                                             "kernel_initializer": "he_normal"}
     shallow = job([{"type": "Dense", "units": 16, "activation": "tanh"}, {"type": "Dense", "units": 2, "activation": "softmax"}],
@@ -128,7 +128,7 @@ def test_oversized_window_story_3_and_small_kernels_pass():
                {"type": "MaxPooling1D", "pool_size": 70, "strides": 1, "padding": "same"},
                {"type": "Flatten"}, {"type": "Dense", "units": 1}], [1040, 1], "mse")
     finding = codes(big, x, y)["oversized_window"]
-    assert [l["index"] for l in finding.evidence["layers"]] == [0, 1]
+    assert [lyr["index"] for lyr in finding.evidence["layers"]] == [0, 1]
     small = applied(big, finding)
     assert codes(small, x, y) == {}
 

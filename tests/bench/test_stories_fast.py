@@ -23,9 +23,13 @@ def test_story_is_diagnosed_and_controls_stay_clean(runner: LocalRunner, case):
         assert learned(case, outcome)
         return
     assert case.expected <= {f["code"] for f in outcome.findings}
+    epochs = case.spec["fit"]["epochs"]
     for code in case.expected:
         epoch = outcome.first_epoch(code)
-        assert epoch is None or epoch <= (21 if code == "overfitting" else 4), (code, epoch)  # preflight: no epoch
+        # Stuck and saturated show within a few epochs. The epoch at which a memorising model's
+        # gap is called overfitting varies with the CPU's floating point (21 here, 22 on another
+        # machine of this kind): it must come before the run ends, which is what stop_on needs.
+        assert epoch is None or epoch <= (epochs - 2 if code == "overfitting" else 4), (code, epoch)  # preflight: none
 
 
 def test_story_1_retry_with_the_top_suggestion_learns(runner: LocalRunner):

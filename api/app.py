@@ -71,6 +71,9 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.state.event_hub = EventHub(app.state.session_factory, settings.events_poll_interval_s)
     app.state.registry = CollectorRegistry()
     app.state.jobs_gauge = Gauge("trainyard_jobs", "Jobs by status", ["status"], registry=app.state.registry)
+    app.state.oldest_queued_gauge = Gauge("trainyard_oldest_queued_job_age_seconds",
+                                          "Seconds since the oldest queued job was submitted (0: none queued)",
+                                          registry=app.state.registry)
     install_error_handlers(app)
     install_retry_after(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)

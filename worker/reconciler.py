@@ -11,7 +11,7 @@ import logging
 import socket
 from collections.abc import Callable
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import lifecycle
@@ -67,4 +67,19 @@ def reconcile(factory: sessionmaker[Session], settings: Settings, send: Callable
         send(job_id)
     if requeued:
         log.warning("re-enqueued %d lost job(s): %s", len(requeued), requeued)
+    if waiting := stalled(factory, settings):
+        log.error("training looks stalled: %d job(s) submitted over %.0f s ago are still queued and no job is "
+                  "running; are the training workers up and consuming their queue?", waiting,
+                  settings.queued_stale_after_s)
     return requeued
+
+
+def stalled(factory: sessionmaker[Session], settings: Settings) -> int:
+    """How many jobs have waited longer than ``queued_stale_after_s`` while no job runs at all:
+    the sign of workers that are up but train nothing (0 when the queue moves)."""
+    old = stale_cutoff(settings.queued_stale_after_s)
+    with transaction(factory) as session:
+        if session.scalar(select(Job.id).where(Job.status == JobStatus.running).limit(1)) is not None:
+            return 0
+        return session.scalar(select(func.count()).select_from(Job).where(
+            Job.status == JobStatus.queued, Job.created_at < old)) or 0

@@ -5,6 +5,7 @@ from sqlalchemy import func, select, text
 
 from api.schemas.errors import error_response
 from broker import queue_marker
+from models.db import utcnow
 from models.enums import JobStatus
 from models.tables import Job
 
@@ -59,6 +60,9 @@ def _queues_lost(request: Request) -> bool:
 def metrics(request: Request) -> Response:
     with request.app.state.session_factory() as session:
         counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+        oldest = session.scalar(select(func.min(Job.created_at)).where(Job.status == JobStatus.queued))
     for status in JobStatus:
         request.app.state.jobs_gauge.labels(status=status.value).set(counts.get(status, 0))
+    # With trainyard_jobs{status="running"} == 0, a growing age means workers that train nothing.
+    request.app.state.oldest_queued_gauge.set((utcnow() - oldest).total_seconds() if oldest else 0)
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

@@ -22,6 +22,7 @@ def test_metrics_are_prometheus_text(client: TestClient):
     response = client.get("/metrics")
     assert response.status_code == 200
     assert 'trainyard_jobs{status="queued"}' in response.text
+    assert "trainyard_oldest_queued_job_age_seconds 0.0" in response.text  # nothing queued
 
 
 def test_openapi_documents_the_job_spec(client: TestClient):

@@ -29,3 +29,20 @@ def test_lost_jobs_are_requeued_and_hopeless_ones_failed(make_job, session_facto
     failed = db_session.get(Job, too_many)
     assert failed.status is JobStatus.failed and failed.error["type"] == "WorkerLost"
     assert db_session.get(Job, cancelling).stop_reason is StopReason.cancelled
+
+
+def test_a_queue_that_does_not_move_is_called_stalled(make_job, session_factory, settings, caplog):
+    """Workers that are up but train nothing (a pool that cannot start a child): jobs wait past
+    queued_stale_after_s while none runs. The reconciler says so at every pass."""
+    from worker.reconciler import stalled
+
+    long_ago = utcnow() - timedelta(seconds=settings.queued_stale_after_s + 60)
+    make_job(IRIS_MLP, created_at=long_ago, enqueued_at=utcnow())  # re-sent just now: still waiting since long ago
+    make_job(IRIS_MLP)  # just submitted: not a sign of anything
+    assert stalled(session_factory, settings) == 1
+    with caplog.at_level("ERROR", logger="worker.reconciler"):
+        reconcile(session_factory, settings, lambda job_id: None)
+    assert "training looks stalled: 1 job(s)" in caplog.text
+
+    make_job(IRIS_MLP, status=JobStatus.running, heartbeat_at=utcnow(), attempts=1, worker="w:1")
+    assert stalled(session_factory, settings) == 0  # the queue moves: a worker is busy

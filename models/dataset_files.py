@@ -9,13 +9,13 @@ upload of the same bytes either removes the folder first (and the upload then
 stores its own copy) or sees the upload's committed row (and keeps the folder).
 """
 
-import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.db import lock_until_commit
 from models.tables import Dataset
 
 _DATASETS = Dataset.__table__  # Core, not the ORM entity: the API's tenant filter must not apply here
@@ -23,11 +23,7 @@ _DATASETS = Dataset.__table__  # Core, not the ORM entity: the API's tenant filt
 
 def lock_content(session: Session, sha256: str) -> None:
     """Lock the stored content ``sha256`` until the session's transaction ends."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"dataset:{sha256}".encode()).digest()[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    else:  # SQLite has no row or advisory locks: take its one write lock (a write that changes nothing)
-        session.execute(text("DELETE FROM datasets WHERE 1 = 0"))
+    lock_until_commit(session, f"dataset:{sha256}")
 
 
 def content_in_use(session: Session, sha256: str) -> bool:

@@ -5,7 +5,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+import hashlib
+
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -48,6 +50,22 @@ class Base(DeclarativeBase):
         dict[str, Any]: JSONType,
         list[dict[str, Any]]: JSONType,
     }
+
+
+def lock_until_commit(session: Session, name: str) -> None:
+    """Hold a lock called ``name`` until the session's transaction ends; every transaction that
+    takes the same name waits for it.
+
+    Postgres: a transaction-level advisory lock on a hash of the name (re-entrant, so
+    other names do not wait). SQLite has no such locks: its one write lock, taken by a
+    write that changes nothing (one writer at a time; a transaction holding the write
+    lock reads the latest commit).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        session.execute(text("DELETE FROM jobs WHERE 1 = 0"))
 
 
 def utcnow() -> datetime:

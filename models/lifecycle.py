@@ -25,15 +25,14 @@ Functions take the caller's session and do not commit: the API commits with
 its unit of work, the reconciler once per sweep, the worker once per write.
 """
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from models.db import utcnow
+from models.db import lock_until_commit, utcnow
 from models.enums import EventType, JobStatus, StopReason
 from models.events import job_event
 from models.holder import Holder, is_dead
@@ -98,20 +97,9 @@ def _move(session: Session, job_id: str, leaving: ColumnElement[bool], event: Ev
 
 
 def lock_submissions(session: Session, tenant: str) -> None:
-    """Hold, until the transaction ends, the lock that every submission of ``tenant`` takes.
-
-    Count-then-insert is exact only if one submit of a tenant counts at a time.
-    Postgres: an advisory lock on the tenant (re-entrant in one transaction), so
-    other tenants do not wait. SQLite: the database's write lock, taken by a write
-    that changes nothing (it has one writer at a time, and a transaction holding
-    the write lock reads the latest commit).
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(f"trainyard.submit:{tenant}".encode()).digest()[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-    else:
-        session.execute(update(Job).where(false()).values(status=Job.status),
-                        execution_options={"synchronize_session": False})
+    """Hold, until the transaction ends, the lock that every submission of ``tenant`` takes:
+    count-then-insert is exact only if one submit of a tenant counts at a time."""
+    lock_until_commit(session, f"trainyard.submit:{tenant}")
 
 
 def create(session: Session, job: Job, *, max_queued: int, **event_data: Any) -> Job:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fault_kit import scenarios  # noqa: E402
 from bench.fault_kit.cluster import Cluster, log  # noqa: E402
-from bench.fault_kit.servers import PrivatePostgres, PrivateRedis  # noqa: E402
+from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 SCENARIOS: dict[str, Callable[[scenarios.Context], scenarios.Result]] = {
     "pool-child-kill": scenarios.pool_child_kill,
@@ -70,19 +70,22 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="trainyard-faults-"))
     log(f"work folder {workdir}")
-    pg = PrivatePostgres(spare_port())
-    broker = PrivateRedis(spare_port())
+    # The test suite's private servers, on ports nothing else uses (never the shared ones).
+    pg, broker = PostgresServer(spare_port()), RedisServer(spare_port())
+    pg.start()
+    broker.start()
     cluster = None
     results: list[scenarios.Result] = []
     try:
-        cluster = Cluster(workdir, database_url=pg.url, broker_url=broker.url, api_port=spare_port(),
+        database_url = pg.create_database("faults")
+        cluster = Cluster(workdir, database_url=database_url, broker_url=broker.url, api_port=spare_port(),
                           extra_env={"TRAINYARD_MAX_QUEUED_JOBS_PER_TENANT": "1000",
                                      "TRAINYARD_UPLOAD_GRACE_S": str(scenarios.UPLOAD_GRACE_S)})
         cluster.start_api()
         cluster.start_control()
         cluster.start_worker()
         cluster.wait_worker_ready()
-        ctx = scenarios.Context(cluster, pg, broker, args.epochs)
+        ctx = scenarios.Context(cluster, pg, broker, database_url, args.epochs)
         for name in args.only or list(SCENARIOS):
             log(f"scenario {name}")
             result = SCENARIOS[name](ctx)
@@ -91,8 +94,9 @@ def main() -> None:
     finally:
         if cluster is not None:
             cluster.stop_all()
-        broker.close()
-        pg.close()
+        broker.kill()
+        shutil.rmtree(broker.dir, ignore_errors=True)
+        pg.remove()
         if args.keep:
             log(f"logs kept in {workdir}")
         else:

@@ -159,6 +159,13 @@ class RedisServer:
                 self.process.wait(timeout=30)
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: whatever it held only in memory is gone."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.process = None
+
     @classmethod
     @contextlib.contextmanager
     def started(cls, *, appendonly: bool = False) -> Iterator["RedisServer"]:

@@ -18,7 +18,7 @@ import redis
 
 from bench.fault_kit.cluster import Cluster
 from bench.fault_kit.measure import Probe, audit, first_epoch_after, job_state, now, wait_until
-from bench.fault_kit.servers import PrivatePostgres, PrivateRedis
+from tests.servers import PostgresServer, RedisServer
 
 FINISH_TIMEOUT_S = 900.0
 UPLOAD_GRACE_S = 3.0  # TRAINYARD_UPLOAD_GRACE_S of the bench's cluster
@@ -42,9 +42,15 @@ def digits_job(epochs: int, name: str) -> dict[str, Any]:
 @dataclass
 class Context:
     cluster: Cluster
-    pg: PrivatePostgres
-    broker: PrivateRedis
+    pg: PostgresServer
+    broker: RedisServer
+    database_url: str  # the service's database on ``pg``
     epochs: int
+
+    @property
+    def libpq_url(self) -> str:
+        """``database_url`` for psycopg itself (the bench reads the tables directly)."""
+        return self.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 @dataclass
@@ -70,12 +76,12 @@ def submit(ctx: Context, name: str, epochs: int | None = None) -> str:
 
 
 def wait_epoch(ctx: Context, job_id: str, epoch: int) -> None:
-    if not wait_until(lambda: job_state(ctx.pg.libpq_url, job_id)[1] >= epoch, FINISH_TIMEOUT_S):
+    if not wait_until(lambda: job_state(ctx.libpq_url, job_id)[1] >= epoch, FINISH_TIMEOUT_S):
         raise SystemExit(f"job {job_id} never reached epoch {epoch}")
 
 
 def finished(ctx: Context, job_ids: list[str]) -> bool:
-    return all(job_state(ctx.pg.libpq_url, j)[0] in ("succeeded", "failed", "cancelled") for j in job_ids)
+    return all(job_state(ctx.libpq_url, j)[0] in ("succeeded", "failed", "cancelled") for j in job_ids)
 
 
 def conclude(ctx: Context, scenario: str, job_ids: list[str], fault_at: Any, probe: Probe,
@@ -83,7 +89,7 @@ def conclude(ctx: Context, scenario: str, job_ids: list[str], fault_at: Any, pro
     """``again_from``/``again_jobs``: measure "running again" from another moment (the old
     worker's exit) or over some of the jobs (those that were waiting in the queue)."""
     done = wait_until(lambda: finished(ctx, job_ids), FINISH_TIMEOUT_S, step=0.5)
-    audits = [audit(ctx.pg.libpq_url, j) for j in job_ids]
+    audits = [audit(ctx.libpq_url, j) for j in job_ids]
     lost = sum(1 for a in audits if a.status != "succeeded")
     finish = max((a.finished_at for a in audits if a.finished_at), default=None)
     notes = list(notes or [])
@@ -93,7 +99,7 @@ def conclude(ctx: Context, scenario: str, job_ids: list[str], fault_at: Any, pro
     return Result(
         scenario, len(job_ids), lost, sum(a.missing for a in audits), sum(a.duplicated for a in audits),
         sum(max(0, a.terminal_events - 1) for a in audits), probe.server_errors, probe.unavailable,
-        first_epoch_after(ctx.pg.libpq_url, again_jobs or job_ids, again_from or fault_at),
+        first_epoch_after(ctx.libpq_url, again_jobs or job_ids, again_from or fault_at),
         (finish - fault_at).total_seconds() if finish and done else None, notes,
     )
 
@@ -150,7 +156,8 @@ def redis_restart(ctx: Context, *, aof: bool) -> Result:
         fault_at = now()
         ctx.broker.kill()
         time.sleep(1.0)
-        ctx.broker.start(aof=aof)
+        ctx.broker.appendonly = aof  # with AOF it comes back with what it held
+        ctx.broker.start()
         # "Running again": the first epoch of a job that was waiting in the queue when Redis died.
         result = conclude(ctx, f"Redis restart ({'AOF' if aof else 'no persistence'})", jobs, fault_at, probe,
                           again_jobs=queued)
@@ -164,7 +171,7 @@ def redis_restart(ctx: Context, *, aof: bool) -> Result:
 def _start_order(ctx: Context, job_ids: list[str]) -> list[int]:
     import psycopg
 
-    with psycopg.connect(ctx.pg.libpq_url, autocommit=True) as conn:
+    with psycopg.connect(ctx.libpq_url, autocommit=True) as conn:
         rows = conn.execute("SELECT id FROM jobs WHERE id = ANY(%s) ORDER BY started_at", (job_ids,)).fetchall()
     return [job_ids.index(r[0]) for r in rows]
 

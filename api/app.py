@@ -14,7 +14,6 @@ from api.limits import BodyLimit
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
 from api.tenancy import KeyCache
-from api.retry_later import install_retry_after
 from api.routers import datasets, events, health, jobs, webhooks
 from api.services.datasets import sweep_stale_uploads
 from api.services.events import EventHub
@@ -75,7 +74,6 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
                                           "Seconds since the oldest queued job was submitted (0: none queued)",
                                           registry=app.state.registry)
     install_error_handlers(app)
-    install_retry_after(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(jobs.router)

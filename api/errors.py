@@ -2,6 +2,7 @@
 
 import difflib
 import logging
+import math
 from typing import Any
 
 import kombu.exceptions
@@ -23,13 +24,21 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
+    """An error answer in the one shape.
+
+    Args:
+        retry_after_s: when the client may try again (the answer carries ``Retry-After``).
+    """
+
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None, *,
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        self.retry_after_s = retry_after_s
 
 
 class NotFound(ApiError):
@@ -182,9 +191,12 @@ def is_outage(exc: BaseException) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        if isinstance(exc, Unavailable):
-            return _unavailable(request, exc.message)
-        return _response(exc.status_code, exc.code, exc.message, exc.details)
+        if isinstance(exc, Unavailable) and exc.retry_after_s is None:
+            return _unavailable(request, exc.message)  # the outage's Retry-After (settings)
+        response = _response(exc.status_code, exc.code, exc.message, exc.details)
+        if exc.retry_after_s is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response
 
     # Handled here, inside the app, an outage is a response like any other: an
     # exception that escaped to uvicorn would be a text/plain 500, and uvicorn

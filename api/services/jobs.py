@@ -15,7 +15,6 @@ from api.limits import check_tenant_limits
 from api.tenancy import current_tenant
 from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail
 from api.queue import TrainingQueue
-from api.retry_later import RetryLater
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from api.schemas.common import ListPage
 from api.schemas.jobs import JobError, JobOut, Progress, Timings
@@ -42,7 +41,7 @@ def _keras_check(validator: ProcessPool, spec: JobSpec, tenant: str, settings: S
     try:
         answer = validator.run(payload, tenant=tenant)
     except PoolBusy as busy:
-        raise RetryLater(busy.message, busy.retry_after_s) from busy
+        raise TooManyRequests(busy.message, retry_after_s=busy.retry_after_s) from busy
     except ChildFailed as failed:
         raise Invalid(f"the spec could not be checked: {failed}", [
             detail(("model",), f"checking this model with Keras failed: {failed}")

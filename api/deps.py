@@ -1,4 +1,9 @@
-"""Request-scoped dependencies: admission to the database, the unit of work, the validator pool and pagination."""
+"""Request-scoped dependencies: admission to the database, the unit of work, the collaborators a route
+calls (the queue, the artifact store, the validator pool), the settings and pagination.
+
+The collaborators are built once by ``create_app`` and handed to routes here, so tests
+replace one with ``app.dependency_overrides`` instead of assigning ``app.state``.
+"""
 
 import asyncio
 import contextlib
@@ -12,8 +17,10 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from api.errors import Unavailable
+from api.queue import TrainingQueue
 from api.tenancy import Tenant, scope
 from api.validation.pool import ProcessPool
+from datastore.artifacts import ArtifactStore
 from models.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,7 +103,7 @@ def unit_of_work(session: Session, tenant: str) -> Iterator[UnitOfWork]:
     except BaseException:
         try:
             session.rollback()
-        except Exception as exc:  # the connection is gone: the error to report is the first one
+        except Exception as exc:  # noqa: BLE001  (the connection is gone: the error to report is the first one)
             log.warning("rollback failed: %s: %s", type(exc).__name__, exc)
         raise
     for action in uow._after_commit:
@@ -120,6 +127,16 @@ def get_validator(request: Request) -> ProcessPool:
     return request.app.state.validator
 
 
+def get_queue(request: Request) -> TrainingQueue:
+    """Where jobs are sent once their row has committed (``UnitOfWork.after_commit``)."""
+    return request.app.state.queue
+
+
+def get_store(request: Request) -> ArtifactStore:
+    """The artifact store: datasets, uploads, checkpoints and trained models."""
+    return request.app.state.store
+
+
 @dataclass(frozen=True)
 class Page:
     limit: int
@@ -140,3 +157,5 @@ UoW = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 PageDep = Annotated[Page, Depends(get_page)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ValidatorDep = Annotated[ProcessPool, Depends(get_validator)]
+QueueDep = Annotated[TrainingQueue, Depends(get_queue)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]

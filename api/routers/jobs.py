@@ -2,10 +2,10 @@ import csv
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 
-from api.deps import PageDep, SettingsDep, UoW, ValidatorDep
+from api.deps import PageDep, QueueDep, SettingsDep, StoreDep, UoW, ValidatorDep
 from api.errors import Conflict, NotFound
 from api.schemas.common import ListPage
 from api.schemas.errors import error_responses
@@ -13,7 +13,6 @@ from api.schemas.jobs import SPEC_EXAMPLE, SPEC_RULES, FindingsOut, JobCreated, 
 from api.services import jobs as service
 from api.services import retry
 from api.services.webhooks import public_spec
-from datastore.artifacts import ArtifactStore
 from models.enums import JobStatus
 from models.spec import JobSpec
 from models.tables import Job
@@ -51,11 +50,11 @@ def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: Vali
                          "Error-severity findings reject it with 422 unless `\"force\": true`.\n" + SPEC_RULES,
              responses=error_responses(400, 409, 413, 429), openapi_extra=SPEC_EXAMPLE)
 def submit_job(
-    spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request, response: Response,
+    spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, queue: QueueDep, response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
     job, summary, new = service.create_job(
-        uow, spec, settings=settings, queue=request.app.state.queue, validator=validator,
+        uow, spec, settings=settings, queue=queue, validator=validator,
         idempotency_key=idempotency_key,
     )
     return _created(response, job, summary, new)
@@ -89,10 +88,10 @@ def get_findings(job_id: str, uow: UoW) -> FindingsOut:
                          "422. The new job's `parent_id` is this job.",
              responses=error_responses(400, 404, 409, 413, 429))
 def retry_job(
-    job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request,
+    job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, validator: ValidatorDep, queue: QueueDep,
     response: Response, idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
-    job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=request.app.state.queue,
+    job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=queue,
                                         validator=validator, idempotency_key=idempotency_key)
     return _created(response, job, summary, new)
 
@@ -129,13 +128,13 @@ def cancel_job(job_id: str, uow: UoW) -> JobOut:
             responses={200: {"description": "the .keras file", "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                        **error_responses(404, 409)})
-def download_model(job_id: str, uow: UoW, settings: SettingsDep) -> FileResponse:
+def download_model(job_id: str, uow: UoW, store: StoreDep) -> FileResponse:
     job = service.get_job(uow.session, job_id)
     if job.model_path is None:
         if not job.status.finished:
             raise Conflict(f"job '{job_id}' is {job.status.value}; its model is saved when it finishes")
         raise NotFound(f"job '{job_id}' has no model ({job.status.value})")
-    path = ArtifactStore(settings.artifacts).resolve(job.model_path)
+    path = store.resolve(job.model_path)
     if not path.exists():
         raise NotFound(f"the model file of job '{job_id}' is missing from the artifact store")
     return FileResponse(path, media_type="application/octet-stream", filename=f"{job_id}.keras")

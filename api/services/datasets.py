@@ -13,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.deps import Page
-from api.tenancy import current_tenant
 from api.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType, detail
 from api.schemas.common import ListPage
 from api.schemas.datasets import DatasetOut, samples_of
+from api.tenancy import current_tenant
 from datastore.artifacts import ArtifactStore
 from datastore.builtin import builtin_names, describe_builtin, is_builtin, load_builtin
 from datastore.describe import array_summary, describe
@@ -242,14 +242,14 @@ def release_files(session: Session, store: ArtifactStore, dataset: Dataset) -> N
         with unreferenced(session, dataset.sha256) as free:
             if free:
                 store.remove(store.resolve(dataset.path))
-    except Exception:  # noqa: BLE001  (the deletion stands; the sweep retries)
+    except Exception:  # the deletion stands; the sweep retries
         log.exception("could not release the files of deleted dataset %s; the sweep will", dataset.id)
 
 
-def sweep_stale_uploads(settings: Settings, factory: sessionmaker[Session]) -> None:
+def sweep_stale_uploads(settings: Settings, store: ArtifactStore, factory: sessionmaker[Session]) -> None:
     """The API's start-up sweep (see ``datastore.sweep``); a failure is logged, never fatal."""
     try:
-        sweep(ArtifactStore(settings.artifacts), settings.upload_grace_s, claims(factory),
+        sweep(store, settings.upload_grace_s, claims(factory),
               lambda: referenced_contents(factory))
-    except Exception:  # noqa: BLE001  (the periodic sweep retries)
+    except Exception:  # the periodic sweep retries
         log.exception("the start-up sweep of stale uploads failed")

@@ -13,7 +13,7 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
-from api.routers import datasets, events, health, jobs, webhooks
+from api.routers import datasets, deliveries, events, health, jobs
 from api.services.datasets import sweep_stale_uploads
 from api.services.events import EventHub
 from api.tenancy import KeyCache
@@ -82,6 +82,6 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.include_router(jobs.router)
     app.include_router(datasets.router)
     app.include_router(events.router)
-    app.include_router(webhooks.router)
+    app.include_router(deliveries.router)
     install_openapi(app)
     return app

@@ -118,7 +118,9 @@ def get_uow(
         yield from unit_of_work(session, tenant)
 
 
-def get_settings(request: Request) -> Settings:
+def get_app_settings(request: Request) -> Settings:
+    """The settings this app was created with (``create_app``); ``models.settings.get_settings``
+    reads the environment, which a test's app or a second app need not match."""
     return request.app.state.settings
 
 
@@ -155,7 +157,7 @@ def get_page(
 # 202 can read the job at once, and a failed commit is an error response.
 UoW = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 PageDep = Annotated[Page, Depends(get_page)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ValidatorDep = Annotated[ProcessPool, Depends(get_validator)]
 QueueDep = Annotated[TrainingQueue, Depends(get_queue)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]

@@ -175,6 +175,7 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
+    """This process's settings, read once from the environment (``TRAINYARD_*``), their folders made."""
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.artifacts.mkdir(parents=True, exist_ok=True)

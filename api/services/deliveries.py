@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 from api.deps import Page
 from api.errors import Invalid, detail
 from api.schemas.common import ListPage
-from api.schemas.webhooks import DeliveryOut
+from api.schemas.deliveries import DeliveryOut
 from api.services.jobs import get_job
 from models.tables import WebhookDelivery
 

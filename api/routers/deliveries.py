@@ -1,11 +1,13 @@
+"""GET /v1/jobs/{id}/deliveries: the record of a job's webhook delivery attempts."""
+
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from api.deps import PageDep, UoW
 from api.schemas.common import EVENT_ID_MAX, ListPage
+from api.schemas.deliveries import DeliveryOut
 from api.schemas.errors import error_responses
-from api.schemas.webhooks import DeliveryOut
 from api.services import deliveries as service
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

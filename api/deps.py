@@ -9,9 +9,9 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
@@ -139,10 +139,26 @@ def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Rows(Generic[T]):
+    """One page of a service's rows; the route turns it into a ``ListPage`` of schemas."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
 @dataclass(frozen=True)
 class Page:
     limit: int
     cursor: str | None
+
+    def of(self, rows: Sequence[T], cursor_of: Callable[[T], str]) -> Rows[T]:
+        """The page out of ``rows`` queried with ``limit + 1``: the extra row says that more follow."""
+        more = len(rows) > self.limit
+        return Rows(list(rows[: self.limit]), cursor_of(rows[self.limit - 1]) if more else None)
 
 
 def get_page(

@@ -5,7 +5,7 @@ from fastapi import APIRouter, File, Request, Response, UploadFile
 from api.deps import PageDep, SettingsDep, StoreDep, UoW
 from api.errors import PayloadTooLarge
 from api.schemas.common import ListPage
-from api.schemas.datasets import DatasetOut
+from api.schemas.datasets import DatasetOut, dataset_out
 from api.schemas.errors import error_responses
 from api.services import datasets as service
 
@@ -34,19 +34,20 @@ def upload_dataset(
     )
     response.status_code = 201 if new else 200
     response.headers["Location"] = f"/v1/datasets/{dataset.id}"
-    return dataset
+    return dataset_out(dataset)
 
 
 @router.get("", response_model=ListPage[DatasetOut], summary="List datasets (built-ins first)",
             responses=error_responses())
 def list_datasets(uow: UoW, page: PageDep) -> ListPage[DatasetOut]:
-    return service.list_datasets(uow.session, page)
+    datasets = service.list_datasets(uow.session, page)  # descriptions only from GET /v1/datasets/{id}
+    return ListPage(items=[dataset_out(d, full=False) for d in datasets.items], next_cursor=datasets.next_cursor)
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, summary="One dataset with its description",
             responses=error_responses(404))
 def get_dataset(dataset_id: str, uow: UoW) -> DatasetOut:
-    return service.get_dataset(uow.session, dataset_id)
+    return dataset_out(service.get_dataset(uow.session, dataset_id))
 
 
 @router.delete("/{dataset_id}", status_code=204, summary="Delete (409 while a queued or running job uses it)",

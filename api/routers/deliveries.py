@@ -19,4 +19,6 @@ def list_deliveries(job_id: str, uow: UoW, page: PageDep,
                     event_id: Annotated[int | None, Query(ge=1, le=EVENT_ID_MAX,
                                                           description="only this event's attempts")] = None,
                     ) -> ListPage[DeliveryOut]:
-    return service.list_deliveries(uow.session, job_id, page, event_id=event_id)
+    deliveries = service.list_deliveries(uow.session, job_id, page, event_id=event_id)
+    return ListPage(items=[DeliveryOut.model_validate(row, from_attributes=True) for row in deliveries.items],
+                    next_cursor=deliveries.next_cursor)

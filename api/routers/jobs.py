@@ -9,10 +9,21 @@ from api.deps import PageDep, QueueDep, SettingsDep, StoreDep, UoW, ValidatorDep
 from api.errors import Conflict, NotFound
 from api.schemas.common import ListPage
 from api.schemas.errors import error_responses
-from api.schemas.jobs import SPEC_EXAMPLE, SPEC_RULES, FindingsOut, JobCreated, JobOut, RetryRequest, ValidationOut
+from api.schemas.jobs import (
+    SPEC_EXAMPLE,
+    SPEC_RULES,
+    FindingsOut,
+    JobCreated,
+    JobOut,
+    RetryRequest,
+    ValidationOut,
+    findings_out,
+    job_detail_out,
+    job_out,
+    public_spec,
+)
 from api.services import jobs as service
 from api.services import retry
-from api.services.webhooks import public_spec
 from models.enums import JobStatus
 from models.spec import JobSpec
 from models.tables import Job
@@ -29,7 +40,7 @@ def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: 
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not new:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobCreated(**service.job_out(job).model_dump(), model_summary=summary)
+    return JobCreated(**job_out(job).model_dump(), model_summary=summary)
 
 
 @router.post(":validate", response_model=ValidationOut, summary="Dry run: validate, check against Keras, summarize",
@@ -65,19 +76,23 @@ def list_jobs(
     uow: UoW, page: PageDep, status: JobStatus | None = None, name: str | None = None,
     dataset: str | None = None, parent_id: str | None = None,
 ) -> ListPage[JobOut]:
-    return service.list_jobs(uow.session, page, status=status, name=name, dataset=dataset, parent_id=parent_id)
+    jobs = service.list_jobs(uow.session, page, status=status, name=name, dataset=dataset, parent_id=parent_id)
+    return ListPage(items=[job_out(job) for job in jobs.items], next_cursor=jobs.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job: status, progress, metrics, findings",
             responses=error_responses(404))
 def get_job(job_id: str, uow: UoW) -> JobOut:
-    return retry.job_detail(uow.session, service.get_job(uow.session, job_id))
+    job = service.get_job(uow.session, job_id)
+    family = service.family_of(uow.session, job)
+    return job_detail_out(job, children=family.children, repair_root_id=family.repair_root_id,
+                          repair_chain=family.repair_chain)
 
 
 @router.get("/{job_id}/findings", response_model=FindingsOut, summary="The diagnosis: findings and the final verdict",
             responses=error_responses(404))
 def get_findings(job_id: str, uow: UoW) -> FindingsOut:
-    return retry.findings_of(service.get_job(uow.session, job_id))
+    return findings_out(service.get_job(uow.session, job_id))
 
 
 @router.post("/{job_id}/retry", status_code=202, response_model=JobCreated,
@@ -119,7 +134,7 @@ def get_curves(job_id: str, uow: UoW, format: Annotated[str, Query(pattern="^(js
              summary="Cancel: a queued job at once, a running one within an epoch",
              responses=error_responses(404, 409))
 def cancel_job(job_id: str, uow: UoW) -> JobOut:
-    return service.job_out(service.cancel_job(uow.session, job_id))
+    return job_out(service.cancel_job(uow.session, job_id))
 
 
 @router.get("/{job_id}/model", summary="The trained model (.keras)", response_class=Response,

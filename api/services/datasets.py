@@ -21,6 +21,7 @@ from datastore.builtin import builtin_names, describe_builtin, is_builtin
 from datastore.describe import array_summary
 from datastore.errors import DatasetFileError
 from datastore.ingest import FORMATS, ingest
+from datastore.kinds import ArrayKind
 from datastore.limits import Limits
 from datastore.lookup import FoundDataset, builtin_description, find_dataset
 from datastore.sweep import sweep
@@ -33,9 +34,6 @@ from models.tables import Dataset, Job
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
-
-
 def dataset_out(dataset: Dataset, *, full: bool = True) -> DatasetOut:
     description = dataset.description or {}
     return DatasetOut(
@@ -90,15 +88,15 @@ def role_shapes(arrays: dict[str, Any], data: DataSpec) -> tuple[dict[str, Any],
             if len({info["shape"][0] for info in infos}) > 1:
                 issues.append(detail(("data", role), "the listed arrays differ in length"))
                 continue
-            out[role] = {"shape": [infos[0]["shape"][0], len(listed)], "kind": "dense"}
+            out[role] = {"shape": [infos[0]["shape"][0], len(listed)], "kind": ArrayKind.dense.value}
             continue
         info = dict(infos[0])
-        kind = info.get("kind", "dense")
-        if role == "y" and kind != "dense":
+        kind = info.get("kind", ArrayKind.dense)
+        if role == "y" and kind != ArrayKind.dense:
             issues.append(detail(("data", "y"), f"'{names}' holds {kind}; a target must be a plain array"))
             continue
-        if kind == "images":
-            info["shape"] = [info["shape"][0], *data.image_size, CHANNELS[data.color_mode]]
+        if kind == ArrayKind.images:
+            info["shape"] = [info["shape"][0], *data.image_size, data.channels]
         out[role] = info
     if issues:
         raise Invalid("the data options do not match the dataset", issues)

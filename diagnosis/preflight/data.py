@@ -5,6 +5,7 @@ import numpy as np
 from diagnosis.facts import DataFacts, SpecView
 from diagnosis.patches import patch_from
 from models.findings import Code, Finding, Suggestion
+from models.spec import split_sizes
 
 PIXEL_LIKE = 100.0  # raw 0-255 pixels and similar counts
 SCALE_RATIO = 100.0  # feature standard deviations this far apart
@@ -34,10 +35,10 @@ def unscaled_inputs(view: SpecView, facts: DataFacts) -> list[Finding]:
 
 
 def _split_bounds(view: SpecView, n: int) -> tuple[int, int]:
+    """Where the unshuffled validation part starts and ends: as the worker splits (``models.spec.split_sizes``)."""
     data = view.spec["data"]
-    n_test = int(round(n * data.get("test_split", 0.0)))
-    n_val = int(round(n * data.get("validation_split", 0.2)))
-    return n - n_val - n_test, n - n_test
+    n_train, n_val, _ = split_sizes(n, data["validation_split"], data["test_split"])
+    return n_train, n_train + n_val
 
 
 def _distribution(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:

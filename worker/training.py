@@ -156,8 +156,9 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
     try:
         with heartbeat(lambda: job_store.beat(factory, claim), settings.heartbeat_interval_s):
             assert spec.seed is not None
-            arrays = find_job_dataset(factory, store, job.dataset_ref).open()  # memory-mapped: read a batch at a time
-            facts = dataset_facts(arrays, spec.data.x, spec.data.y)
+            dataset = find_job_dataset(factory, store, job.dataset_ref)
+            arrays = dataset.open()  # memory-mapped: read a batch at a time
+            facts = dataset_facts(arrays, spec.data.x, spec.data.y, dataset.description)  # as the API's preflight
             data = prepare(arrays, spec.data, spec.seed)
             job_store.set_data_summary(factory, claim, data.summary)
             reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts, settings)

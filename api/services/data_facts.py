@@ -20,7 +20,7 @@ def facts_for(dataset: FoundDataset, x: str | list[str], y: str | list[str]) -> 
         if key in _facts:
             return _facts[key]
     try:
-        facts = dataset_facts(dataset.open(), x, y)
+        facts = dataset_facts(dataset.open(), x, y, dataset.description)
     except (DatasetFileError, OSError, ValueError):
         facts = None
     with _lock:

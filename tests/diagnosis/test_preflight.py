@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from datastore.builtin import load_builtin
 from diagnosis.facts import data_facts
 from diagnosis.patches import merge_patch
 from diagnosis.preflight import run_preflight
@@ -197,3 +198,13 @@ def test_unscaled_inputs_trusts_a_model_that_scales_its_own_inputs():
     late = job([*head[:1], {"type": "Dense", "units": 8}, {"type": "BatchNormalization"}, head[1]], [8, 8, 1],
                "sparse_categorical_crossentropy")  # normalizes after the first weights: too late for the inputs
     assert "unscaled_inputs" in codes(late, pixels, LABELS)
+
+
+def test_flattened_digit_pixels_in_0_1_are_scaled_despite_their_nearly_blank_border():
+    # Real pixels: the border of the 8x8 digits is almost never inked (spreads down to 0.0015
+    # against 0.4 in the middle): the old max/min rule called this "feature scales differ 277-fold".
+    digits = load_builtin("builtin:digits")
+    pixels, labels = digits["x"].reshape(len(digits["x"]), 64) / 16.0, digits["y"]
+    model = job([*DENSE, {"type": "Dense", "units": 10, "activation": "softmax"}], [64], "sparse_categorical_crossentropy")
+    assert "unscaled_inputs" not in codes(model, pixels, labels)
+    assert "unscaled_inputs" in codes(model, pixels * 255.0, labels)  # the same pixels raw: still found

@@ -3,11 +3,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from datastore.kinds import ArrayKind
+
 
 class ArrayInfo(BaseModel):
     shape: list[int | None] = Field(description="samples first; null for a variable axis (sequence steps, image sides)")
     dtype: str
-    kind: str = Field(default="dense", description="dense | sequence | images")
+    kind: str = Field(default=ArrayKind.dense.value, description=" | ".join(ArrayKind))
 
 
 class DatasetOut(BaseModel):

@@ -11,21 +11,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.deps import Page, UnitOfWork
-from api.limits import check_tenant_limits
-from api.tenancy import current_tenant
 from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail
+from api.limits import check_tenant_limits
 from api.queue import TrainingQueue
-from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from api.schemas.common import ListPage
 from api.schemas.jobs import JobError, JobOut, Progress, Timings
-from api.services.datasets import arrays_of, role_shapes
-from api.services.preflight import facts_for
+from api.services.data_facts import facts_for
+from api.services.datasets import find, role_shapes
 from api.services.webhooks import check_webhook, public_spec
+from api.tenancy import current_tenant
+from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
+from datastore.artifacts import ArtifactStore
 from diagnosis.preflight import run_preflight
-from models.db import utcnow
-from models.findings import Finding, verdict_of
 from models import lifecycle
+from models.db import utcnow
 from models.enums import JobStatus
+from models.findings import Finding, verdict_of
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec, LayersModel
@@ -56,10 +57,10 @@ def _shape_fits(expected: list[int | None], actual: list[int]) -> bool:
     return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual, strict=True))
 
 
-def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settings: Settings) -> int:
+def _data_check(arrays: dict[str, Any], spec: JobSpec, summary: dict[str, Any], settings: Settings) -> int:
     """Returns the number of samples."""
     # Column lists stacked, images at the spec's image_size/color_mode, sequences as [n, None, ...].
-    x, y = role_shapes(arrays_of(session, spec.dataset), spec.data)
+    x, y = role_shapes(arrays, spec.data)
     if x["shape"][0] != y["shape"][0]:
         raise Invalid("x and y differ in length", [detail(("data",), f"x has {x['shape'][0]} samples but y has {y['shape'][0]}")])
     expected = spec.model.input_shape if isinstance(spec.model, LayersModel) else summary["input_shape"][1:]
@@ -89,9 +90,10 @@ def check_job(session: Session, spec: JobSpec, settings: Settings, validator: Pr
     if spec.seed is None:  # fix it now, so the stored spec reruns identically
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
     summary = _keras_check(validator, spec, current_tenant(session), settings)
-    samples = _data_check(session, spec, summary, settings)
+    dataset = find(session, ArtifactStore(settings.artifacts), spec.dataset)  # unknown: 422 at "dataset"
+    samples = _data_check(dataset.arrays, spec, summary, settings)
     check_webhook(spec, settings)
-    facts = facts_for(session, settings, spec.dataset, spec.data.x, spec.data.y)
+    facts = facts_for(dataset, spec.data.x, spec.data.y)
     return CheckedJob(spec, summary, run_preflight(spec.model_dump(mode="json"), summary, facts), samples)
 
 

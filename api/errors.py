@@ -18,6 +18,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from datastore.lookup import UnknownDataset
 from models.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for outage in (*DATABASE_OUTAGES, *BROKER_OUTAGES, sqlalchemy.exc.DBAPIError):
         app.add_exception_handler(outage, _outage)
+
+    @app.exception_handler(UnknownDataset)
+    async def _unknown_dataset(_: Request, exc: UnknownDataset) -> JSONResponse:
+        # The one lookup of a job's dataset (datastore.lookup) raises it: the spec's "dataset" is wrong.
+        return error_json(Invalid.status_code, Invalid.code, f"unknown dataset: {exc.message}", [detail(("dataset",), exc.message)])
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

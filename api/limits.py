@@ -13,7 +13,7 @@ UPLOAD_PATHS = ("/v1/datasets",)  # streamed to disk, with their own limit (max_
 def check_tenant_limits(session: Session, spec: JobSpec, samples: int, settings: Settings, tenant: str) -> None:
     """413 when the job is too big. (The cap on a tenant's queued jobs is checked where the job
     is inserted, ``models.lifecycle.create``, so that it is exact and auto-retries obey it too.)"""
-    training = max(int(samples * (1 - spec.data.validation_split - spec.data.test_split)), 1)
+    training = max(spec.data.split_sizes(samples)[0], 1)  # as the worker will split
     if spec.fit.epochs * training > settings.max_epoch_samples:
         raise PayloadTooLarge(
             f"the job would train {spec.fit.epochs} epochs x {training} samples = {spec.fit.epochs * training} "

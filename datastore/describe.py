@@ -6,7 +6,7 @@ The structure is a contract (the preflight checks read it; see README "Datasets"
      "samples": n | null,                      # null when the arrays differ in length
      "arrays": {name: {
          "shape": [n, ...], "dtype": "float32",  # null for a variable axis
-         "kind": "dense" | "sequence" | "images",
+         "kind": "dense" | "sequence" | "images",   # datastore.kinds.ArrayKind
          "stats": {"features": f, "rows": r, "sampled": bool, "nonfinite": k,
                    "min": [f], "max": [f], "mean": [f], "std": [f],   # per feature (last axis); null past 4096
                    "overall": {"min", "max", "mean", "std"}} | null,
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from datastore.reader import ArrayLike, ImageFolder, SequenceArray
+from datastore.reader import ArrayLike, ImageFolder, SequenceArray, kind_of
 from datastore.rows import chunks, row_bytes, take
 
 VERSION = 1
@@ -188,11 +188,10 @@ def describe_array(array: ArrayLike, known: Mapping[str, Any] | None = None) -> 
     """One array's entry; ``known`` supplies figures computed elsewhere (a CSV's exact column statistics,
     the pixel statistics of images), which are then not computed again."""
     known = known or {}
-    kind = "sequence" if isinstance(array, SequenceArray) else "images" if isinstance(array, ImageFolder) else "dense"
     entry = {
         "shape": [None if d is None else int(d) for d in array.shape],
         "dtype": str(np.dtype(array.dtype)),
-        "kind": kind,
+        "kind": kind_of(array).value,
         "stats": known["stats"] if "stats" in known else feature_stats(array),
         "label_counts": known["label_counts"] if "label_counts" in known else label_counts(array),
         "lengths": length_stats(array.lengths) if isinstance(array, SequenceArray) else None,

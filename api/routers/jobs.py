@@ -47,8 +47,9 @@ def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: 
              description="Validates the spec, runs the preflight checks and builds the model to summarize it; "
                          "trains nothing and stores nothing.\n" + SPEC_RULES,
              responses=error_responses(400, 413, 429), openapi_extra=SPEC_EXAMPLE)
-def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep) -> ValidationOut:
-    checked = service.check_job(uow.session, spec, settings, validator)
+def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, store: StoreDep,
+                 ) -> ValidationOut:
+    checked = service.check_job(uow.session, spec, settings, validator, store)
     return ValidationOut(
         valid=not any(f.severity == "error" for f in checked.findings),
         spec=public_spec(checked.spec.model_dump(mode="json")), model=checked.summary,
@@ -61,11 +62,11 @@ def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: Vali
                          "Error-severity findings reject it with 422 unless `\"force\": true`.\n" + SPEC_RULES,
              responses=error_responses(400, 409, 413, 429), openapi_extra=SPEC_EXAMPLE)
 def submit_job(
-    spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, queue: QueueDep, response: Response,
-    idempotency_key: IdempotencyKey = None,
+    spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, queue: QueueDep, store: StoreDep,
+    response: Response, idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
     job, summary, new = service.create_job(
-        uow, spec, settings=settings, queue=queue, validator=validator,
+        uow, spec, settings=settings, queue=queue, validator=validator, store=store,
         idempotency_key=idempotency_key,
     )
     return _created(response, job, summary, new)
@@ -104,9 +105,9 @@ def get_findings(job_id: str, uow: UoW) -> FindingsOut:
              responses=error_responses(400, 404, 409, 413, 429))
 def retry_job(
     job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, validator: ValidatorDep, queue: QueueDep,
-    response: Response, idempotency_key: IdempotencyKey = None,
+    store: StoreDep, response: Response, idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
-    job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=queue,
+    job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=queue, store=store,
                                         validator=validator, idempotency_key=idempotency_key)
     return _created(response, job, summary, new)
 

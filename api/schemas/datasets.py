@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from datastore.kinds import ArrayKind
 from models.tables import Dataset
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 class ArrayInfo(BaseModel):
     shape: list[int | None] = Field(description="samples first; null for a variable axis (sequence steps, image sides)")
     dtype: str
-    kind: str = Field(default="dense", description="dense | sequence | images")
+    kind: str = Field(default=ArrayKind.dense.value, description=" | ".join(ArrayKind))
 
 
 class DatasetOut(BaseModel):

@@ -7,7 +7,6 @@ import hashlib
 import logging
 import os
 import tempfile
-from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
@@ -19,11 +18,13 @@ from api.deps import Page, Rows
 from api.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType, detail
 from api.tenancy import current_tenant
 from datastore.artifacts import ArtifactStore
-from datastore.builtin import builtin_names, describe_builtin, is_builtin, load_builtin
-from datastore.describe import array_summary, describe
+from datastore.builtin import builtin_names, describe_builtin, is_builtin
+from datastore.describe import array_summary
 from datastore.errors import DatasetFileError
 from datastore.ingest import FORMATS, ingest
+from datastore.kinds import ArrayKind
 from datastore.limits import Limits
+from datastore.lookup import FoundDataset, builtin_description, find_dataset
 from datastore.sweep import sweep
 from models.dataset_files import claims, lock_content, referenced_contents, unreferenced
 from models.enums import JobStatus
@@ -34,12 +35,6 @@ from models.tables import Dataset, Job
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
-
-
-@cache
-def builtin_description(ref: str) -> dict[str, Any]:
-    return describe(load_builtin(ref))
 
 
 class Builtin(NamedTuple):
@@ -56,16 +51,10 @@ def builtin(ref: str) -> Builtin:
     return Builtin(ref, describe_builtin(ref), array_summary(description), description)
 
 
-def arrays_of(session: Session, ref: str) -> dict[str, Any]:
-    """The array summaries of a dataset id or built-in name; 422 at ``dataset`` if unknown."""
-    if is_builtin(ref):
-        if ref not in builtin_names():
-            raise Invalid("unknown dataset", [detail(("dataset",), f"unknown built-in dataset '{ref}'; built-ins: {builtin_names()}")])
-        return array_summary(builtin_description(ref))
-    dataset = session.get(Dataset, ref)
-    if dataset is None:
-        raise Invalid("unknown dataset", [detail(("dataset",), f"no dataset with id '{ref}'; upload one with POST /v1/datasets")])
-    return dataset.arrays
+def find(session: Session, store: ArtifactStore, ref: str) -> FoundDataset:
+    """The dataset a job names, this tenant's (``datastore.lookup``). Its ``UnknownDataset`` is the
+    API's 422 at ``dataset`` (``api.errors``)."""
+    return find_dataset(store, ref, lambda dataset_id: session.get(Dataset, dataset_id))
 
 
 def _names(arrays: dict[str, Any]) -> str:
@@ -97,15 +86,15 @@ def role_shapes(arrays: dict[str, Any], data: DataSpec) -> tuple[dict[str, Any],
             if len({info["shape"][0] for info in infos}) > 1:
                 issues.append(detail(("data", role), "the listed arrays differ in length"))
                 continue
-            out[role] = {"shape": [infos[0]["shape"][0], len(listed)], "kind": "dense"}
+            out[role] = {"shape": [infos[0]["shape"][0], len(listed)], "kind": ArrayKind.dense.value}
             continue
         info = dict(infos[0])
-        kind = info.get("kind", "dense")
-        if role == "y" and kind != "dense":
+        kind = info.get("kind", ArrayKind.dense)
+        if role == "y" and kind != ArrayKind.dense:
             issues.append(detail(("data", "y"), f"'{names}' holds {kind}; a target must be a plain array"))
             continue
-        if kind == "images":
-            info["shape"] = [info["shape"][0], *data.image_size, CHANNELS[data.color_mode]]
+        if kind == ArrayKind.images:
+            info["shape"] = [info["shape"][0], *data.image_size, data.channels]
         out[role] = info
     if issues:
         raise Invalid("the data options do not match the dataset", issues)

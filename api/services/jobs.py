@@ -15,11 +15,12 @@ from api.deps import Page, Rows, UnitOfWork
 from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail
 from api.limits import check_tenant_limits
 from api.queue import TrainingQueue
-from api.services.datasets import arrays_of, role_shapes
-from api.services.preflight import facts_for
+from api.services.data_facts import facts_for
+from api.services.datasets import find, role_shapes
 from api.services.webhooks import check_webhook
 from api.tenancy import current_tenant
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
+from datastore.artifacts import ArtifactStore
 from diagnosis.preflight import run_preflight
 from models import lifecycle
 from models.db import utcnow
@@ -55,10 +56,10 @@ def _shape_fits(expected: list[int | None], actual: list[int]) -> bool:
     return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual, strict=True))
 
 
-def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settings: Settings) -> int:
+def _data_check(arrays: dict[str, Any], spec: JobSpec, summary: dict[str, Any], settings: Settings) -> int:
     """Returns the number of samples."""
     # Column lists stacked, images at the spec's image_size/color_mode, sequences as [n, None, ...].
-    x, y = role_shapes(arrays_of(session, spec.dataset), spec.data)
+    x, y = role_shapes(arrays, spec.data)
     if x["shape"][0] != y["shape"][0]:
         raise Invalid("x and y differ in length", [detail(("data",), f"x has {x['shape'][0]} samples but y has {y['shape'][0]}")])
     expected = spec.model.input_shape if isinstance(spec.model, LayersModel) else summary["input_shape"][1:]
@@ -79,7 +80,8 @@ class CheckedJob(NamedTuple):
     samples: int  # in the dataset
 
 
-def check_job(session: Session, spec: JobSpec, settings: Settings, validator: ProcessPool) -> CheckedJob:
+def check_job(session: Session, spec: JobSpec, settings: Settings, validator: ProcessPool,
+              store: ArtifactStore) -> CheckedJob:
     """Everything short of training.
 
     The Keras check comes first, before the session's first query: a request that
@@ -88,9 +90,10 @@ def check_job(session: Session, spec: JobSpec, settings: Settings, validator: Pr
     if spec.seed is None:  # fix it now, so the stored spec reruns identically
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
     summary = _keras_check(validator, spec, current_tenant(session), settings)
-    samples = _data_check(session, spec, summary, settings)
+    dataset = find(session, store, spec.dataset)  # unknown: 422 at "dataset"
+    samples = _data_check(dataset.arrays, spec, summary, settings)
     check_webhook(spec, settings)
-    facts = facts_for(session, settings, spec.dataset, spec.data.x, spec.data.y)
+    facts = facts_for(dataset, spec.data.x, spec.data.y)
     return CheckedJob(spec, summary, run_preflight(spec.model_dump(mode="json"), summary, facts), samples)
 
 
@@ -108,7 +111,7 @@ def _request_hash(body: dict[str, Any]) -> str:
 
 
 def create_job(
-    uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, validator: ProcessPool,
+    uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, validator: ProcessPool, store: ArtifactStore,
     idempotency_key: str | None, parent_id: str | None = None,
 ) -> tuple[Job, dict[str, Any] | None, bool]:
     """Returns the job, the model summary, and whether it is new (False: an idempotent replay)."""
@@ -121,7 +124,7 @@ def create_job(
     # Nothing is written yet: end the transaction so that its connection goes back to
     # the pool while a validator process checks the spec (seconds, for a big model).
     session.commit()
-    spec, summary, findings, samples = check_job(session, spec, settings, validator)
+    spec, summary, findings, samples = check_job(session, spec, settings, validator, store)
     reject_on_errors(findings, spec.force)
     # From here to the commit this tenant's other submissions wait, so the cap below is exact. A request
     # with the same key may have committed meanwhile: its job is the answer (never a 429).

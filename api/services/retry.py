@@ -10,6 +10,7 @@ from api.queue import TrainingQueue
 from api.schemas.jobs import RetryRequest
 from api.services.jobs import create_job, get_job
 from api.validation.pool import ProcessPool
+from datastore.artifacts import ArtifactStore
 from diagnosis.patches import merge_patch
 from models.settings import Settings
 from models.spec import JobSpec
@@ -34,7 +35,8 @@ def _patch_of(parent: Job, request: RetryRequest) -> tuple[dict[str, Any], dict[
 
 
 def retry_job(uow: UnitOfWork, job_id: str, request: RetryRequest, *, settings: Settings, queue: TrainingQueue,
-              validator: ProcessPool, idempotency_key: str | None) -> tuple[Job, dict[str, Any] | None, bool]:
+              validator: ProcessPool, store: ArtifactStore,
+              idempotency_key: str | None) -> tuple[Job, dict[str, Any] | None, bool]:
     """A new job from the parent's spec with the patch applied; ``parent_id`` links them.
 
     The parent's seed is kept (unless the patch changes it), so the two runs differ
@@ -49,7 +51,7 @@ def retry_job(uow: UnitOfWork, job_id: str, request: RetryRequest, *, settings: 
     except ValidationError as exc:
         details = validation_details(list(exc.errors()))
         raise Invalid(f"the patched spec is invalid: {details[0]['path']}: {details[0]['message']}", details) from exc
-    job, summary, new = create_job(uow, spec, settings=settings, queue=queue, validator=validator,
+    job, summary, new = create_job(uow, spec, settings=settings, queue=queue, validator=validator, store=store,
                                    idempotency_key=idempotency_key, parent_id=parent.id)
     if new:
         job.origin = origin

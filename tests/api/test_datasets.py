@@ -157,3 +157,40 @@ def test_delete_refused_while_a_job_uses_it_then_allowed(client, db_session, set
     assert client.get(f"/v1/datasets/{dataset_id}").status_code == 404
     assert stored_files(settings) == []
     assert client.delete("/v1/datasets/builtin:iris").status_code == 409
+
+
+def preflight(client: TestClient, body: dict) -> dict[str, dict]:
+    response = client.post("/v1/jobs:validate", json=body)
+    assert response.status_code == 200, response.text
+    return {f["code"]: f for f in response.json()["findings"]}
+
+
+def test_sequences_get_the_scale_check_like_the_same_values_stored_dense(client: TestClient):
+    # Story 1: pen strokes whose coordinates reach thousands, stored as variable-length sequences.
+    data = sequences(n=40)
+    data["x_values"] = data["x_values"] * 2000.0
+    seq = upload(client, npz_bytes(**data)).json()["id"]
+    steps = np.split(data["x_values"], np.cumsum(data["x_lengths"])[:-1])
+    longest = int(data["x_lengths"].max())
+    padded = np.stack([np.pad(s, ((0, longest - len(s)), (0, 0))) for s in steps])  # the same values, zero-padded
+    dense = upload(client, npz_bytes(x=padded, y=data["y"])).json()["id"]
+
+    as_sequences = preflight(client, sequence_job(seq, [None, 7]))["unscaled_inputs"]
+    as_dense = preflight(client, sequence_job(dense, [longest, 7]))["unscaled_inputs"]
+
+    assert as_sequences["evidence"]["x_abs_max"] == as_dense["evidence"]["x_abs_max"] > 1000
+    assert "unscaled_inputs" not in preflight(client, spec(sequence_job(seq, [None, 7]), data={"scale_x": "standardize"}))
+
+
+def test_raw_image_pixels_get_the_scale_check_from_the_pixels_described_at_upload(client: TestClient):
+    dataset_id = upload(client, image_zip(per_class=5, size=12), "faces.zip").json()["id"]
+    cnn = spec(IRIS_MLP, dataset=dataset_id,
+               data={"image_size": [12, 12], "color_mode": "grayscale", "one_hot": False, "scale_x": None},
+               model={"input_shape": [12, 12, 1], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 2}]},
+               compile={"loss": "sparse_categorical_crossentropy"})
+
+    finding = preflight(client, cnn)["unscaled_inputs"]
+
+    assert finding["evidence"]["x_abs_max"] > 200  # raw 0-255 pixels
+    assert finding["suggestions"][0]["patch"] == {"data": {"scale_x": "rescale"}}
+    assert "unscaled_inputs" not in preflight(client, spec(cnn, data={"scale_x": "rescale"}))

@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from datastore.builtin import load_builtin
 from diagnosis.facts import data_facts
 from diagnosis.patches import merge_patch
 from diagnosis.preflight import run_preflight
@@ -174,3 +175,36 @@ def test_class_imbalance_warns_when_accuracy_would_mislead():
     assert found["class_imbalance"].severity == "warning" and found["class_imbalance"].evidence["majority_share"] == 0.95
     assert codes(job(model, [64], "binary_crossentropy"), X64, y)["class_imbalance"].severity == "info"
     assert codes(job(model, [64], "binary_crossentropy", compile={"metrics": ["accuracy"]}), X64, LABELS) == {}
+
+
+def test_unscaled_inputs_ignores_a_few_near_constant_features_but_not_one_dominant_feature():
+    pixels = RNG.uniform(size=(200, 64)).astype("float32")  # already in [0, 1]
+    pixels[:, :4] = 0.0
+    pixels[0, :4] = 0.001  # corner pixels that one image barely touches: std ~7e-5, max/min ratio ~4000
+    model = job([*DENSE, {"type": "Dense", "units": 2, "activation": "softmax"}], [64], "sparse_categorical_crossentropy")
+    assert codes(model, pixels, LABELS) == {}
+    dominant = X64.copy()
+    dominant[:, 5] *= 1000.0  # one column in other units: it swamps the first layer's sums
+    finding = codes(model, dominant, LABELS)["unscaled_inputs"]
+    assert finding.evidence["feature_std_ratio"] > 300
+    assert finding.suggestions[0].patch == {"data": {"scale_x": "standardize"}}
+
+
+def test_unscaled_inputs_trusts_a_model_that_scales_its_own_inputs():
+    pixels = RNG.integers(0, 256, size=(200, 8, 8, 1)).astype("float32")
+    head = [{"type": "Flatten"}, {"type": "Dense", "units": 2, "activation": "softmax"}]
+    rescaled = job([{"type": "Rescaling", "scale": 1 / 255}, *head], [8, 8, 1], "sparse_categorical_crossentropy")
+    assert "unscaled_inputs" not in codes(rescaled, pixels, LABELS)
+    late = job([*head[:1], {"type": "Dense", "units": 8}, {"type": "BatchNormalization"}, head[1]], [8, 8, 1],
+               "sparse_categorical_crossentropy")  # normalizes after the first weights: too late for the inputs
+    assert "unscaled_inputs" in codes(late, pixels, LABELS)
+
+
+def test_flattened_digit_pixels_in_0_1_are_scaled_despite_their_nearly_blank_border():
+    # Real pixels: the border of the 8x8 digits is almost never inked (spreads down to 0.0015
+    # against 0.4 in the middle): the old max/min rule called this "feature scales differ 277-fold".
+    digits = load_builtin("builtin:digits")
+    pixels, labels = digits["x"].reshape(len(digits["x"]), 64) / 16.0, digits["y"]
+    model = job([*DENSE, {"type": "Dense", "units": 10, "activation": "softmax"}], [64], "sparse_categorical_crossentropy")
+    assert "unscaled_inputs" not in codes(model, pixels, labels)
+    assert "unscaled_inputs" in codes(model, pixels * 255.0, labels)  # the same pixels raw: still found

@@ -7,9 +7,9 @@ from sqlalchemy.orm import Session
 
 from models.enums import JobStatus, StopReason
 from models.tables import EpochMetric, Job
+from tests.specs import DIGITS_CNN, IRIS_MLP, spec
 from worker import job_store
 from worker.training import run_training
-from tests.specs import DIGITS_CNN, IRIS_MLP, spec
 
 
 def curve(session: Session, job_id: str) -> list[EpochMetric]:
@@ -132,3 +132,14 @@ def test_every_change_is_logged_as_an_event_in_order(make_job, session_factory, 
     assert events[3].data["finding"]["code"] == "verdict"
     assert [e.data["epoch"] for e in events[1:3]] == [1, 2]
     assert events[-1].data["status"] == "succeeded" and events[-1].data["stop_reason"] == "completed"
+
+
+def test_a_job_whose_dataset_is_gone_fails_with_a_data_error_naming_it(make_job, session_factory, db_session, settings):
+    job_id = make_job(spec(IRIS_MLP, dataset="ds_gone0000000000000000000"))
+
+    run_training(session_factory, job_id, settings=settings)
+
+    job = db_session.get(Job, job_id)
+    assert job.status is JobStatus.failed and job.stop_reason is StopReason.error
+    assert job.error == {"type": "DataError",
+                         "message": "no dataset with id 'ds_gone0000000000000000000'; upload one with POST /v1/datasets"}

@@ -9,8 +9,9 @@ import keras
 import numpy as np
 
 from diagnosis.curves import Task
-from diagnosis.facts import REGRESSION_LOSSES, DataFacts, canonical_loss
+from diagnosis.facts import DataFacts, canonical_loss
 from diagnosis.preflight import run_preflight
+from diagnosis.reference import task_of
 from diagnosis.repair import repair
 from diagnosis.suggest import training_suggestions
 from diagnosis.verdict import final_verdict
@@ -27,26 +28,12 @@ def loss_name(spec: JobSpec) -> str:
     return canonical_loss(loss if isinstance(loss, str) else loss.model_dump())[0]
 
 
-def _labels(y: np.ndarray) -> np.ndarray | None:
-    if y.ndim == 2 and y.shape[1] > 1 and np.all(np.isin(y, (0, 1))):
-        return y.argmax(axis=1)
-    flat = y.reshape(len(y), -1)
-    if flat.shape[1] == 1 and np.all(np.mod(flat, 1) == 0):
-        return flat.reshape(-1).astype(np.int64)
-    return None
-
-
 def make_task(spec: JobSpec, data: PreparedData) -> Task:
-    loss = loss_name(spec)
-    restores = any(c.type == "EarlyStopping" and c.args.get("restore_best_weights") for c in spec.fit.callbacks)
-    labels = None if loss in REGRESSION_LOSSES else _labels(np.asarray(data.train.y))
-    if labels is not None and len(labels):
-        task = Task.from_labels(labels, loss)
-    else:
-        y = np.asarray(data.train.y, dtype=np.float64)
-        task = Task(classification=False, loss=loss, target_variance=float(y.reshape(len(y), -1).var(axis=0).mean()))
+    """The reference levels of the training split, as the model sees it (one-hot and scaling applied)."""
+    task = task_of(np.asarray(data.train.y), loss_name(spec))
     task.has_validation = data.validation is not None
-    task.early_stopping_restores_best = restores
+    task.early_stopping_restores_best = any(
+        c.type == "EarlyStopping" and c.args.get("restore_best_weights") for c in spec.fit.callbacks)
     return task
 
 

@@ -1,0 +1,74 @@
+"""One label rule: the dataset description, the preflight facts and the worker's reference levels
+agree on what every shape of target holds (issue 10: three rules used to disagree)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from datastore.describe import label_counts
+from datastore.labels import targets_of
+from diagnosis.facts import data_facts
+from models.spec import JobSpec
+from tests.specs import IRIS_MLP
+from worker.diagnose import make_task
+
+ONE_HOT = np.eye(3, dtype=np.float32)[[0, 1, 2, 2, 1, 2]]
+MULTI_HOT = np.array([[1, 1, 0], [0, 1, 1], [1, 0, 0], [0, 0, 0], [1, 1, 1], [0, 1, 0]], dtype=np.float32)
+# (name, y, kind, labels or None)
+TABLE = [
+    ("int labels (n,)", np.array([0, 1, 2, 2, 1, 2]), "labels", [0, 1, 2, 2, 1, 2]),
+    ("int labels (n, 1)", np.array([[0], [1], [2], [2], [1], [2]], dtype=np.int32), "labels", [0, 1, 2, 2, 1, 2]),
+    ("float-integer labels", np.array([0.0, 1.0, 2.0, 2.0, 1.0, 2.0]), "labels", [0, 1, 2, 2, 1, 2]),
+    ("one-hot (n, k)", ONE_HOT, "one_hot", [0, 1, 2, 2, 1, 2]),
+    ("one-hot ints (n, 2)", np.array([[1, 0], [0, 1], [0, 1], [1, 0], [1, 0], [1, 0]]), "one_hot", [0, 1, 1, 0, 0, 0]),
+    ("multi-hot (n, k)", MULTI_HOT, "multi_hot", None),
+    ("0/1 column", np.array([0.0, 1.0, 1.0, 0.0, 0.0, 0.0], dtype=np.float32), "labels", [0, 1, 1, 0, 0, 0]),
+    ("negative ints", np.array([-1, 1, 1, -1, -1, -1]), "labels", [-1, 1, 1, -1, -1, -1]),
+    ("continuous (n,)", np.array([0.5, 1.25, 2.0, 3.5, 0.1, 2.2]), "continuous", None),
+    ("continuous (n, k)", np.random.default_rng(0).normal(size=(6, 3)), "continuous", None),
+    ("integer outputs (n, k)", np.array([[2, 0], [1, 3], [0, 0], [4, 1], [1, 1], [2, 2]]), "continuous", None),
+    ("rows with a 2 summing to 1", np.array([[2, -1], [0, 1], [1, 0], [0, 1], [1, 0], [1, 0]]), "continuous", None),
+    ("NaN", np.array([0.0, 1.0, np.nan, 1.0, 0.0, 1.0]), "continuous", None),
+]
+
+
+def _task(y: np.ndarray, loss: str):
+    spec = JobSpec.model_validate({**IRIS_MLP, "compile": {**IRIS_MLP["compile"], "loss": loss}})
+    return make_task(spec, SimpleNamespace(train=SimpleNamespace(y=y), validation=None))
+
+
+@pytest.mark.parametrize(("name", "y", "kind", "labels"), TABLE, ids=[row[0] for row in TABLE])
+def test_description_preflight_and_worker_agree(name, y, kind, labels):
+    targets = targets_of(y)
+    assert targets.kind == kind
+    assert (targets.labels is None) == (labels is None)
+    if labels is not None:
+        assert targets.labels.tolist() == labels
+    expected = None if labels is None else {v: labels.count(v) for v in sorted(set(labels))}
+
+    described = label_counts(y)
+    assert described == (None if expected is None else {str(k): v for k, v in expected.items()})
+    facts = data_facts(np.zeros((len(y), 2)), y)
+    assert facts.label_counts == expected
+    assert facts.one_hot_stored == (kind == "one_hot")
+
+    # The worker's reference levels under the loss that fits class targets of this shape.
+    task = _task(y, "categorical_crossentropy" if y.ndim == 2 and y.shape[1] > 1 else "sparse_categorical_crossentropy")
+    assert task.classification == (expected is not None)
+    if expected is not None:
+        p = np.array(list(expected.values())) / len(y)
+        assert task.majority_rate == pytest.approx(p.max())
+        assert task.chance_loss == pytest.approx(float(-(p * np.log(p)).sum()))
+    else:
+        assert task.chance_loss is None and task.majority_rate is None
+
+
+def test_multi_hot_targets_are_multi_label_with_per_column_chance():
+    rng = np.random.default_rng(1)
+    y = (rng.random((4000, 6)) < 0.5).astype(np.float32)  # several 1s per row: sigmoid + binary cross-entropy
+    task = _task(y, "binary_crossentropy")
+    assert task.classification and task.multi_label and task.classes == 6
+    # Each column is a fair coin: the constant 0.5 scores ln 2 per column (the argmax reading gave 0.910).
+    assert task.chance_loss == pytest.approx(np.log(2), abs=0.01)
+    assert task.majority_rate == pytest.approx(0.5, abs=0.02)

@@ -9,27 +9,21 @@ against Keras itself by ``keras_bridge``, which this module must not import.
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_serializer, model_validator,
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_serializer,
+    model_validator,
 )
 
-TRAINING_CODES = (
-    "stuck_at_chance",
-    "saturated_outputs",
-    "diverging",
-    "overfitting",
-    "plateau",
-    "unstable",
-    "vanishing_gradients",
-)
-TrainingCode = Literal[
-    "stuck_at_chance",
-    "saturated_outputs",
-    "diverging",
-    "overfitting",
-    "plateau",
-    "unstable",
-    "vanishing_gradients",
-]
+from models.findings import TRAINING_CODES
+
+# The training-phase finding codes (models/findings.py CODES), the values diagnosis.stop_on accepts.
+TrainingCode = Literal[TRAINING_CODES]  # type: ignore[valid-type]
 Scaling = Literal["standardize", "minmax", "rescale"]
 
 

@@ -12,8 +12,8 @@ from diagnosis.curves import Task
 from diagnosis.facts import DataFacts, canonical_loss
 from diagnosis.preflight import run_preflight
 from diagnosis.reference import task_of
+from diagnosis.registry import training_suggestions
 from diagnosis.repair import repair
-from diagnosis.suggest import training_suggestions
 from diagnosis.verdict import final_verdict
 from keras_bridge.errors import SpecError
 from keras_bridge.validate import check_spec
@@ -62,7 +62,9 @@ class Diagnosis:
         return self._repair
 
     def suggestions(self, code: Code) -> list[Suggestion]:
-        return training_suggestions(code, self.spec_json, self._preflight_fix())
+        """The fixes of a training finding raised now, chosen from the epochs so far and the reference levels."""
+        history = self.monitor.history if self.monitor is not None else []
+        return training_suggestions(code, self.spec_json, self._preflight_fix(), history, self.task)
 
     def callback(self, model: keras.Model, state_path: Path | None = None) -> DiagnosisMonitor:
         """The monitor for ``model.fit``; ``state_path``: see ``DiagnosisMonitor``."""

@@ -124,6 +124,13 @@ def changes_training(patch: dict[str, Any]) -> bool:
     return any(v != {} for v in rest.values())
 
 
+def keeps_what_learnt(patch: dict[str, Any]) -> bool:
+    """Whether a fix leaves the model, its loss and its optimizer alone: the only kind offered to a job
+    that learnt (story 1's job reached val accuracy 1.0; its preflight fix, relu and no Masking, did not learn)."""
+    compile_ = patch.get("compile") or {}
+    return "model" not in patch and not ({"optimizer", "loss"} & set(compile_))
+
+
 def preflight_first(context: Context) -> list[Suggestion]:
     """The combined fix of what preflight found, when it changes training (a stuck or saturated model is
     most often their consequence); a metric-only fix cannot help a run that does not learn."""

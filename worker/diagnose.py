@@ -14,6 +14,7 @@ from diagnosis.preflight import run_preflight
 from diagnosis.reference import task_of
 from diagnosis.registry import training_suggestions
 from diagnosis.repair import repair
+from diagnosis.suggest import keeps_what_learnt
 from diagnosis.verdict import final_verdict
 from keras_bridge.errors import SpecError
 from keras_bridge.validate import check_spec
@@ -83,9 +84,9 @@ class Diagnosis:
         history = self.monitor.history if self.monitor else []
         warned = any(f["phase"] == "preflight" and f["severity"] != "info" and f["suggestions"] for f in findings)
         fix = None
-        if warned:
+        if warned:  # offered only to a job that learnt (final_verdict): never a change that undoes what works
             patch, applied = self._preflight_fix()
-            if patch:
+            if patch and keeps_what_learnt(patch):
                 fix = Suggestion(summary="fix what preflight found: " + "; ".join(applied), patch=patch)
         verdict = final_verdict(history, self.task, findings, self.spec_json, preflight_fix=fix)
         if self.monitor is not None:  # what watching cost, against the epochs' own time

@@ -11,6 +11,7 @@ from datastore.labels import targets_of
 from diagnosis.facts import data_facts
 from models.spec import JobSpec
 from tests.specs import IRIS_MLP
+from worker.data import prepare
 from worker.diagnose import make_task
 
 ONE_HOT = np.eye(3, dtype=np.float32)[[0, 1, 2, 2, 1, 2]]
@@ -72,3 +73,34 @@ def test_multi_hot_targets_are_multi_label_with_per_column_chance():
     # Each column is a fair coin: the constant 0.5 scores ln 2 per column (the argmax reading gave 0.910).
     assert task.chance_loss == pytest.approx(np.log(2), abs=0.01)
     assert task.majority_rate == pytest.approx(0.5, abs=0.02)
+
+
+def _prepared_task(y: np.ndarray, loss: str, **data):
+    body = {**IRIS_MLP, "compile": {**IRIS_MLP["compile"], "loss": loss},
+            "data": {"validation_split": 0.25, "one_hot": False, **data},
+            "fit": {**IRIS_MLP["fit"], "callbacks": [{"type": "EarlyStopping", "restore_best_weights": True}]}}
+    spec = JobSpec.model_validate(body)
+    prepared = prepare({"x": np.zeros((len(y), 4), np.float32), "y": y}, spec.data, seed=0)
+    return make_task(spec, prepared), prepared
+
+
+def test_the_worker_reads_the_training_split_as_the_model_sees_it():
+    labels = np.random.default_rng(2).choice(3, size=400, p=[0.5, 0.3, 0.2])
+    task, prepared = _prepared_task(labels, "categorical_crossentropy", one_hot=True)  # one-hot applied by the worker
+    train = labels[prepared.train.indices]
+    p = np.bincount(train, minlength=3) / len(train)
+    assert task.classification and task.classes == 3
+    assert task.chance_loss == pytest.approx(float(-(p * np.log(p)).sum()))
+    assert task.has_validation and task.early_stopping_restores_best
+
+    values = np.random.default_rng(3).normal(50, 10, size=(400, 2)).astype(np.float32)
+    scaled, _ = _prepared_task(values, "mean_squared_error", scale_y="standardize")
+    assert scaled.chance_loss == pytest.approx(1.0, abs=1e-3)  # the scaler is fit on the training split
+
+
+def test_mse_on_zero_one_targets_is_label_like_in_the_worker():
+    y = (np.random.default_rng(4).random(400) < 0.5).astype(np.float32)
+    task, prepared = _prepared_task(y, "mse")
+    p = y[prepared.train.indices].mean()
+    assert task.label_like and not task.classification
+    assert task.chance_loss == pytest.approx(p * (1 - p))

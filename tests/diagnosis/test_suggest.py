@@ -6,6 +6,7 @@ import math
 from diagnosis.curves import Epoch, Task
 from diagnosis.patches import merge_patch
 from diagnosis.registry import training_suggestions
+from diagnosis.suggest import changes_training, keeps_what_learnt
 from models.findings import Code
 from models.spec import JobSpec
 from tests.specs import IRIS_MLP
@@ -96,3 +97,13 @@ def test_a_metric_only_preflight_fix_is_never_offered_for_a_training_finding():
                           "saturated_outputs"}:
             found = training_suggestions(code, base, METRIC_ONLY, flat_run(SMALL), TASK)
             assert all("metrics" not in s.patch.get("compile", {}) for s in found), code
+
+
+def test_what_a_fix_changes():
+    assert not changes_training({"compile": {"metrics": ["mae"]}, "name": "x"})
+    assert changes_training({"data": {"scale_x": "rescale"}})
+    assert changes_training({"compile": {"metrics": ["mae"], "optimizer": {"type": "Adam", "learning_rate": 0.01}}})
+    # A job that learnt is offered only fixes that leave its model, loss and optimizer alone.
+    assert keeps_what_learnt({"data": {"shuffle": True}, "compile": {"metrics": ["mae"]}})
+    assert not keeps_what_learnt({"model": {"layers": [{"type": "Dense", "units": 1}]}})
+    assert not keeps_what_learnt({"compile": {"optimizer": {"type": "Adam", "learning_rate": 1e-3}}})

@@ -11,6 +11,7 @@ from datastore.labels import targets_of
 from diagnosis.facts import data_facts
 from models.spec import JobSpec
 from tests.specs import IRIS_MLP
+from worker import diagnose
 from worker.data import prepare
 from worker.diagnose import make_task
 
@@ -104,3 +105,10 @@ def test_mse_on_zero_one_targets_is_label_like_in_the_worker():
     p = y[prepared.train.indices].mean()
     assert task.label_like and not task.classification
     assert task.chance_loss == pytest.approx(p * (1 - p))
+
+
+def test_a_large_training_split_is_read_evenly_spaced(monkeypatch):
+    monkeypatch.setattr(diagnose, "TARGET_ROWS", 200)
+    labels = np.repeat([0, 1, 2, 3], 500)  # the order the worker's shuffle leaves is irrelevant to an even sample
+    task, _ = _prepared_task(labels, "sparse_categorical_crossentropy")
+    assert task.classes == 4 and task.chance_loss == pytest.approx(np.log(4), abs=0.02)

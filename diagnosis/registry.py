@@ -25,7 +25,7 @@ Resolver = Callable[[list[Epoch], Task], bool]
 @dataclass(frozen=True)
 class Binding:
     rule: Rule
-    suggest: Builder
+    fixes: Builder = suggest.preflight_first  # a new code's fixes: at least what preflight found
     resolver: Resolver | None = None  # only for findings a slow starter can contradict
 
 
@@ -58,5 +58,5 @@ def training_suggestions(code: Code, spec: dict[str, Any], preflight_fix: tuple[
         preflight_fix: the combined fix of the preflight findings (``diagnosis.repair``); offered first
             when it changes training.
     """
-    found = BINDINGS[code].suggest(Context(spec, preflight_fix, history, task))
+    found = BINDINGS[code].fixes(Context(spec, preflight_fix, history, task))
     return [s for s in found if s.patch]

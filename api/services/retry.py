@@ -13,12 +13,10 @@ from api.schemas.jobs import FindingsOut, JobOut, RepairAttempt, RepairChain, Re
 from api.services.jobs import create_job, get_job, job_out
 from api.validation.pool import ProcessPool
 from diagnosis.patches import merge_patch
-from models.findings import verdict_of
+from models.findings import LEARNED, verdict_of
 from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import Job
-
-LEARNED = ("learning", "converged", "overfitting")
 
 
 def _patch_of(parent: Job, request: RetryRequest) -> tuple[dict[str, Any], dict[str, Any]]:

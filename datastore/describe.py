@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from datastore.labels import labels_of
 from datastore.reader import ArrayLike, ImageFolder, SequenceArray, kind_of
 from datastore.rows import chunks, row_bytes, take
 
@@ -136,25 +137,6 @@ def _as_rows(array: np.ndarray, width: int) -> np.ndarray:
     if isinstance(array, np.memmap) and array.filename and array.flags.c_contiguous:
         return np.memmap(array.filename, dtype=array.dtype, mode="r", shape=shape, offset=array.offset)
     return np.ascontiguousarray(array).reshape(shape)
-
-
-def labels_of(block: np.ndarray) -> np.ndarray | None:
-    """Integer class labels of a block of rows, or None if the rows are not labels."""
-    if block.ndim == 2 and block.shape[1] > 1:  # one-hot rows
-        if block.dtype.kind == "f" and not np.all((block == 0) | (block == 1)):
-            return None
-        if block.dtype.kind in "iub" and not np.all((block == 0) | (block == 1)):
-            return None
-        if not np.all(block.sum(axis=1) == 1):
-            return None
-        return block.argmax(axis=1)
-    flat = block.reshape(len(block), -1)
-    if flat.shape[1] != 1:
-        return None
-    flat = flat[:, 0]
-    if flat.dtype.kind == "f" and not (np.all(np.isfinite(flat)) and np.all(np.mod(flat, 1) == 0)):
-        return None
-    return flat.astype(np.int64)
 
 
 def label_counts(array: ArrayLike, indices: np.ndarray | None = None) -> dict[str, int] | None:

@@ -10,11 +10,13 @@ activation, layers).
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from datastore.describe import feature_stats
+from datastore.labels import Targets, targets_of
 from datastore.reader import ArrayLike, select
 from datastore.rows import select_rows
 
@@ -22,6 +24,8 @@ REGRESSION_LOSSES = {
     "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
     "mean_squared_logarithmic_error", "huber", "log_cosh", "cosine_similarity",
 }
+CLASSIFICATION_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
+                         "categorical_focal_crossentropy", "binary_focal_crossentropy"}
 LOSS_ALIASES = {
     "mse": "mean_squared_error", "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
     "msle": "mean_squared_logarithmic_error", "logcosh": "log_cosh", "huber_loss": "huber",
@@ -96,23 +100,21 @@ class DataFacts:
         values, counts = np.unique(labels, return_counts=True)
         return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
+    @cached_property
+    def targets(self) -> Targets | None:
+        """What y holds, by the one label rule (``datastore.labels``); None when y was not read."""
+        return None if self.y is None else targets_of(self.y)
+
     @property
     def labels(self) -> np.ndarray | None:
-        """Integer class labels, from integer targets or one-hot rows; None for continuous targets."""
-        if self.y is None:
-            return None
-        y = self.y
-        if self.y_sample_shape in ((), (1,)) and self.y_integer:
-            return y.reshape(-1).astype(np.int64)
-        if len(self.y_sample_shape) == 1 and self.y_sample_shape[0] > 1 and self.y_integer:
-            rows = y.reshape(len(y), -1)
-            if np.all(rows.sum(axis=1) == 1):
-                return rows.argmax(axis=1)
-        return None
+        """Integer class labels, from integer targets or one-hot rows; None for continuous or multi-hot targets."""
+        targets = self.targets
+        return None if targets is None else targets.labels
 
     @property
     def one_hot_stored(self) -> bool:
-        return len(self.y_sample_shape) == 1 and self.y_sample_shape[0] > 1 and self.labels is not None
+        targets = self.targets
+        return targets is not None and targets.kind == "one_hot"
 
 
 def _x_stats(x: str | Sequence[str], xs: ArrayLike, description: Mapping[str, Any] | None) -> dict[str, Any] | None:

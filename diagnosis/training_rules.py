@@ -3,10 +3,8 @@ symptom is now clear. The monitor calls them after every epoch and raises
 each code once, at the first epoch it holds."""
 
 import math
-from collections.abc import Callable
 
 from diagnosis.curves import Epoch, Task, as_evidence, rel_change, series
-from models.findings import Code
 
 # Each rule returns (severity, message, evidence) when its symptom is clear, else None.
 Verdict = tuple[str, str, dict] | None
@@ -174,17 +172,6 @@ def vanishing_gradients(history: list[Epoch], task: Task) -> Verdict:
         "gradient_norms": [float(f"{n:.3g}") for n in norms], "first_to_last_ratio": float(f"{ratios[-1]:.3g}")}  # type: ignore[union-attr]
 
 
-RULES: dict[Code, Callable[[list[Epoch], Task], Verdict]] = {
-    Code.diverging: diverging,
-    Code.saturated_outputs: saturated_outputs,
-    Code.stuck_at_chance: stuck_at_chance,
-    Code.vanishing_gradients: vanishing_gradients,
-    Code.overfitting: overfitting,
-    Code.plateau: plateau,
-    Code.unstable: unstable,
-}
-
-
 def stuck_resolved(history: list[Epoch], task: Task) -> bool:
     loss = history[-1].loss
     return loss is not None and task.chance_loss is not None and loss < 0.8 * task.chance_loss
@@ -199,11 +186,3 @@ def saturation_resolved(history: list[Epoch], task: Task) -> bool:
 def plateau_resolved(history: list[Epoch], task: Task) -> bool:
     losses = [e.loss for e in history[-PLATEAU_WINDOW - 1:]]
     return None not in losses and losses[-1] < 0.9 * min(losses[:-1])  # type: ignore[operator,type-var]
-
-
-# Findings that a later epoch can contradict: the model got moving after all.
-RESOLVERS: dict[Code, Callable[[list[Epoch], Task], bool]] = {
-    Code.stuck_at_chance: stuck_resolved,
-    Code.saturated_outputs: saturation_resolved,
-    Code.plateau: plateau_resolved,
-}

@@ -20,24 +20,10 @@ from pydantic import (
     model_validator,
 )
 
-TRAINING_CODES = (
-    "stuck_at_chance",
-    "saturated_outputs",
-    "diverging",
-    "overfitting",
-    "plateau",
-    "unstable",
-    "vanishing_gradients",
-)
-TrainingCode = Literal[
-    "stuck_at_chance",
-    "saturated_outputs",
-    "diverging",
-    "overfitting",
-    "plateau",
-    "unstable",
-    "vanishing_gradients",
-]
+from models.findings import TRAINING_CODES
+
+# The training-phase finding codes (models/findings.py CODES), the values diagnosis.stop_on accepts.
+TrainingCode = Literal[TRAINING_CODES]  # type: ignore[valid-type]
 Scaling = Literal["standardize", "minmax", "rescale"]
 
 

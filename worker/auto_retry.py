@@ -18,13 +18,13 @@ from keras_bridge.errors import SpecError
 from keras_bridge.validate import check_spec
 from models import lifecycle
 from models.db import transaction
-from models.findings import Finding
+from models.findings import LEARNED, VERDICT_NAMES, Finding
 from models.ids import new_id
 from models.spec import JobSpec
 from models.tables import Job
 
 log = logging.getLogger(__name__)
-NOT_LEARNING = {"not_learning", "diverged", "plateau", "data_problem"}
+NOT_LEARNING = frozenset(VERDICT_NAMES) - LEARNED
 
 
 def wants_retry(spec: JobSpec, verdict: Finding | None) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from diagnosis.curves import Epoch, Task
-from diagnosis.training_rules import RESOLVERS, RULES
+from diagnosis.registry import RESOLVERS, RULES
 from models.findings import Code, Finding, Suggestion
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.db import utcnow
 from models.enums import JobStatus, StopReason
-from models.findings import verdict_of
+from models.findings import LEARNED, verdict_of
 from models.tables import Job
 
 
@@ -119,9 +119,6 @@ class JobCreated(JobOut):
 
 
 JobOut.model_rebuild()
-
-LEARNED = ("learning", "converged", "overfitting")  # final verdicts that mean the model learned
-
 
 def public_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The spec as the API shows it: without the webhook secret.

@@ -23,13 +23,12 @@ from diagnosis.preflight import run_preflight
 from keras_bridge.validate import check_spec
 from migrations import upgrade
 from models.db import make_engine, make_session_factory, transaction
-from models.findings import verdict_of
+from models.findings import LEARNED, verdict_of
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import EpochMetric, Job
 from worker.training import run_training
-
 
 TENANT = "bench"
 
@@ -114,7 +113,7 @@ def learned(case: Case, outcome: Outcome) -> bool:
 
 
 def learned_from_verdict(verdict: dict[str, Any] | None, regression: bool) -> bool:
-    if verdict is None or verdict["evidence"]["verdict"] not in ("learning", "converged", "overfitting"):
+    if verdict is None or verdict["evidence"]["verdict"] not in LEARNED:
         return False
     evidence = verdict["evidence"]
     best = evidence.get("best") or {}

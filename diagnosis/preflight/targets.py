@@ -2,12 +2,10 @@
 
 from typing import Any
 
-from diagnosis.facts import DataFacts, SpecView
+from diagnosis.facts import CLASSIFICATION_LOSSES, DataFacts, SpecView
 from diagnosis.patches import patch_from
 from models.findings import Code, Finding, Suggestion
 
-CLASSIFICATION_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
-                         "categorical_focal_crossentropy", "binary_focal_crossentropy"}
 ACCURACY_METRICS = {"accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy"}
 
 

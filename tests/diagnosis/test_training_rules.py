@@ -5,7 +5,7 @@ import math
 import pytest
 
 from diagnosis.curves import Epoch, Task
-from diagnosis.training_rules import RESOLVERS, RULES
+from diagnosis.registry import RESOLVERS, RULES
 from diagnosis.verdict import final_verdict
 from models.findings import Code
 

@@ -1,12 +1,9 @@
 """Limits on what one request and one tenant may ask for."""
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PayloadTooLarge
+from api.errors import PayloadTooLarge, error_json
 from models.settings import Settings
 from models.spec import JobSpec
 
@@ -35,7 +32,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
+            await _too_large(scope, receive, send, self.limit)
             return
         body, more = b"", True
         while more:  # JSON bodies are small: read it all (up to the limit), then replay it
@@ -43,7 +40,7 @@ class BodyLimit:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.limit:
-                await _too_large(send, self.limit)
+                await _too_large(scope, receive, send, self.limit)
                 return
         replayed = False
 
@@ -57,11 +54,6 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Callable[[Message], Awaitable[Any]], limit: int) -> None:
-    import json
-
-    payload = json.dumps({"error": {"code": "payload_too_large", "details": [],
-                                    "message": f"the request body is larger than the limit of {limit} bytes"}}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
-    await send({"type": "http.response.body", "body": payload})
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    message = f"the request body is larger than the limit of {limit} bytes"
+    await error_json(PayloadTooLarge.status_code, PayloadTooLarge.code, message)(scope, receive, send)

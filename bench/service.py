@@ -57,7 +57,11 @@ def clean_redis_db(n: int) -> None:
     """Delete what a Celery worker and API of this run leave in Redis database n, and nothing else."""
     import redis
 
-    queues = {os.environ.get("TRAINYARD_TRAIN_QUEUE", "cpu"), "control", "webhooks", "celery"}
+    from broker.tasks import CONTROL_QUEUE, training_queues
+    from models.settings import Settings
+
+    settings = Settings()  # the run's TRAINYARD_* environment, as its processes read it
+    queues = {*training_queues(settings.train_queue), CONTROL_QUEUE, settings.webhook_queue, "celery"}
     ours = {"unacked", "unacked_index", "unacked_mutex", "_kombu.binding_deadlines"}
     for q in queues:
         ours |= {q, f"_kombu.binding.{q}", f"_kombu.binding_permanent.{q}"}

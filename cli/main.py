@@ -7,6 +7,7 @@ import sys
 import threading
 from functools import partial
 
+from broker.tasks import CONTROL_QUEUE, training_queues
 from cli import client, keys, processes, supervise
 from models.settings import get_settings
 
@@ -60,7 +61,7 @@ def _serve(args: argparse.Namespace) -> None:
     _migrate(argparse.Namespace(downgrade=None, revision="heads"))
     first = keys.ensure_first_key(settings)
     worker = processes.WorkerProcess(
-        processes.celery_worker_argv([*processes.training_queues(settings.train_queue), "control"], "embedded",
+        processes.celery_worker_argv([*training_queues(settings.train_queue), CONTROL_QUEUE], "embedded",
                                      beat=True),
     )
     children = [_supervised(worker), _supervised(processes.webhook_worker(settings.webhook_queue))]

@@ -1,20 +1,21 @@
-"""Datasets: upload (streamed, hashed, checked, stored as memory-mappable arrays), describe, list, delete."""
+"""Datasets: upload (streamed, hashed, checked, stored as memory-mappable arrays), describe, list, delete.
+
+Returns rows (``Dataset``, or a ``Builtin`` for a built-in dataset) and plain values; the routes
+build the response schemas."""
 
 import hashlib
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import Page
+from api.deps import Page, Rows
 from api.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType, detail
-from api.schemas.common import ListPage
-from api.schemas.datasets import DatasetOut, samples_of
 from api.tenancy import current_tenant
 from datastore.artifacts import ArtifactStore
 from datastore.builtin import builtin_names, describe_builtin, is_builtin
@@ -34,23 +35,20 @@ from models.tables import Dataset, Job
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-def dataset_out(dataset: Dataset, *, full: bool = True) -> DatasetOut:
-    description = dataset.description or {}
-    return DatasetOut(
-        id=dataset.id, builtin=False, filename=dataset.filename, format=dataset.format, sha256=dataset.sha256,
-        size_bytes=dataset.size_bytes, samples=samples_of(dataset.arrays), arrays=dataset.arrays,
-        classes=description.get("classes"), description=dataset.description if full else None,
-        created_at=dataset.created_at,
-    )
 
 
-def builtin_out(ref: str, *, full: bool = True) -> DatasetOut:
+class Builtin(NamedTuple):
+    """A built-in dataset: what a ``Dataset`` row says of an uploaded one."""
+
+    id: str
+    title: str
+    arrays: dict[str, Any]
+    description: dict[str, Any]
+
+
+def builtin(ref: str) -> Builtin:
     description = builtin_description(ref)
-    arrays = array_summary(description)
-    return DatasetOut(
-        id=ref, builtin=True, title=describe_builtin(ref), format="builtin", sha256=None, size_bytes=None,
-        samples=samples_of(arrays), arrays=arrays, description=description if full else None, created_at=None,
-    )
+    return Builtin(ref, describe_builtin(ref), array_summary(description), description)
 
 
 def find(session: Session, store: ArtifactStore, ref: str) -> FoundDataset:
@@ -103,25 +101,23 @@ def role_shapes(arrays: dict[str, Any], data: DataSpec) -> tuple[dict[str, Any],
     return out["x"], out["y"]
 
 
-def get_dataset(session: Session, ref: str) -> DatasetOut:
+def get_dataset(session: Session, ref: str) -> Dataset | Builtin:
     if is_builtin(ref) and ref in builtin_names():
-        return builtin_out(ref)
+        return builtin(ref)
     dataset = session.get(Dataset, ref)
     if dataset is None:
         raise NotFound(f"no dataset with id '{ref}'")
-    return dataset_out(dataset)
+    return dataset
 
 
-def list_datasets(session: Session, page: Page) -> ListPage[DatasetOut]:
-    """Newest first, built-ins heading the first page; descriptions only from GET /v1/datasets/{id}."""
+def list_datasets(session: Session, page: Page) -> Rows[Dataset | Builtin]:
+    """Newest first, built-ins heading the first page."""
     query = select(Dataset).order_by(Dataset.id.desc()).limit(page.limit + 1)
     if page.cursor:
         query = query.where(Dataset.id < page.cursor)
-    rows = session.scalars(query).all()
-    items = [dataset_out(d, full=False) for d in rows[: page.limit]]
-    if page.cursor is None:
-        items = [builtin_out(ref, full=False) for ref in builtin_names()] + items
-    return ListPage(items=items, next_cursor=rows[page.limit - 1].id if len(rows) > page.limit else None)
+    uploaded = page.of(session.scalars(query).all(), lambda dataset: dataset.id)
+    builtins = [builtin(ref) for ref in builtin_names()] if page.cursor is None else []
+    return Rows([*builtins, *uploaded.items], uploaded.next_cursor)
 
 
 def _stream_to_disk(source: BinaryIO, directory: Path, limit: int) -> tuple[Path, str, int]:
@@ -150,7 +146,7 @@ def _limits(settings: Settings) -> Limits:
 
 
 def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, source: BinaryIO,
-                   settings: Settings) -> tuple[DatasetOut, bool]:
+                   settings: Settings) -> tuple[Dataset, bool]:
     """Check an upload and store it under its content hash. Returns the dataset and whether it is new.
 
     The arrays are written to a staging folder and renamed into place only once
@@ -169,7 +165,7 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
             raise Invalid("the file is empty", [detail(("file",), "the file is empty")])
         existing = session.scalar(select(Dataset).where(Dataset.sha256 == sha256))
         if existing is not None:
-            return dataset_out(existing), False
+            return existing, False
         try:
             ingested = ingest(tmp, suffix, staging, _limits(settings))
         except DatasetFileError as exc:
@@ -188,13 +184,13 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
         except IntegrityError:  # the same file uploaded concurrently: keep the first
             existing = session.scalar(select(Dataset).where(Dataset.sha256 == sha256))
             assert existing is not None
-            return dataset_out(existing), False
+            return existing, False
         final = store.resolve(relative)
         if not final.exists():  # else: the same bytes, stored for another tenant; reuse them
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging, final)
             os.utime(final)  # its age, for the sweep, starts now
-        return dataset_out(dataset), True
+        return dataset, True
     finally:
         tmp.unlink(missing_ok=True)
         store.remove(staging)
@@ -233,10 +229,10 @@ def release_files(session: Session, store: ArtifactStore, dataset: Dataset) -> N
         log.exception("could not release the files of deleted dataset %s; the sweep will", dataset.id)
 
 
-def sweep_stale_uploads(settings: Settings, factory: sessionmaker[Session]) -> None:
+def sweep_stale_uploads(settings: Settings, store: ArtifactStore, factory: sessionmaker[Session]) -> None:
     """The API's start-up sweep (see ``datastore.sweep``); a failure is logged, never fatal."""
     try:
-        sweep(ArtifactStore(settings.artifacts), settings.upload_grace_s, claims(factory),
+        sweep(store, settings.upload_grace_s, claims(factory),
               lambda: referenced_contents(factory))
     except Exception:  # the periodic sweep retries
         log.exception("the start-up sweep of stale uploads failed")

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from api.validation.pool import ProcessPool
+from datastore.artifacts import ArtifactStore
 from migrations import upgrade
 from models.db import make_engine, make_session_factory
 from models.settings import Settings
@@ -104,12 +105,14 @@ def test_a_delete_racing_another_tenants_upload_of_the_same_bytes_never_loses_fi
         start = threading.Barrier(2)
         results: dict[str, int] = {}
 
-        def delete(dataset_id: str = owned["id"], pause: float = rng.random() * 0.004) -> None:
+        # This iteration's values bound as defaults: the threads end before the next iteration anyway.
+        def delete(dataset_id: str = owned["id"], pause: float = rng.random() * 0.004, start=start,
+                   results=results) -> None:
             start.wait()
             time.sleep(pause)
             results["delete"] = world.a.delete(f"/v1/datasets/{dataset_id}").status_code
 
-        def reupload(pause: float = rng.random() * 0.004) -> None:
+        def reupload(pause: float = rng.random() * 0.004, start=start, results=results, content=content) -> None:
             start.wait()
             time.sleep(pause)
             response = upload(world.b, content)
@@ -189,7 +192,8 @@ def test_a_failed_commit_leaves_a_folder_without_a_row_which_the_sweep_collects(
     orphans = list((world.settings.artifacts / "datasets").iterdir())
     assert len(orphans) == 1 and world.rows() == []
 
-    sweep_stale_uploads(world.settings.model_copy(update={"upload_grace_s": 0.0}), world.factory)
+    sweep_stale_uploads(world.settings.model_copy(update={"upload_grace_s": 0.0}), ArtifactStore(world.settings.artifacts),
+                        world.factory)
 
     assert list((world.settings.artifacts / "datasets").iterdir()) == []
     assert list((world.settings.artifacts / "uploads").iterdir()) == []

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from fastapi.testclient import TestClient
 
+from api.deps import get_queue
 from api.queue import TrainingQueue
 from models.db import make_engine, make_session_factory
 from models.settings import Settings
@@ -57,11 +58,11 @@ def test_a_job_whose_message_was_lost_is_found_and_run(live: TestClient, e2e_set
     # Submit through an API whose broker queue nobody consumes: the message is lost.
     lost_queue = TrainingQueue(e2e_settings.model_copy(update={"train_queue": f"void-{uuid.uuid4().hex[:6]}"}))
     real_queue = live.app.state.queue
-    live.app.state.queue = lost_queue
+    live.app.dependency_overrides[get_queue] = lambda: lost_queue
     try:
         job_id = live.post("/v1/jobs", json=IRIS_MLP).json()["id"]
     finally:
-        live.app.state.queue = real_queue
+        del live.app.dependency_overrides[get_queue]
     assert live.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"
 
     factory = make_session_factory(make_engine(e2e_settings.database_dsn))

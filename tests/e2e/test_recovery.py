@@ -25,11 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
+from broker.tasks import resume_queue
 from migrations import upgrade
 from models.db import make_engine, make_session_factory, utcnow
 from models.enums import EventType, JobStatus
-from models.settings import Settings, resume_queue
 from models.holder import Holder, this_process
+from models.settings import Settings
 from models.tables import Job, JobEvent
 from tests.auth import authorize
 from tests.conftest import create_database, drop_database

@@ -20,6 +20,8 @@ from tests.auth import new_key
 from tests.servers import free_port
 from tests.conftest import REDIS_URL, create_database, drop_database
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 GRACE_S = 1.0
 SERVE = ("import sys, uvicorn; from api.app import create_app; "

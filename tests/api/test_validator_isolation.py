@@ -248,6 +248,7 @@ def test_no_database_connection_is_held_while_the_validator_works(world: World, 
     assert watch.held == [0, 0, 0], watch.held  # validate, submit, retry; the replay and the 409 need no check
 
 
+@pytest.mark.e2e  # an API process of its own
 def test_the_api_process_loads_no_tensorflow(world: World):
     """The real start-up (the app starts its own pool), then :validate and POST /v1/jobs,
     in a fresh process, which then says what it imported; its children end with it."""

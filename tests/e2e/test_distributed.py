@@ -7,6 +7,7 @@ import uuid
 
 import keras
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from api.queue import TrainingQueue
@@ -15,6 +16,8 @@ from models.settings import Settings
 from tests.e2e.conftest import finished, wait_for
 from tests.specs import DIGITS_CNN, IRIS_MLP, spec
 from worker.reconciler import reconcile
+
+pytestmark = pytest.mark.e2e
 
 
 def test_a_cnn_on_digits_trains_end_to_end(live: TestClient, e2e_settings: Settings):

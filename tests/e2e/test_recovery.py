@@ -37,6 +37,8 @@ from tests.e2e.conftest import finished
 from tests.e2e.stack import WAIT, RedisServer, SupervisedWorker, descendants, wait_until
 from tests.specs import DIGITS_CNN, spec
 
+pytestmark = pytest.mark.e2e
+
 # Enough epochs that a fault lands mid-training, few enough to finish in a minute on a busy host.
 LONG = spec(DIGITS_CNN, fit={"epochs": 30, "batch_size": 16})
 

@@ -122,6 +122,7 @@ run_training(make_session_factory(make_engine(url)), job_id, settings=settings)
 """
 
 
+@pytest.mark.e2e  # a training process of its own
 def test_a_worker_killed_after_a_finding_resumes_with_each_finding_and_epoch_once(own_db, tmp_path):
     url, factory = own_db
     settings = settings_for(url, tmp_path)

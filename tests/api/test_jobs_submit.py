@@ -36,6 +36,7 @@ def test_submit_queues_the_job_and_sends_its_id_after_commit(
 def test_a_missing_seed_is_fixed_at_submit_so_reruns_are_identical(client: TestClient):
     body = client.post("/v1/jobs", json=spec(DIGITS_CNN, seed=None)).json()
     assert isinstance(body["spec"]["seed"], int)
+    assert client.get(f"/v1/jobs/{body['id']}").json()["spec"]["seed"] == body["spec"]["seed"]  # stored, not redrawn
 
 
 @pytest.mark.parametrize(

@@ -175,6 +175,7 @@ def test_keras_form_refuses_other_routes(change):
     config = functional_config()
     change(config)
     found = keras_issues(config)
+    assert found, "not refused"
     assert not any("Keras could not load" in message for _, message in found), found  # refused by the walk
 
 

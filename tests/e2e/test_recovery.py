@@ -189,7 +189,7 @@ def test_sigterm_hands_the_job_back_and_another_worker_resumes_it(stack, start_w
 
 
 @pytest.mark.parametrize("host", ["same-host", "another-host"])
-def test_a_whole_worker_killed_is_replaced_within_the_default_recovery_time(stack, start_worker, host):
+def test_a_whole_worker_killed_is_replaced_and_its_job_ends_with_every_epoch_once(stack, start_worker, host):
     # On this host the reconciler sees the holder's process is gone; from another host
     # (as between containers) it only sees the heartbeat go stale.
     doomed = start_worker(hostname=None if host == "same-host" else "trainyard-test-other-host")
@@ -201,7 +201,7 @@ def test_a_whole_worker_killed_is_replaced_within_the_default_recovery_time(stac
     killed_at = time.monotonic()
     doomed.kill()
     stack.wait(job_id, attempt_started(2), "taken back after its worker was killed")
-    recovered_s = time.monotonic() - killed_at
+    recovered_s = time.monotonic() - killed_at  # a figure for the log, not asserted: it depends on the machine
     print(f"\nwhole worker kill ({host}): job running again after {recovered_s:.1f} s")
     job = stack.finish(job_id)
 

@@ -106,7 +106,8 @@ def test_validate_returns_summary_and_trains_nothing(client: TestClient, db_sess
 def test_keras_json_model_is_accepted_and_lambda_refused(client: TestClient):
     import keras
 
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
     import json
 
     config = json.loads(model.to_json())

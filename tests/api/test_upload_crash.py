@@ -68,7 +68,8 @@ def environment(tmp_path) -> Iterator[tuple[dict[str, str], str]]:
     engine = make_engine(url)
     key = new_key(make_session_factory(engine), "crash")
     engine.dispose()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAINYARD_VALIDATOR_PROCESSES": "1", "TRAINYARD_DATA_DIR": str(tmp_path / "data"),
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRAINYARD_VALIDATOR_PROCESSES": "1",
+           "TRAINYARD_DATA_DIR": str(tmp_path / "data"),
            "TRAINYARD_DATABASE_URL": url, "TRAINYARD_BROKER_URL": REDIS_URL,
            "TRAINYARD_TRAIN_QUEUE": f"void-{uuid.uuid4().hex[:8]}", "TRAINYARD_UPLOAD_GRACE_S": str(GRACE_S),
            "CUDA_VISIBLE_DEVICES": ""}

@@ -280,7 +280,8 @@ def test_jobs_taken_back_run_before_later_submissions(stack, start_worker):
             job.worker, job.holder = holder.name, holder.as_json()
     later = [stack.submit(spec(DIGITS_CNN, name=f"later-{i}")) for i in range(2)]
     broker = stack.redis.client()
-    wait_until(lambda: broker.llen(resume_queue(stack.settings.train_queue)) == 2, 60, "the reconciler to take them back")
+    wait_until(lambda: broker.llen(resume_queue(stack.settings.train_queue)) == 2, 60,
+               "the reconciler to take them back")
 
     start_worker()
     for job_id in [*lost, *later]:

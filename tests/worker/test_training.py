@@ -16,7 +16,9 @@ def curve(session: Session, job_id: str) -> list[EpochMetric]:
     return list(session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch)))
 
 
-def test_training_records_every_epoch_test_metrics_and_a_loadable_model(make_job, session_factory, db_session, settings):
+def test_training_records_every_epoch_test_metrics_and_a_loadable_model(
+    make_job, session_factory, db_session, settings
+):
     job_id = make_job(spec(DIGITS_CNN, fit={"epochs": 4}))
 
     run_training(session_factory, job_id, settings=settings)

@@ -1,3 +1,5 @@
+import base64
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -52,6 +54,12 @@ def queued_messages(settings: Settings, redis_client: redis.Redis) -> Iterator[c
     key = settings.train_queue
     yield lambda: redis_client.llen(key)
     redis_client.delete(key)
+
+
+def sent_tasks(redis_client: redis.Redis, queue: str) -> list[tuple[str, dict]]:
+    """(task name, kwargs) of each message waiting in a Redis ``queue``, as Celery's JSON messages hold them."""
+    messages = [json.loads(raw) for raw in redis_client.lrange(queue, 0, -1)]
+    return [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[1]) for m in messages]
 
 
 def job_count(session: Session) -> int:

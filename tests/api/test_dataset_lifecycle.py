@@ -79,7 +79,8 @@ def upload(client: TestClient, content: bytes):
 
 def assert_every_row_has_its_files(world: World) -> None:
     for row in world.rows():
-        assert (world.settings.artifacts / row.path / "manifest.json").is_file(), f"{row.id} ({row.tenant}) lost its files"
+        manifest = world.settings.artifacts / row.path / "manifest.json"
+        assert manifest.is_file(), f"{row.id} ({row.tenant}) lost its files"
 
 
 def test_shared_bytes_stay_until_the_last_tenant_deletes_them(world: World):

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from models.enums import JobStatus
 from models.settings import Settings
 from models.tables import Dataset, Job
+from worker.training import run_training
 from tests.data_files import csv_bytes, image_zip, npz_bytes, sequences
 from tests.specs import IRIS_MLP, spec
 
@@ -48,11 +49,20 @@ def test_upload_describes_arrays_and_deduplicates(client: TestClient, settings: 
     assert stored_files(settings) == [f"{folder}/a000.npy", f"{folder}/a001.npy", f"{folder}/manifest.json"]
 
 
-def test_an_uploaded_dataset_can_be_trained_on(client: TestClient):
+def test_an_uploaded_dataset_can_be_trained_on(client: TestClient, session_factory, db_session: Session,
+                                               settings: Settings):
     content = npz_bytes(x=np.random.default_rng(0).normal(size=(40, 4)).astype("float32"), y=np.arange(40) % 3)
     dataset_id = upload(client, content).json()["id"]
-    response = client.post("/v1/jobs", json=spec(IRIS_MLP, dataset=dataset_id))
+    response = client.post("/v1/jobs", json=spec(IRIS_MLP, dataset=dataset_id, fit={"epochs": 2}))
     assert response.status_code == 202, response.text
+
+    # What the worker does with the queued message: train the job from the uploaded files.
+    run_training(session_factory, response.json()["id"], settings=settings)
+
+    job = client.get(f"/v1/jobs/{response.json()['id']}").json()
+    assert job["status"] == "succeeded" and job["progress"] == {"epoch": 2, "epochs": 2}, job
+    assert sum(split["samples"] for split in job["data"]["splits"].values()) == 40  # every uploaded row
+    assert job["model_available"] is True
 
 
 def sequence_job(dataset_id: str, input_shape: list) -> dict:

@@ -83,7 +83,8 @@ def world(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[World]:
     drop_database(url)
 
 
-def in_order(*calls: tuple[str, TestClient, dict[str, Any]], started: Any = None) -> tuple[list[str], dict[str, httpx.Response]]:
+def in_order(*calls: tuple[str, TestClient, dict[str, Any]],
+             started: Any = None) -> tuple[list[str], dict[str, httpx.Response]]:
     """POST each body to :validate from its own thread, each a moment after the previous
     one is under way (``started(label)`` says when); returns the order the responses
     came back in and the responses."""
@@ -114,7 +115,8 @@ def in_order(*calls: tuple[str, TestClient, dict[str, Any]], started: Any = None
 
 def test_the_budgets_refuse_the_aborting_and_the_huge_spec_before_keras_sees_them(world: World):
     deep = world.a.post("/v1/jobs:validate", json=ABORTS_TENSORFLOW)
-    assert deep.status_code == 422 and deep.json()["error"]["details"][0]["path"] == "model.layers[0].kernel_initializer"
+    assert deep.status_code == 422
+    assert deep.json()["error"]["details"][0]["path"] == "model.layers[0].kernel_initializer"
     assert "nested at most 8 levels" in deep.text
     huge = world.a.post("/v1/jobs:validate", json=HUGE)
     assert huge.status_code == 422 and huge.json()["error"]["details"][0]["path"] == "model.layers[0]"
@@ -248,6 +250,7 @@ def test_no_database_connection_is_held_while_the_validator_works(world: World, 
     assert watch.held == [0, 0, 0], watch.held  # validate, submit, retry; the replay and the 409 need no check
 
 
+@pytest.mark.e2e  # an API process of its own
 def test_the_api_process_loads_no_tensorflow(world: World):
     """The real start-up (the app starts its own pool), then :validate and POST /v1/jobs,
     in a fresh process, which then says what it imported; its children end with it."""

@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.stack import WAIT, alive, descendants, free, wait_until
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE_PORTS = range(18400, 18500)
@@ -40,7 +43,8 @@ def test_killing_the_api_of_trainyard_serve_leaves_no_worker_behind(tmp_path):
         serve.wait()
         killed_at = time.monotonic()
         wait_until(lambda: not any(alive(pid) for pid in workers), 120, "the orphaned workers to stop")
-        print(f"\nserve killed: its {len(workers)} worker processes were gone after {time.monotonic() - killed_at:.1f} s")
+        gone_after_s = time.monotonic() - killed_at
+        print(f"\nserve killed: its {len(workers)} worker processes were gone after {gone_after_s:.1f} s")
     finally:
         for pid in [*workers, *descendants(serve.pid)]:
             if alive(pid):

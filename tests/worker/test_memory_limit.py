@@ -56,6 +56,7 @@ def test_the_limit_is_set_on_cpu_hosts_only(monkeypatch, tmp_path):
     assert training_memory_limit(settings) is None
 
 
+@pytest.mark.e2e  # a training process of its own
 def test_a_job_past_the_process_limit_fails_as_out_of_memory_and_the_process_lives(own_db, tmp_path):
     url, factory = own_db
     # 36 M float32 weights (144 MiB), their gradients and Adam's two slots: past 500 MiB with TensorFlow, within

@@ -48,7 +48,8 @@ def settings_for(url: str, data_dir: Path) -> Settings:
 def recorded(factory, job_id: str) -> tuple[list[int], list[int]]:
     """The epochs of the curve, and of the job.epoch events."""
     with factory() as session:
-        rows = session.scalars(select(EpochMetric.epoch).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch))
+        rows = session.scalars(select(EpochMetric.epoch).where(EpochMetric.job_id == job_id)
+                               .order_by(EpochMetric.epoch))
         events = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "job.epoch")
                                  .order_by(JobEvent.id))
         return list(rows), [e.data["epoch"] for e in events]
@@ -122,6 +123,7 @@ run_training(make_session_factory(make_engine(url)), job_id, settings=settings)
 """
 
 
+@pytest.mark.e2e  # a training process of its own
 def test_a_worker_killed_after_a_finding_resumes_with_each_finding_and_epoch_once(own_db, tmp_path):
     url, factory = own_db
     settings = settings_for(url, tmp_path)
@@ -165,5 +167,6 @@ def test_a_worker_killed_after_a_finding_resumes_with_each_finding_and_epoch_onc
             select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "job.finding"))
             if e.data["finding"]["phase"] != "preflight" and not e.data.get("resolved"))
         assert raised_events == codes
-        started = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "job.started")).all()
+        started = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id,
+                                                         JobEvent.type == "job.started")).all()
         assert len(started) == 2 and started[1].created_at - started[0].created_at < utcnow() - started[0].created_at

@@ -15,9 +15,9 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_framework_config
 from keras.src.backend import config as keras_config
 from keras.src.backend.common import global_state as keras_global_state
+from tensorflow.python.framework import config as tf_framework_config
 
 # Module globals of keras.src.backend.config behind keras.config's setters. They are
 # restored by assignment: a setter may refuse a value, and set_max_epochs took a tensor.

@@ -8,7 +8,13 @@ from keras_bridge.catalog import ABSTRACT, REFUSED_LAYERS, abstract_error, check
 from keras_bridge.errors import Loc, SpecError, SpecIssue, keras_message
 from keras_bridge.limits import Budgets
 from keras_bridge.namespaces import (
-    LAYERS, NESTED_CLASSES, NESTED_KINDS, check_activation, check_keras_config, check_no_serialized, slot_of,
+    LAYERS,
+    NESTED_CLASSES,
+    NESTED_KINDS,
+    check_activation,
+    check_keras_config,
+    check_no_serialized,
+    slot_of,
     without_compile_config,
 )
 from models.spec import KerasJsonModel, KerasObject, LayersModel

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -111,7 +111,7 @@ def first_epoch_after(libpq_url: str, job_ids: list[str], moment: datetime) -> f
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def wait_until(predicate: Any, timeout: float, step: float = 0.2) -> bool:

@@ -16,7 +16,6 @@ from api.validation.spec_checks import spec_check_pool
 from models.settings import Settings
 from models.tables import Job
 
-
 TENANT = "tenant-a"
 
 

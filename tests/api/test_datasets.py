@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session
 from models.enums import JobStatus
 from models.settings import Settings
 from models.tables import Dataset, Job
-from worker.training import run_training
 from tests.data_files import csv_bytes, image_zip, npz_bytes, sequences
 from tests.specs import IRIS_MLP, spec
+from worker.training import run_training
 
 
 def upload(client: TestClient, content: bytes, filename: str = "data.npz"):

@@ -18,8 +18,8 @@ from migrations import upgrade
 from models.db import make_engine, make_session_factory
 from models.settings import Settings
 from tests.auth import new_key
-from tests.servers import free_port
 from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
 

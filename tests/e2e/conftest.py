@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from models.db import make_engine, make_session_factory
-from tests.auth import authorize
-from migrations import upgrade
 from cli.processes import training_queues
+from migrations import upgrade
+from models.db import make_engine, make_session_factory
 from models.settings import Settings
+from tests.auth import authorize
 from tests.conftest import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[2]

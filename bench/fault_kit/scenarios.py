@@ -27,25 +27,15 @@ UPLOAD_GRACE_S = 3.0  # TRAINYARD_UPLOAD_GRACE_S of the bench's cluster
 def digits_job(epochs: int, name: str) -> dict[str, Any]:
     """The README's digits CNN, without early stopping so that every epoch runs."""
     return {
-        "name": name,
-        "dataset": "builtin:digits",
-        "seed": 42,
+        "name": name, "dataset": "builtin:digits", "seed": 42,
         "data": {"validation_split": 0.2, "test_split": 0.1, "scale_x": "rescale"},
-        "model": {
-            "input_shape": [8, 8, 1],
-            "layers": [
-                {"type": "Conv2D", "filters": 16, "kernel_size": 3, "activation": "relu", "padding": "same"},
-                {"type": "MaxPooling2D", "pool_size": 2},
-                {"type": "Flatten"},
-                {"type": "Dense", "units": 32, "activation": "relu"},
-                {"type": "Dense", "units": 10, "activation": "softmax"},
-            ],
-        },
-        "compile": {
-            "optimizer": {"type": "Adam", "learning_rate": 0.003},
-            "loss": "sparse_categorical_crossentropy",
-            "metrics": ["accuracy"],
-        },
+        "model": {"input_shape": [8, 8, 1], "layers": [
+            {"type": "Conv2D", "filters": 16, "kernel_size": 3, "activation": "relu", "padding": "same"},
+            {"type": "MaxPooling2D", "pool_size": 2}, {"type": "Flatten"},
+            {"type": "Dense", "units": 32, "activation": "relu"},
+            {"type": "Dense", "units": 10, "activation": "softmax"}]},
+        "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.003},
+                    "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
         "fit": {"epochs": epochs, "batch_size": 32},
     }
 

@@ -18,7 +18,6 @@ Example::
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -63,6 +62,17 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.1) -> N
             return
         time.sleep(interval)
     raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
 
 
 def _accepts(port: int) -> bool:
@@ -150,13 +160,8 @@ class RedisServer:
         wait_until(lambda: _accepts(self.port), 30, f"redis on port {self.port} accepting")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
     def kill(self) -> None:
@@ -215,14 +220,13 @@ class ApiServer:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is shut down cleanly."""
+        self.process.kill()
+        self.process.wait(timeout=30)
+
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        stop_process(self.process)
         self.log.close()
 
 

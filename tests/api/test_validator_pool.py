@@ -18,19 +18,12 @@ import pytest
 
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from api.validation.spec_checks import child_env
+from tests.servers import alive
 from tests.staggered import staggered
 
 TARGETS = "tests.api.validator_targets"
 LIMIT = 256 * 1024**2
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def make_pool(target: str = "echo", **options) -> ProcessPool:

@@ -56,22 +56,14 @@ def unscaled_inputs(view: SpecView, facts: DataFacts) -> list[Finding]:
               else f"feature scales differ {ratio:.3g}-fold")
     first = "rescale" if pixel_like else "standardize"
     second = "standardize" if pixel_like else "minmax"
-    return [
-        Finding(
-            code=Code.unscaled_inputs,
-            severity="warning",
-            phase="preflight",
-            message=f"The inputs are far from unit scale: {reason}. Large inputs saturate activations and make the "
-            "first layers learn far slower than the rest.",
-            evidence={"x_abs_max": scale.abs_max, "feature_std_ratio": ratio},
-            suggestions=[
-                Suggestion(
-                    summary=f"scale_x: {m}", patch=patch_from(view.spec, lambda s, m=m: s["data"].update(scale_x=m))
-                )
-                for m in (first, second)
-            ],
-        )
-    ]
+    return [Finding(
+        code=Code.unscaled_inputs, severity="warning", phase="preflight",
+        message=f"The inputs are far from unit scale: {reason}. Large inputs saturate activations and make the "
+                "first layers learn far slower than the rest.",
+        evidence={"x_abs_max": scale.abs_max, "feature_std_ratio": ratio},
+        suggestions=[Suggestion(summary=f"scale_x: {m}",
+                                patch=patch_from(view.spec, lambda s, m=m: s["data"].update(scale_x=m)))
+                     for m in (first, second)])]
 
 
 def _split_bounds(view: SpecView, n: int) -> tuple[int, int]:
@@ -99,33 +91,24 @@ def validation_split_skew(view: SpecView, facts: DataFacts) -> list[Finding]:
         distance = float(0.5 * np.abs(train - val).sum())
         if distance < SKEW_DISTANCE:
             return []
-        evidence = {
-            "train_distribution": dict(zip(map(str, classes.tolist()), train.round(3).tolist(), strict=True)),
-            "validation_distribution": dict(zip(map(str, classes.tolist()), val.round(3).tolist(), strict=True)),
-            "total_variation": round(distance, 3),
-        }
+        names = list(map(str, classes.tolist()))
+        evidence = {"train_distribution": dict(zip(names, train.round(3).tolist(), strict=True)),
+                    "validation_distribution": dict(zip(names, val.round(3).tolist(), strict=True)),
+                    "total_variation": round(distance, 3)}
     else:
         y = np.asarray(facts.y, dtype=np.float64).reshape(facts.samples, -1)
         shift = np.abs(y[train_end:val_end].mean(0) - y[:train_end].mean(0)) / (y[:train_end].std(0) + 1e-12)
         if float(shift.max()) < 1.0:
             return []
         evidence = {"mean_shift_in_train_std": round(float(shift.max()), 3)}
-    return [
-        Finding(
-            code=Code.validation_split_skew,
-            severity="warning",
-            phase="preflight",
-            message="With shuffle off, the validation part is the last stretch of the stored data and its targets are "
-            "distributed very differently from the training part (sorted data gives a validation set of one class).",
-            evidence=evidence,
-            suggestions=[
-                Suggestion(
-                    summary="shuffle before splitting",
-                    patch=patch_from(view.spec, lambda s: s["data"].update(shuffle=True)),
-                )
-            ],
-        )
-    ]
+    return [Finding(
+        code=Code.validation_split_skew, severity="warning", phase="preflight",
+        message="With shuffle off, the validation part is the last stretch of the stored data and its targets are "
+                "distributed very differently from the training part "
+                "(sorted data gives a validation set of one class).",
+        evidence=evidence,
+        suggestions=[Suggestion(summary="shuffle before splitting",
+                                patch=patch_from(view.spec, lambda s: s["data"].update(shuffle=True)))])]
 
 
 def class_imbalance(view: SpecView, facts: DataFacts) -> list[Finding]:
@@ -140,22 +123,10 @@ def class_imbalance(view: SpecView, facts: DataFacts) -> list[Finding]:
     uses_accuracy = any("accuracy" in m or m == "acc" for m in view.metrics)
     suggestions = []
     if len(counts) == 2:
-        suggestions.append(
-            Suggestion(
-                summary="watch AUC, precision and recall",
-                patch=patch_from(
-                    view.spec,
-                    lambda s: s["compile"].update(
-                        metrics=[
-                            *s["compile"].get("metrics", []),
-                            {"type": "AUC"},
-                            {"type": "Precision"},
-                            {"type": "Recall"},
-                        ]
-                    ),
-                ),
-            )
-        )
+        suggestions.append(Suggestion(
+            summary="watch AUC, precision and recall",
+            patch=patch_from(view.spec, lambda s: s["compile"].update(metrics=[
+                *s["compile"].get("metrics", []), {"type": "AUC"}, {"type": "Precision"}, {"type": "Recall"}]))))
     return [Finding(
         code=Code.class_imbalance, severity="warning" if uses_accuracy else "info", phase="preflight",
         message=f"Class {majority_label} is {share:.0%} of the samples: always predicting it already scores "

@@ -31,12 +31,10 @@ class Binding:
 
 BINDINGS: dict[Code, Binding] = {
     Code.diverging: Binding(training_rules.diverging, suggest.diverging),
-    Code.saturated_outputs: Binding(
-        training_rules.saturated_outputs, suggest.saturated_outputs, training_rules.saturation_resolved
-    ),
-    Code.stuck_at_chance: Binding(
-        training_rules.stuck_at_chance, suggest.stuck_at_chance, training_rules.stuck_resolved
-    ),
+    Code.saturated_outputs: Binding(training_rules.saturated_outputs, suggest.saturated_outputs,
+                                    training_rules.saturation_resolved),
+    Code.stuck_at_chance: Binding(training_rules.stuck_at_chance, suggest.stuck_at_chance,
+                                  training_rules.stuck_resolved),
     Code.vanishing_gradients: Binding(training_rules.vanishing_gradients, suggest.vanishing_gradients),
     Code.overfitting: Binding(training_rules.overfitting, suggest.overfitting),
     Code.plateau: Binding(training_rules.plateau, suggest.plateau, training_rules.plateau_resolved),

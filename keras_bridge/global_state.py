@@ -23,13 +23,8 @@ from tensorflow.python.framework import config as tf_framework_config
 # restored by assignment: a setter may refuse a value, and set_max_epochs took a tensor.
 _CONFIG_GLOBALS = ("_EPSILON", "_FLOATX", "_IMAGE_DATA_FORMAT", "_MAX_EPOCHS", "_MAX_STEPS_PER_EPOCH", "_NNX_ENABLED")
 # Keras settings kept in its (thread-local) global state; clear_session() drops them.
-_STATE_ATTRIBUTES = (
-    "dtype_policy",
-    "flash_attention",
-    "traceback_filtering",
-    "interactive_logging",
-    "safe_mode_saving",
-)
+_STATE_ATTRIBUTES = ("dtype_policy", "flash_attention", "traceback_filtering", "interactive_logging",
+                     "safe_mode_saving")
 
 
 @dataclass(frozen=True)

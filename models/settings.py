@@ -142,10 +142,9 @@ class Settings(BaseSettings):
         if self.db_pool_reserve >= self.db_pool_size + self.db_max_overflow:
             raise ValueError("db_pool_reserve must be smaller than db_pool_size + db_max_overflow")
         if self.api_threads <= self.db_admitted_requests:
-            raise ValueError(
-                f"api_threads ({self.api_threads}) must exceed the requests admitted to the database "
-                f"at once ({self.db_admitted_requests} = db_pool_size + db_max_overflow - db_pool_reserve)"
-            )
+            raise ValueError(f"api_threads ({self.api_threads}) must exceed the requests admitted to the database "
+                             f"at once ({self.db_admitted_requests} = "
+                             "db_pool_size + db_max_overflow - db_pool_reserve)")
         return self
 
     @property

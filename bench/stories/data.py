@@ -24,9 +24,8 @@ def signatures(n: int = 600, steps: int = 60, seed: int = 0) -> dict[str, np.nda
         phase = rng.uniform(0, 2 * np.pi)
         px = 2000 + 800 * np.sin(2 * np.pi * freq * t + phase) + rng.normal(0, 40, length)
         py = 1500 + 600 * np.cos(2 * np.pi * freq * t + phase) + rng.normal(0, 40, length)
-        pressure = (
-            500 + 200 * np.sin(2 * np.pi * 0.5 * t) + (rng.normal(0, 80, length) if y[i] else rng.normal(0, 10, length))
-        )
+        pressure = (500 + 200 * np.sin(2 * np.pi * 0.5 * t)
+                    + (rng.normal(0, 80, length) if y[i] else rng.normal(0, 10, length)))
         vx, vy = np.gradient(px), np.gradient(py)
         angle = np.degrees(np.arctan2(vy, vx))
         x[i, :length] = np.stack([px, py, pressure, vx, vy, angle, t * 1000], axis=1)

@@ -167,11 +167,8 @@ def test_a_failed_commit_leaves_a_folder_without_a_row_which_the_sweep_collects(
     orphans = list((world.settings.artifacts / "datasets").iterdir())
     assert len(orphans) == 1 and rows(world) == []
 
-    sweep_stale_uploads(
-        world.settings.model_copy(update={"upload_grace_s": 0.0}),
-        ArtifactStore(world.settings.artifacts),
-        world.factory,
-    )
+    sweep_stale_uploads(world.settings.model_copy(update={"upload_grace_s": 0.0}),
+                        ArtifactStore(world.settings.artifacts), world.factory)
 
     assert list((world.settings.artifacts / "datasets").iterdir()) == []
     assert list((world.settings.artifacts / "uploads").iterdir()) == []

@@ -18,6 +18,7 @@ import pytest
 
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from api.validation.spec_checks import child_env
+from tests.api.conftest import replaced
 from tests.servers import alive
 from tests.staggered import staggered
 
@@ -37,16 +38,6 @@ def pool(request) -> Iterator[ProcessPool]:
     pool.start()
     yield pool
     pool.stop()
-
-
-def replaced(pool: ProcessPool, before: list[int]) -> list[int]:
-    """The children once the pool has started the replacement of a dead one."""
-    for _ in range(600):
-        now = pool.pids()
-        if len(now) == len(before) and now != before:
-            return now
-        time.sleep(0.05)
-    raise AssertionError(f"the pool never replaced its child: before {before}, now {pool.pids()}")
 
 
 @pytest.mark.parametrize("target, payload, reason", [

@@ -63,7 +63,8 @@ class Admission:
                 await semaphore.acquire()
         except TimeoutError:
             log.warning("no database slot within %.1f s (%d requests admitted at once)", self.timeout_s, self.limit)
-            raise Unavailable(f"the service is busy: no database slot within {self.timeout_s:g} s; retry shortly") from None
+            raise Unavailable(f"the service is busy: no database slot within {self.timeout_s:g} s; "
+                              "retry shortly") from None
         try:
             yield
         finally:

@@ -134,7 +134,8 @@ def validation_details(errors: list[dict[str, Any]], model: type[BaseModel] = Jo
         message = error["msg"]
         if error["type"] == "json_invalid":
             reason = (error.get("ctx") or {}).get("error", "")
-            details.append(detail(("body",), f"the body is not valid JSON ({reason} at character {loc[-1] if loc else 0})"))
+            at = loc[-1] if loc else 0
+            details.append(detail(("body",), f"the body is not valid JSON ({reason} at character {at})"))
             continue
         if error["type"] == "extra_forbidden":
             message = f"unknown field '{loc[-1]}'"
@@ -163,7 +164,8 @@ def _short(value: Any) -> str:
 def error_json(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
                headers: dict[str, str] | None = None) -> JSONResponse:
     """The one error answer: the exception handlers below and the body-size middleware send it."""
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "details": details or []}},
+    return JSONResponse(status_code=status,
+                        content={"error": {"code": code, "message": message, "details": details or []}},
                         headers=headers)
 
 
@@ -217,7 +219,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownDataset)
     async def _unknown_dataset(_: Request, exc: UnknownDataset) -> JSONResponse:
         # The one lookup of a job's dataset (datastore.lookup) raises it: the spec's "dataset" is wrong.
-        return error_json(Invalid.status_code, Invalid.code, f"unknown dataset: {exc.message}", [detail(("dataset",), exc.message)])
+        return error_json(Invalid.status_code, Invalid.code, f"unknown dataset: {exc.message}",
+                          [detail(("dataset",), exc.message)])
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -231,7 +234,8 @@ def install_error_handlers(app: FastAPI) -> None:
         # of its column's range) came from the request: it is a 422, not a server error. The
         # driver's first line says what; the SQL and its parameters are left out.
         reason = str(exc.orig or exc).splitlines()[0]
-        return error_json(Invalid.status_code, Invalid.code, f"the request holds a value that cannot be stored: {reason}")
+        return error_json(Invalid.status_code, Invalid.code,
+                          f"the request holds a value that cannot be stored: {reason}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="trainyard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     port = int(os.environ.get("PORT", "8000"))
-    for name, helptext in (("serve", "embedded mode: migrate, start a worker and the API"), ("api", "the HTTP API only")):
+    for name, helptext in (("serve", "embedded mode: migrate, start a worker and the API"),
+                           ("api", "the HTTP API only")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=port)

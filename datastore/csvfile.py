@@ -263,7 +263,8 @@ def _write(source: Path, writer: DatasetWriter, columns: list[Column], rows: int
     for j, column in enumerate(columns):
         entries[column.name] = {
             "stats": stats.feature(j).as_json(rows=rows, sampled=False),
-            "label_counts": dict(sorted(counts[j].items(), key=lambda kv: int(kv[0]))) if counts[j] is not None else None,
+            "label_counts": (dict(sorted(counts[j].items(), key=lambda kv: int(kv[0])))
+                             if counts[j] is not None else None),
             "column_type": column.kind,
             "categories": column.categories,
         }

@@ -18,7 +18,8 @@ from diagnosis.facts import REGRESSION_LOSSES
 EPSILON = 1e-7  # Keras's backend epsilon: probabilities are clipped to [eps, 1 - eps]
 SAMPLE_ROWS = 20_000  # rows read for the numerically found constants
 LABEL_LIKE_VALUES = 10  # a regression target with at most this many whole values reads as class labels
-FOCAL = {"categorical_focal_crossentropy": "categorical_crossentropy", "binary_focal_crossentropy": "binary_crossentropy"}
+FOCAL = {"categorical_focal_crossentropy": "categorical_crossentropy",
+         "binary_focal_crossentropy": "binary_crossentropy"}
 Elementwise = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 

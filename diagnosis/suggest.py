@@ -22,7 +22,8 @@ Spec = dict[str, Any]
 # Keras's string names of optimizers → their classes, to add arguments to "adam".
 OPTIMIZER_CLASSES = {
     "adam": "Adam", "adamw": "AdamW", "nadam": "Nadam", "adamax": "Adamax", "rmsprop": "RMSprop", "sgd": "SGD",
-    "adagrad": "Adagrad", "adadelta": "Adadelta", "ftrl": "Ftrl", "lion": "Lion", "adafactor": "Adafactor", "lamb": "Lamb",
+    "adagrad": "Adagrad", "adadelta": "Adadelta", "ftrl": "Ftrl", "lion": "Lion", "adafactor": "Adafactor",
+    "lamb": "Lamb",
 }
 
 
@@ -91,7 +92,8 @@ def _open_up_conv_stack(spec: Spec) -> None:
         if max(_as_list(layers[i].get("kernel_size"))) <= 2:
             layers[i]["kernel_size"] = 3
         layers[i]["padding"] = "same"
-    spec["model"]["layers"] = [lyr for i, lyr in enumerate(layers) if not (lyr["type"] == "Dropout" and convs[0] < i < convs[-1] + 2)]
+    spec["model"]["layers"] = [lyr for i, lyr in enumerate(layers)
+                               if not (lyr["type"] == "Dropout" and convs[0] < i < convs[-1] + 2)]
 
 
 CONVOLUTIONS = ("Conv1D", "Conv2D", "Conv3D", "SeparableConv1D", "SeparableConv2D")
@@ -195,7 +197,8 @@ def overfitting(context: Context) -> list[Suggestion]:
         out.append(Suggestion(summary="stop at the best epoch (EarlyStopping, restore_best_weights)",
                               patch=patch_from(spec, _add_callback(EARLY_STOPPING))))
     if "layers" in spec["model"]:
-        out.append(Suggestion(summary="Dropout(0.3) before the output layer", patch=patch_from(spec, _dropout_before_output)))
+        out.append(Suggestion(summary="Dropout(0.3) before the output layer",
+                              patch=patch_from(spec, _dropout_before_output)))
     return out
 
 
@@ -209,7 +212,8 @@ def diverging(context: Context) -> list[Suggestion]:
 def unstable(context: Context) -> list[Suggestion]:
     spec, out = context.spec, preflight_first(context)
     if spec["fit"]["batch_size"] < 32:
-        out.append(Suggestion(summary="batch size 32", patch=patch_from(spec, lambda s: s["fit"].update(batch_size=32))))
+        out.append(Suggestion(summary="batch size 32",
+                              patch=patch_from(spec, lambda s: s["fit"].update(batch_size=32))))
     rate = _learning_rate(spec)
     out.append(Suggestion(summary=f"learning rate {rate / 10:.3g}", patch=patch_from(spec, _scale_learning_rate(0.1))))
     return out
@@ -217,7 +221,8 @@ def unstable(context: Context) -> list[Suggestion]:
 
 def plateau(context: Context) -> list[Suggestion]:
     reduce = Suggestion(summary="ReduceLROnPlateau on the validation loss", patch=patch_from(
-        context.spec, _add_callback({"type": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.3, "patience": 2})))
+        context.spec,
+        _add_callback({"type": "ReduceLROnPlateau", "monitor": "val_loss", "factor": 0.3, "patience": 2})))
     return [*preflight_first(context), reduce, *_rate_fix(context)]
 
 
@@ -240,11 +245,13 @@ def saturated_outputs(context: Context) -> list[Suggestion]:
     rate, default, _ = _optimizer(spec)
     if rate > default:
         factor = 0.01 if rate > 10 * default else 0.1
-        out.append(Suggestion(summary=f"learning rate {rate * factor:.3g}", patch=patch_from(spec, _scale_learning_rate(factor))))
+        out.append(Suggestion(summary=f"learning rate {rate * factor:.3g}",
+                              patch=patch_from(spec, _scale_learning_rate(factor))))
     return [*out, *_batch_norm(context)]
 
 
 def more_epochs(spec: Spec) -> Suggestion:
     epochs = spec["fit"]["epochs"]
-    return Suggestion(summary=f"train for {epochs * 2} epochs", patch=patch_from(spec, lambda s: s["fit"].update(epochs=epochs * 2)))
+    return Suggestion(summary=f"train for {epochs * 2} epochs",
+                      patch=patch_from(spec, lambda s: s["fit"].update(epochs=epochs * 2)))
 

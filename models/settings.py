@@ -143,7 +143,8 @@ class Settings(BaseSettings):
             raise ValueError("db_pool_reserve must be smaller than db_pool_size + db_max_overflow")
         if self.api_threads <= self.db_admitted_requests:
             raise ValueError(f"api_threads ({self.api_threads}) must exceed the requests admitted to the database "
-                             f"at once ({self.db_admitted_requests} = db_pool_size + db_max_overflow - db_pool_reserve)")
+                             f"at once ({self.db_admitted_requests} = "
+                             "db_pool_size + db_max_overflow - db_pool_reserve)")
         return self
 
     @property

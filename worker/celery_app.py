@@ -17,7 +17,8 @@ from worker import shutdown, warmup
 from worker.memory_limit import limit_training_memory
 
 settings = get_settings()
-app = Celery("trainyard", broker=settings.broker_dsn, include=["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"])
+app = Celery("trainyard", broker=settings.broker_dsn,
+             include=["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"])
 app.conf.update(
     **celery_options(settings),
     task_acks_late=True,

@@ -150,7 +150,8 @@ def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> Prepa
         data.y_scaler = _fit_scaler(y, parts["train"], spec.scale_y)
     y_shape = (data.depth,) if data.depth is not None else y.sample_shape
     for name, indices in parts.items():
-        setattr(data, name, Split(indices, Rows(indices, data.x_batch, x.sample_shape), Rows(indices, data.y_batch, y_shape)))
+        setattr(data, name, Split(indices, Rows(indices, data.x_batch, x.sample_shape),
+                                  Rows(indices, data.y_batch, y_shape)))
 
     classes = arrays.classes_of(spec.y) if isinstance(arrays, StoredDataset) else None
     data.summary = {

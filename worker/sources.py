@@ -62,7 +62,8 @@ class Source:
 
     def values(self, indices: np.ndarray) -> Iterator[np.ndarray]:
         """The raw values of ``indices`` a chunk at a time (a sequence's real steps only), for statistics."""
-        per_row = row_bytes(self.array) if self.kind == ArrayKind.dense else 4 * int(np.prod([d or 64 for d in self.sample_shape]))
+        per_row = (row_bytes(self.array) if self.kind == ArrayKind.dense
+                   else 4 * int(np.prod([d or 64 for d in self.sample_shape])))
         for piece in chunks(np.sort(indices), per_row):
             if self.kind == ArrayKind.sequence:
                 steps = take_steps(self.array, piece)  # type: ignore[arg-type]

@@ -118,7 +118,8 @@ def _fit(
     verdict = None
     if reason is not StopReason.cancelled:
         # The training findings as the monitor holds them (resolved ones are info; a resumed run restored them).
-        findings = [*(f for f in job.findings if f["phase"] != "training"), *(f.as_json() for f in watch.raised.values())]
+        findings = [*(f for f in job.findings if f["phase"] != "training"),
+                    *(f.as_json() for f in watch.raised.values())]
         verdict = diagnosis.verdict(findings)
         job_store.add_finding(factory, claim, verdict.as_json())
     return reason, test_metrics, model_path, verdict

@@ -41,7 +41,8 @@ def readyz(request: Request, queue: QueueDep) -> JSONResponse:
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
+                        status_code=200 if ready else 503)
 
 
 def _queues_lost(request: Request, queue: TrainingQueue) -> bool:

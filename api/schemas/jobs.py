@@ -38,7 +38,8 @@ class JobOut(BaseModel):
     parent_id: str | None
     progress: Progress
     last_metrics: dict[str, Any] | None
-    best_metrics: dict[str, Any] | None = Field(description="the epoch with the lowest val_loss (loss without validation)")
+    best_metrics: dict[str, Any] | None = Field(
+        description="the epoch with the lowest val_loss (loss without validation)")
     test_metrics: dict[str, Any] | None
     findings: list[dict[str, Any]]
     data: dict[str, Any] | None = Field(description="split sizes and label counts, as trained")

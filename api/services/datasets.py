@@ -174,8 +174,9 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
         relative = store.dataset_path(sha256)
         tenant = current_tenant(session)
         dataset = Dataset(
-            id=dataset_id(tenant, sha256), tenant=tenant, sha256=sha256, filename=Path(filename).name[:255], format=ingested.format,
-            size_bytes=size, path=relative, arrays=ingested.arrays, description=ingested.description,
+            id=dataset_id(tenant, sha256), tenant=tenant, sha256=sha256, filename=Path(filename).name[:255],
+            format=ingested.format, size_bytes=size, path=relative, arrays=ingested.arrays,
+            description=ingested.description,
         )
         lock_content(session, sha256)  # until this request commits: a removal of the same bytes waits for the row
         try:

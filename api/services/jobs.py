@@ -61,15 +61,18 @@ def _data_check(arrays: dict[str, Any], spec: JobSpec, summary: dict[str, Any], 
     # Column lists stacked, images at the spec's image_size/color_mode, sequences as [n, None, ...].
     x, y = role_shapes(arrays, spec.data)
     if x["shape"][0] != y["shape"][0]:
-        raise Invalid("x and y differ in length", [detail(("data",), f"x has {x['shape'][0]} samples but y has {y['shape'][0]}")])
+        raise Invalid("x and y differ in length",
+                      [detail(("data",), f"x has {x['shape'][0]} samples but y has {y['shape'][0]}")])
     expected = spec.model.input_shape if isinstance(spec.model, LayersModel) else summary["input_shape"][1:]
     if not _shape_fits(list(expected), x["shape"][1:]):
         loc = ("model", "input_shape") if isinstance(spec.model, LayersModel) else ("model", "keras")
         raise Invalid("the model input does not match the data", [
-            detail(loc, f"the model takes samples of shape {list(expected)} but x holds samples of shape {x['shape'][1:]}")
+            detail(loc, f"the model takes samples of shape {list(expected)} "
+                        f"but x holds samples of shape {x['shape'][1:]}")
         ])
     if spec.fit.epochs > settings.max_epochs:
-        raise Invalid("too many epochs", [detail(("fit", "epochs"), f"at most {settings.max_epochs}. Received: epochs={spec.fit.epochs}")])
+        raise Invalid("too many epochs", [
+            detail(("fit", "epochs"), f"at most {settings.max_epochs}. Received: epochs={spec.fit.epochs}")])
     return int(x["shape"][0])
 
 
@@ -101,7 +104,8 @@ def reject_on_errors(findings: list[Finding], force: bool) -> None:
     errors = [f for f in findings if f.severity == "error"]
     if errors and not force:
         raise Invalid(
-            f"preflight found {len(errors)} error(s): {errors[0].message} Fix the spec, or resubmit with \"force\": true.",
+            f"preflight found {len(errors)} error(s): {errors[0].message} "
+            "Fix the spec, or resubmit with \"force\": true.",
             [{**detail(("preflight", f.code.value), f.message), "finding": f.as_json()} for f in errors],
         )
 
@@ -111,8 +115,8 @@ def _request_hash(body: dict[str, Any]) -> str:
 
 
 def create_job(
-    uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, validator: ProcessPool, store: ArtifactStore,
-    idempotency_key: str | None, parent_id: str | None = None,
+    uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, validator: ProcessPool,
+    store: ArtifactStore, idempotency_key: str | None, parent_id: str | None = None,
 ) -> tuple[Job, dict[str, Any] | None, bool]:
     """Returns the job, the model summary, and whether it is new (False: an idempotent replay)."""
     session = uow.session
@@ -179,7 +183,8 @@ def list_jobs(session: Session, page: Page, *, status: JobStatus | None, name: s
     query = select(Job).order_by(Job.id.desc()).limit(page.limit + 1)
     if page.cursor:
         query = query.where(Job.id < page.cursor)
-    for column, value in ((Job.status, status), (Job.name, name), (Job.dataset_ref, dataset), (Job.parent_id, parent_id)):
+    filters = ((Job.status, status), (Job.name, name), (Job.dataset_ref, dataset), (Job.parent_id, parent_id))
+    for column, value in filters:
         if value is not None:
             query = query.where(column == value)
     return page.of(session.scalars(query).all(), lambda job: job.id)

@@ -27,8 +27,10 @@ def _patch_of(parent: Job, request: RetryRequest) -> tuple[dict[str, Any], dict[
                                                               f"Received: finding={request.finding}")])
     suggestions = parent.findings[request.finding].get("suggestions", [])
     if request.suggestion >= len(suggestions):
-        raise Invalid("no such suggestion", [detail(("suggestion",), f"finding {request.finding} has {len(suggestions)} "
-                                                                    f"suggestions. Received: suggestion={request.suggestion}")])
+        raise Invalid("no such suggestion", [detail(
+            ("suggestion",),
+            f"finding {request.finding} has {len(suggestions)} suggestions. "
+            f"Received: suggestion={request.suggestion}")])
     chosen = suggestions[request.suggestion]
     origin = {"finding": parent.findings[request.finding]["code"], "suggestion": chosen["summary"], "auto": False}
     return chosen["patch"], origin

@@ -88,10 +88,12 @@ class LocalRunner:
         spec = JobSpec.model_validate(body)
         spec_json = spec.model_dump(mode="json")
         arrays = self.arrays[ref]
-        preflight = [f.as_json() for f in run_preflight(spec_json, check_spec(spec), data_facts(arrays[spec.data.x], arrays[spec.data.y]))]
+        facts = data_facts(arrays[spec.data.x], arrays[spec.data.y])
+        preflight = [f.as_json() for f in run_preflight(spec_json, check_spec(spec), facts)]
         job_id = new_id("job")
         with transaction(self.factory) as session:
-            session.add(Job(id=job_id, tenant=TENANT, spec=spec_json, dataset_ref=ref, epochs=spec.fit.epochs, findings=preflight))
+            session.add(Job(id=job_id, tenant=TENANT, spec=spec_json, dataset_ref=ref, epochs=spec.fit.epochs,
+                            findings=preflight))
         started = time.perf_counter()
         run_training(self.factory, job_id, settings=self.settings)
         elapsed = time.perf_counter() - started
@@ -101,7 +103,8 @@ class LocalRunner:
             curves = [{"epoch": r.epoch, **r.metrics} for r in rows]
             if job.error:
                 raise RuntimeError(f"{case.name} failed: {job.error}")
-            return Outcome(preflight, list(job.findings), curves, job.stop_reason.value if job.stop_reason else "", elapsed)
+            stop_reason = job.stop_reason.value if job.stop_reason else ""
+            return Outcome(preflight, list(job.findings), curves, stop_reason, elapsed)
 
 
 def learned(case: Case, outcome: Outcome) -> bool:

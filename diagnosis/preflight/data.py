@@ -61,7 +61,8 @@ def unscaled_inputs(view: SpecView, facts: DataFacts) -> list[Finding]:
         message=f"The inputs are far from unit scale: {reason}. Large inputs saturate activations and make the "
                 "first layers learn far slower than the rest.",
         evidence={"x_abs_max": scale.abs_max, "feature_std_ratio": ratio},
-        suggestions=[Suggestion(summary=f"scale_x: {m}", patch=patch_from(view.spec, lambda s, m=m: s["data"].update(scale_x=m)))
+        suggestions=[Suggestion(summary=f"scale_x: {m}",
+                                patch=patch_from(view.spec, lambda s, m=m: s["data"].update(scale_x=m)))
                      for m in (first, second)])]
 
 
@@ -90,8 +91,9 @@ def validation_split_skew(view: SpecView, facts: DataFacts) -> list[Finding]:
         distance = float(0.5 * np.abs(train - val).sum())
         if distance < SKEW_DISTANCE:
             return []
-        evidence = {"train_distribution": dict(zip(map(str, classes.tolist()), train.round(3).tolist(), strict=True)),
-                    "validation_distribution": dict(zip(map(str, classes.tolist()), val.round(3).tolist(), strict=True)),
+        names = list(map(str, classes.tolist()))
+        evidence = {"train_distribution": dict(zip(names, train.round(3).tolist(), strict=True)),
+                    "validation_distribution": dict(zip(names, val.round(3).tolist(), strict=True)),
                     "total_variation": round(distance, 3)}
     else:
         y = np.asarray(facts.y, dtype=np.float64).reshape(facts.samples, -1)
@@ -102,9 +104,11 @@ def validation_split_skew(view: SpecView, facts: DataFacts) -> list[Finding]:
     return [Finding(
         code=Code.validation_split_skew, severity="warning", phase="preflight",
         message="With shuffle off, the validation part is the last stretch of the stored data and its targets are "
-                "distributed very differently from the training part (sorted data gives a validation set of one class).",
+                "distributed very differently from the training part "
+                "(sorted data gives a validation set of one class).",
         evidence=evidence,
-        suggestions=[Suggestion(summary="shuffle before splitting", patch=patch_from(view.spec, lambda s: s["data"].update(shuffle=True)))])]
+        suggestions=[Suggestion(summary="shuffle before splitting",
+                                patch=patch_from(view.spec, lambda s: s["data"].update(shuffle=True)))])]
 
 
 def class_imbalance(view: SpecView, facts: DataFacts) -> list[Finding]:
@@ -121,8 +125,8 @@ def class_imbalance(view: SpecView, facts: DataFacts) -> list[Finding]:
     if len(counts) == 2:
         suggestions.append(Suggestion(
             summary="watch AUC, precision and recall",
-            patch=patch_from(view.spec, lambda s: s["compile"].update(
-                metrics=[*s["compile"].get("metrics", []), {"type": "AUC"}, {"type": "Precision"}, {"type": "Recall"}]))))
+            patch=patch_from(view.spec, lambda s: s["compile"].update(metrics=[
+                *s["compile"].get("metrics", []), {"type": "AUC"}, {"type": "Precision"}, {"type": "Recall"}]))))
     return [Finding(
         code=Code.class_imbalance, severity="warning" if uses_accuracy else "info", phase="preflight",
         message=f"Class {majority_label} is {share:.0%} of the samples: always predicting it already scores "

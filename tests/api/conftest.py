@@ -15,7 +15,7 @@ from api.validation.pool import ProcessPool
 from api.validation.spec_checks import spec_check_pool
 from models.settings import Settings
 from models.tables import Job
-
+from tests.servers import wait_until
 
 TENANT = "tenant-a"
 
@@ -64,3 +64,9 @@ def sent_tasks(redis_client: redis.Redis, queue: str) -> list[tuple[str, dict]]:
 
 def job_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Job)) or 0
+
+
+def replaced(pool: ProcessPool, before: list[int]) -> list[int]:
+    """The children once the pool has started the replacement of a dead one (it does so in the background)."""
+    return wait_until(lambda: now if len(now := pool.pids()) == len(before) and now != before else None, 30,
+                      f"the pool to replace a child of {before}")

@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session
 from models.enums import JobStatus
 from models.settings import Settings
 from models.tables import Dataset, Job
-from worker.training import run_training
 from tests.data_files import csv_bytes, image_zip, npz_bytes, sequences
 from tests.specs import IRIS_MLP, spec
+from worker.training import run_training
 
 
 def upload(client: TestClient, content: bytes, filename: str = "data.npz"):
@@ -189,7 +189,8 @@ def test_sequences_get_the_scale_check_like_the_same_values_stored_dense(client:
     as_dense = preflight(client, sequence_job(dense, [longest, 7]))["unscaled_inputs"]
 
     assert as_sequences["evidence"]["x_abs_max"] == as_dense["evidence"]["x_abs_max"] > 1000
-    assert "unscaled_inputs" not in preflight(client, spec(sequence_job(seq, [None, 7]), data={"scale_x": "standardize"}))
+    standardized = spec(sequence_job(seq, [None, 7]), data={"scale_x": "standardize"})
+    assert "unscaled_inputs" not in preflight(client, standardized)
 
 
 def test_raw_image_pixels_get_the_scale_check_from_the_pixels_described_at_upload(client: TestClient):

@@ -26,8 +26,8 @@ from models.enums import EventType, JobStatus
 from models.events import job_event
 from models.settings import Settings
 from models.tables import Job
-from tests.conftest import REDIS_URL, create_database, drop_database
 from tests.auth import authorize
+from tests.conftest import REDIS_URL, create_database, drop_database
 from tests.specs import IRIS_MLP
 from tests.worker.conftest import insert_job
 

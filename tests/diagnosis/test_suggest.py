@@ -11,7 +11,9 @@ from models.findings import Code
 from models.spec import JobSpec
 from tests.specs import IRIS_MLP
 
-TASK = Task(classification=True, loss="categorical_crossentropy", chance_loss=math.log(3), majority_rate=0.34, classes=3)
+TASK = Task(
+    classification=True, loss="categorical_crossentropy", chance_loss=math.log(3), majority_rate=0.34, classes=3
+)
 METRIC_ONLY = ({"compile": {"metrics": ["mae"]}}, ["metric_not_meaningful: replace accuracy with mae"])
 RESCALE = ({"data": {"scale_x": "rescale"}}, ["unscaled_inputs: rescale the inputs"])
 

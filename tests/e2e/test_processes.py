@@ -10,16 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack import WAIT, alive, descendants, free, wait_until
+from tests.e2e.stack import WAIT
+from tests.servers import alive, descendants, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVE_PORTS = range(18400, 18500)
 
 
 def test_killing_the_api_of_trainyard_serve_leaves_no_worker_behind(tmp_path):
-    port = next(p for p in SERVE_PORTS if free(p))
+    port = free_port("TRAINYARD_TEST_SERVE_PORTS", "18400-18499")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
     env.update({"TRAINYARD_DATA_DIR": str(tmp_path / "var"), "PORT": str(port), "CUDA_VISIBLE_DEVICES": "",
                 "PYTHONPATH": str(ROOT)})

@@ -35,7 +35,8 @@ from models.tables import Job, JobEvent
 from tests.auth import authorize
 from tests.conftest import create_database, drop_database
 from tests.e2e.conftest import finished
-from tests.e2e.stack import WAIT, RedisServer, SupervisedWorker, descendants, wait_until
+from tests.e2e.stack import WAIT, SupervisedWorker
+from tests.servers import RedisServer, descendants, wait_until
 from tests.specs import DIGITS_CNN, spec
 
 pytestmark = pytest.mark.e2e
@@ -86,8 +87,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("recovery")
-    redis_server = RedisServer(root)
+    with RedisServer.started() as redis_server:
+        yield from _stack(tmp_path_factory.mktemp("recovery"), redis_server)
+
+
+def _stack(root: Path, redis_server: RedisServer) -> Iterator[Stack]:
     url = create_database("trainyard_recovery")
     upgrade(url)
     tag = uuid.uuid4().hex[:6]
@@ -111,7 +115,6 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     finally:
         control.stop()
         engine.dispose()
-        redis_server.stop()
         drop_database(url)
 
 

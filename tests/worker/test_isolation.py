@@ -7,11 +7,12 @@ import pytest
 import tensorflow as tf
 from sqlalchemy import select
 
-from keras_bridge import global_state, layers as bridge_layers
+from keras_bridge import global_state
+from keras_bridge import layers as bridge_layers
 from models.enums import JobStatus
 from models.tables import EpochMetric, Job
-from worker.training import run_training
 from tests.specs import IRIS_MLP, spec
+from worker.training import run_training
 
 SET_MAX_EPOCHS = {"module": "keras.config", "class_name": "function", "config": "set_max_epochs",
                   "registered_name": None}

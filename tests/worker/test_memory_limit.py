@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from migrations import upgrade
-from models.db import make_engine, make_session_factory
 from models.enums import JobStatus
 from models.settings import Settings
 from models.tables import Job
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.conftest import REDIS_URL
 from tests.specs import IRIS_MLP, spec
 from tests.worker.conftest import insert_job
 from worker.memory_limit import training_memory_limit
@@ -36,16 +34,6 @@ tight = settings.model_copy(update={"worker_memory_bytes": int(limit_mib) * 2**2
 print("limit", limit_training_memory(tight), flush=True)
 run_training(make_session_factory(make_engine(url)), job_id, settings=settings)
 """
-
-
-@pytest.fixture
-def own_db():
-    url = create_database("trainyard_memory")
-    upgrade(url)
-    engine = make_engine(url)
-    yield url, make_session_factory(engine)
-    engine.dispose()
-    drop_database(url)
 
 
 def test_the_limit_is_set_on_cpu_hosts_only(monkeypatch, tmp_path):

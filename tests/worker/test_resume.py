@@ -16,29 +16,17 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import OperationalError
 
 from datastore.artifacts import ArtifactStore
-from migrations import upgrade
-from models.db import make_engine, make_session_factory, utcnow
+from models.db import utcnow
 from models.enums import JobStatus
 from models.settings import Settings
 from models.tables import EpochMetric, Job, JobEvent
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.conftest import REDIS_URL
 from tests.specs import DIGITS_CNN, spec
 from tests.worker.conftest import insert_job
 from tests.worker.test_diagnosis_runs import DEEP_SIGMOID
 from worker.training import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def own_db():
-    """A database of its own: these tests commit for real, from several connections and processes."""
-    url = create_database("trainyard_resume")
-    upgrade(url)
-    engine = make_engine(url)
-    yield url, make_session_factory(engine)
-    engine.dispose()
-    drop_database(url)
 
 
 def settings_for(url: str, data_dir: Path) -> Settings:

@@ -148,5 +148,6 @@ def test_a_job_whose_dataset_is_gone_fails_with_a_data_error_naming_it(make_job,
 
     job = db_session.get(Job, job_id)
     assert job.status is JobStatus.failed and job.stop_reason is StopReason.error
-    assert job.error == {"type": "DataError",
-                         "message": "no dataset with id 'ds_gone0000000000000000000'; upload one with POST /v1/datasets"}
+    assert job.error == {
+        "type": "DataError",
+        "message": "no dataset with id 'ds_gone0000000000000000000'; upload one with POST /v1/datasets"}

@@ -28,6 +28,12 @@ def verdict_name(outcome: Outcome) -> str | None:
     return None if verdict is None else verdict["evidence"].get("verdict")
 
 
+def more_epochs_only(patch: dict[str, Any]) -> bool:
+    """A patch that only trains longer: with the same seed the first epochs repeat and the verdict
+    is judged at the best epoch, so it cannot undo what the run learnt. Not worth its minutes."""
+    return set(patch) == {"fit"} and set(patch["fit"]) == {"epochs"}
+
+
 def run_case(runner: LocalRunner, case: CalibrationCase, retries: bool) -> RunResult:
     outcome = runner.run(case.case)
     result = result_of(case, outcome.findings, outcome.curves, learnt(case, outcome),
@@ -36,6 +42,9 @@ def run_case(runner: LocalRunner, case: CalibrationCase, retries: bool) -> RunRe
     if index is not None:
         finding = outcome.findings[index]
         suggestion = finding["suggestions"][0]
+        if more_epochs_only(suggestion["patch"]):
+            result.retry = {"code": finding["code"], "suggestion": suggestion["summary"], "skipped": True}
+            return result
         retried = runner.run(case.case, suggestion["patch"])
         result.retry = {"code": finding["code"], "suggestion": suggestion["summary"],
                         "learned": learnt(case, retried), "verdict": verdict_name(retried),
@@ -71,7 +80,8 @@ def report(results: list[RunResult], figures: dict[str, Any]) -> None:
                 print(f"  {r.name}: {w['code']}@{w['epoch']}: {w['message']}")
     if figures["healthy_not_learned"]:
         print(f"healthy runs that did not learn (doubtful cases): {', '.join(figures['healthy_not_learned'])}")
-    print(f"\nretries with the top suggestion: {figures['retried']}, of which learnt: {figures['retry_learned']}; "
+    print(f"\nretries with the top suggestion: {figures['retried']}, of which learnt: {figures['retry_learned']} "
+          f"({figures['retry_skipped']} skipped: more epochs only); "
           f"a job that learnt broken by its top suggestion: {len(figures['retry_broke'])}")
     for r in results:
         if r.retry is not None and r.name in figures["retry_broke"]:
@@ -97,7 +107,8 @@ def main() -> None:
         result = run_case(runner, case, args.retries)
         results.append(result)
         raised = ", ".join(f"{c}@{e}" if e else c for c, e in sorted(result.raised.items())) or "-"
-        retry = "" if result.retry is None else f" retry:{'learnt' if result.retry['learned'] else 'NOT LEARNT'}"
+        retry = "" if result.retry is None else " retry:" + (
+            "skipped" if result.retry.get("skipped") else "learnt" if result.retry["learned"] else "NOT LEARNT")
         print(f"[{number:3}/{len(cases)}] {case.name:42} {time.perf_counter() - began:5.1f}s "
               f"{'learnt' if result.learned else 'NOT LEARNT':10} onset {result.onset or '-':>2}  raised: {raised}"
               f"{retry}", flush=True)

@@ -41,7 +41,8 @@ class RunResult:
     verdict: str | None
     seconds: float
     epochs: int
-    retry: dict[str, Any] | None = None  # {"code", "suggestion", "learned", "verdict", "seconds"}
+    # {"code", "suggestion", "learned", "verdict", "seconds"}, or {"code", "suggestion", "skipped": True}
+    retry: dict[str, Any] | None = None
 
     def lag(self, code: str) -> int | None:
         first = self.raised.get(code)
@@ -131,13 +132,17 @@ def score_codes(results: list[RunResult]) -> dict[str, CodeScore]:
 
 def retry_harm(results: list[RunResult]) -> list[RunResult]:
     """Runs that learnt whose top-suggestion retry did not learn: a suggestion that broke a working job."""
-    return [r for r in results if r.retry is not None and r.learned and not r.retry["learned"]]
+    return [r for r in retried(results) if r.learned and not r.retry["learned"]]  # type: ignore[index]
+
+
+def retried(results: list[RunResult]) -> list[RunResult]:
+    return [r for r in results if r.retry is not None and not r.retry.get("skipped")]
 
 
 def summary(results: list[RunResult]) -> dict[str, Any]:
     scores = score_codes(results)
     healthy = [r for r in results if r.healthy]
-    retried = [r for r in results if r.retry is not None]
+    retries = retried(results)
     return {
         "runs": len(results), "healthy_runs": len(healthy), "buggy_runs": len(results) - len(healthy),
         "healthy_warnings": sum(len(r.warnings) for r in healthy),
@@ -145,7 +150,8 @@ def summary(results: list[RunResult]) -> dict[str, Any]:
         "healthy_not_learned": [r.name for r in healthy if not r.learned],
         "codes": {code: {**asdict(s), "recall": s.recall, "false_alarm_rate": s.false_alarm_rate}
                   for code, s in scores.items()},
-        "retried": len(retried), "retry_learned": sum(1 for r in retried if r.retry and r.retry["learned"]),
+        "retried": len(retries), "retry_learned": sum(1 for r in retries if r.retry and r.retry["learned"]),
+        "retry_skipped": sum(1 for r in results if r.retry is not None and r.retry.get("skipped")),
         "retry_broke": [r.name for r in retry_harm(results)],
         "seconds": round(sum(r.seconds + (r.retry or {}).get("seconds", 0.0) for r in results), 1),
     }

@@ -34,6 +34,7 @@ def test_scoring_counts_recall_false_alarms_lag_and_broken_retries():
         _result("ok-1", [], {}),
         _result("ok-2", [], {"unstable": 8}, retry={"learned": False}),  # a false alarm; its retry broke a good job
         _result("ok-3", [], {}, retry={"learned": True}),
+        _result("ok-4", [], {}, retry={"skipped": True}),  # more epochs only: not run, not counted
         _result("over-1", ["overfitting"], {"overfitting": 9, "unstable": 9}, onset=5, acceptable=("unstable",)),
         _result("over-2", ["overfitting"], {"overfitting": 7}, onset=5),
         _result("over-3", ["overfitting"], {"plateau": 4}, onset=5, learned=False, retry={"learned": False}),
@@ -42,13 +43,14 @@ def test_scoring_counts_recall_false_alarms_lag_and_broken_retries():
     over, unstable, plateau = scores["overfitting"], scores["unstable"], scores["plateau"]
     assert (over.expected, over.found, over.recall) == (3, 2, 2 / 3)
     assert sorted(over.lags) == [2, 4] and over.timely == 1 and over.missed_runs == ["over-3"]
-    assert over.false_alarms == 0 and over.clean_runs == 3
+    assert over.false_alarms == 0 and over.clean_runs == 4
     # unstable is acceptable on over-1: neither a hit nor a false alarm there
-    assert (unstable.false_alarms, unstable.clean_runs, unstable.false_alarm_runs) == (1, 5, ["ok-2"])
-    assert (plateau.false_alarms, plateau.clean_runs) == (1, 6)
+    assert (unstable.false_alarms, unstable.clean_runs, unstable.false_alarm_runs) == (1, 6, ["ok-2"])
+    assert (plateau.false_alarms, plateau.clean_runs) == (1, 7)
     figures = summary(results)
-    assert (figures["runs"], figures["healthy_runs"], figures["healthy_warnings"]) == (6, 3, 1)
-    assert figures["retried"] == 3 and figures["retry_broke"] == ["ok-2"]  # over-3 had not learnt
+    assert (figures["runs"], figures["healthy_runs"], figures["healthy_warnings"]) == (7, 4, 1)
+    assert (figures["retried"], figures["retry_skipped"], figures["retry_learned"]) == (3, 1, 1)
+    assert figures["retry_broke"] == ["ok-2"]  # over-3 had not learnt
 
 
 def test_onset_is_read_from_the_curve():

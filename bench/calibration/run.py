@@ -73,11 +73,12 @@ def report(results: list[RunResult], figures: dict[str, Any]) -> None:
         if s["false_alarm_runs"]:
             print(f"{'':24} false alarms on: {', '.join(s['false_alarm_runs'])}")
     print(f"\nwarnings on healthy runs: {figures['healthy_warnings']} on {figures['healthy_runs_warned']} of "
-          f"{figures['healthy_runs']} runs")
+          f"{figures['healthy_runs']} runs (and {figures['healthy_acceptable_warnings']} acceptable ones)")
     for r in results:
         if r.healthy:
             for w in r.warnings:
-                print(f"  {r.name}: {w['code']}@{w['epoch']}: {w['message']}")
+                mark = " (acceptable here)" if w["code"] in r.acceptable else ""
+                print(f"  {r.name}: {w['code']}@{w['epoch']}{mark}: {w['message']}")
     if figures["healthy_not_learned"]:
         print(f"healthy runs that did not learn (doubtful cases): {', '.join(figures['healthy_not_learned'])}")
     print(f"\nretries with the top suggestion: {figures['retried']}, of which learnt: {figures['retry_learned']} "

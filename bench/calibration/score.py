@@ -44,6 +44,11 @@ class RunResult:
     # {"code", "suggestion", "learned", "verdict", "seconds"}, or {"code", "suggestion", "skipped": True}
     retry: dict[str, Any] | None = None
 
+    @property
+    def wrong_warnings(self) -> list[dict[str, Any]]:
+        """Warnings of codes that the case neither expects nor accepts (the verdict's included)."""
+        return [w for w in self.warnings if w["code"] not in self.expected and w["code"] not in self.acceptable]
+
     def lag(self, code: str) -> int | None:
         first = self.raised.get(code)
         return None if first is None or self.onset is None else first - self.onset
@@ -145,8 +150,9 @@ def summary(results: list[RunResult]) -> dict[str, Any]:
     retries = retried(results)
     return {
         "runs": len(results), "healthy_runs": len(healthy), "buggy_runs": len(results) - len(healthy),
-        "healthy_warnings": sum(len(r.warnings) for r in healthy),
-        "healthy_runs_warned": sum(1 for r in healthy if r.warnings),
+        "healthy_warnings": sum(len(r.wrong_warnings) for r in healthy),
+        "healthy_runs_warned": sum(1 for r in healthy if r.wrong_warnings),
+        "healthy_acceptable_warnings": sum(len(r.warnings) - len(r.wrong_warnings) for r in healthy),
         "healthy_not_learned": [r.name for r in healthy if not r.learned],
         "codes": {code: {**asdict(s), "recall": s.recall, "false_alarm_rate": s.false_alarm_rate}
                   for code, s in scores.items()},

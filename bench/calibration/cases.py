@@ -3,24 +3,23 @@ times several seeds, and buggy variants with each training-phase code.
 
 A buggy case names the codes it must raise (``expected``), the codes that are
 acceptable side effects of its bug (``acceptable``: not counted as false alarms),
-and how to find its onset epoch from its own curve (``onset``, see score.py).
+and how to find its onset epoch from its own curve (``onset``, see onset.py).
 A healthy case expects nothing and accepts nothing: any warning on it is wrong.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from bench.calibration import data
+from bench.calibration.onset import Onset
 from bench.stories.cases import Case
 from datastore.builtin import load_builtin
 
-Onset = Literal["start", "after_best_val", "flat", "bounce"]
 SEEDS = (1, 2, 3)
-QUICK_SEEDS = (1,)
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,7 @@ class Group:
     acceptable: frozenset[str] = frozenset()
     onset: Onset = "start"
     multilabel: bool = False
+    quick: bool = False  # its first seed is part of the --quick subset
     seeds: tuple[int, ...] = SEEDS
     note: str = ""
 
@@ -66,7 +66,7 @@ class Group:
             case = Case(f"{self.name}-s{seed}", "calibration", {**self.spec(seed), "seed": seed}, set(self.expected),
                         dataset, regression=self.regression)
             made.append(CalibrationCase(case, self.name, seed, self.expected, self.acceptable, self.onset,
-                                        quick=index < len(QUICK_SEEDS), note=self.note,
+                                        quick=self.quick and index == 0, note=self.note,
                                         multilabel=self.multilabel))
         return made
 
@@ -116,7 +116,7 @@ def _tabular(seed: int, **kw: Any) -> dict[str, np.ndarray]:
 HEALTHY = [
     Group("digits-mlp-small-val", lambda s: spec(
         "builtin:digits", [8, 8, 1], [FLAT, dense(32), dense(10, "softmax")], "sparse_categorical_crossentropy",
-        optimizer=adam(3e-3), epochs=12, scale_x="rescale", validation_split=0.1)),
+        optimizer=adam(3e-3), epochs=12, scale_x="rescale", validation_split=0.1), quick=True),
     Group("digits-cnn-early-stop", lambda s: spec(
         "builtin:digits", [8, 8, 1],
         [{"type": "Conv2D", "filters": 16, "kernel_size": 3, "activation": "relu", "padding": "same"},
@@ -124,7 +124,7 @@ HEALTHY = [
         optimizer=adam(3e-3), epochs=20, callbacks=(EARLY_STOP,), scale_x="rescale")),
     Group("cancer-mlp-tiny-val", lambda s: spec(
         "builtin:breast_cancer", [30], [dense(16), dense(1, "sigmoid")], "binary_crossentropy",
-        optimizer=adam(1e-3), epochs=20, scale_x="standardize", validation_split=0.1)),
+        optimizer=adam(1e-3), epochs=20, scale_x="standardize", validation_split=0.1), quick=True),
     Group("cancer-mlp-early-stop", lambda s: spec(
         "builtin:breast_cancer", [30], [dense(32), dense(1, "sigmoid")], "binary_crossentropy",
         optimizer=adam(1e-2), epochs=40, callbacks=(EARLY_STOP,), scale_x="standardize")),
@@ -132,11 +132,11 @@ HEALTHY = [
         "builtin:wine", [13], [dense(16, kernel_initializer=SMALL_INIT), dense(16, kernel_initializer=SMALL_INIT),
                                dense(3, "softmax")], "sparse_categorical_crossentropy",
         optimizer=sgd(0.05, 0.5), epochs=25, batch_size=16, scale_x="standardize"),
-        note="small initial weights: the loss sits near chance for a few epochs, then falls"),
+        note="small initial weights: the loss sits near chance for a few epochs, then falls", quick=True),
     Group("iris-mlp-reduce-lr", lambda s: spec(
         "builtin:iris", [4], [dense(16), dense(3, "softmax")], "categorical_crossentropy",
         optimizer=adam(0.02), epochs=25, batch_size=16, callbacks=(REDUCE_LR,), scale_x="standardize",
-        one_hot=True)),
+        one_hot=True), quick=True),
     Group("diabetes-regression", lambda s: spec(
         "builtin:diabetes", [10], [dense(32), dense(1, None)], "mse", optimizer=adam(3e-3), metrics=("mae",),
         epochs=30, callbacks=(EARLY_STOP,), scale_x="standardize", scale_y="standardize"), regression=True),
@@ -147,7 +147,7 @@ HEALTHY = [
     Group("multilabel-mlp", lambda s: spec(
         "generated", [20], [dense(32), dense(5, "sigmoid")], "binary_crossentropy", optimizer=adam(3e-3),
         metrics=("binary_accuracy",), epochs=15, scale_x="standardize"), lambda s: data.multilabel(seed=s),
-        multilabel=True),
+        multilabel=True, quick=True),
     Group("imbalanced-binary-mlp", lambda s: spec(
         "generated", [20], [dense(32), dense(1, "sigmoid")], "binary_crossentropy", optimizer=adam(1e-3),
         epochs=15, scale_x="standardize"), partial(_tabular, n=1500, weights=[0.9, 0.1]),
@@ -169,7 +169,8 @@ HEALTHY = [
     Group("padded-lstm-masking-early-stop", lambda s: spec(
         "generated", [30, 2], [{"type": "Masking", "mask_value": 0.0}, {"type": "LSTM", "units": 16},
                                dense(2, "softmax")], "sparse_categorical_crossentropy", optimizer=adam(3e-3),
-        epochs=15, callbacks=(EARLY_STOP,), validation_split=0.15), lambda s: data.padded_sequences(seed=s + 10)),
+        epochs=15, callbacks=(EARLY_STOP,), validation_split=0.15), lambda s: data.padded_sequences(seed=s + 10),
+        quick=True),
 ]
 
 DEEP_SIGMOID = [dense(32, "sigmoid") for _ in range(10)]
@@ -182,18 +183,30 @@ BUGGY = [
         optimizer=adam(1e-3), epochs=10, scale_x="rescale"), shuffled(builtin("digits")),
         expected=frozenset({"stuck_at_chance"}), acceptable=frozenset({"plateau", "overfitting"}),
         note="labels permuted: nothing to learn"),
+    Group("bug-stuck-shuffled-multilabel", lambda s: spec(
+        "generated", [20], [dense(32), dense(5, "sigmoid")], "binary_crossentropy", optimizer=adam(3e-3),
+        metrics=("binary_accuracy",), epochs=12, scale_x="standardize"),
+        lambda s: data.shuffled_labels(data.multilabel(seed=s), s), multilabel=True,
+        expected=frozenset({"stuck_at_chance"}), acceptable=frozenset({"plateau", "overfitting"}),
+        note="multi-hot rows permuted: each column's chance level is its own binary entropy", quick=True),
+    Group("bug-stuck-shuffled-regression", lambda s: spec(
+        "generated", [12], [dense(32), dense(1, None)], "mse", optimizer=adam(3e-3), metrics=("mae",), epochs=12,
+        scale_x="standardize", scale_y="standardize"), lambda s: data.shuffled_labels(data.regression(seed=s), s),
+        regression=True, expected=frozenset({"stuck_at_chance"}), acceptable=frozenset({"plateau", "overfitting"}),
+        note="targets permuted: validation MSE stays at the target variance, no better than a constant"),
     Group("bug-stuck-dead-relu", lambda s: spec(
         "generated", [20], [dense(64), dense(64), dense(2, "softmax")], "sparse_categorical_crossentropy",
         optimizer=adam(1.0), epochs=10, scale_x="standardize"), partial(_tabular, n=1000),
         expected=frozenset({"stuck_at_chance"}),
         acceptable=frozenset({"learning_rate_extreme", "vanishing_gradients", "plateau", "saturated_outputs",
                               "diverging", "unstable"}),
-        onset="flat", note="an Adam rate of 1 kills the relu units in the first epochs; the loss settles at chance"),
+        onset="flat", note="an Adam rate of 1 kills the relu units in the first epochs; the loss settles at chance",
+        quick=True),
     Group("bug-saturated-raw-inputs", lambda s: spec(
         "generated", [20], [dense(32), dense(3, "softmax")], "sparse_categorical_crossentropy",
         optimizer=adam(1e-3), epochs=8), raw(partial(_tabular, n=1000, classes=3)),
         expected=frozenset({"saturated_outputs"}), acceptable=SATURATION_SIDE_EFFECTS,
-        note="inputs in the thousands, no scale_x: logits in the thousands"),
+        note="inputs in the thousands, no scale_x: logits in the thousands", quick=True),
     Group("bug-saturated-raw-cancer", lambda s: spec(
         "builtin:breast_cancer", [30], [dense(16), dense(1, "sigmoid")], "binary_crossentropy",
         optimizer=adam(1e-3), epochs=10),
@@ -205,11 +218,23 @@ BUGGY = [
         regression=True, expected=frozenset({"diverging"}),
         acceptable=frozenset({"learning_rate_extreme", "unstable"}),
         note="targets in the hundreds (no scale_y) and SGD at 0.5 on MSE"),
+    Group("bug-diverging-momentum", lambda s: spec(
+        "builtin:diabetes", [10], [dense(32), dense(1, None)], "mse", optimizer=sgd(0.1, 0.95), metrics=("mae",),
+        epochs=12, scale_x="standardize", scale_y="standardize"), regression=True,
+        expected=frozenset({"diverging"}), acceptable=frozenset({"unstable", "learning_rate_extreme"}),
+        onset="after_best_loss", note="SGD 0.1 with momentum 0.95: the loss climbs, in bounces, over the run",
+        quick=True),
     Group("bug-overfit-noisy-tabular", lambda s: spec(
         "generated", [20], [dense(256), dense(256), dense(2, "softmax")], "sparse_categorical_crossentropy",
         optimizer=adam(1e-3), epochs=40, scale_x="standardize", validation_split=0.5),
         partial(_tabular, n=400), expected=frozenset({"overfitting"}), acceptable=frozenset({"unstable"}),
         onset="after_best_val", note="a wide net, 200 training samples, 40 epochs"),
+    Group("bug-overfit-memorise-digits", lambda s: spec(
+        "builtin:digits", [8, 8, 1], [FLAT, dense(256), dense(256), dense(10, "softmax")],
+        "sparse_categorical_crossentropy", optimizer=adam(1e-3), epochs=40, scale_x="rescale", validation_split=0.85),
+        expected=frozenset({"overfitting"}), onset="after_best_val",
+        note="270 training images, two 256-unit layers, 40 epochs: training accuracy 1.0 against about 0.94, "
+             "the validation loss flat-to-rising for the second half", quick=True),
     Group("bug-plateau-l2-linear-digits", lambda s: spec(
         "builtin:digits", [8, 8, 1], [FLAT, dense(10, "softmax", kernel_regularizer={"type": "L2", "l2": 0.3})],
         "sparse_categorical_crossentropy", optimizer=adam(1e-2), epochs=15, scale_x="rescale"),
@@ -219,18 +244,29 @@ BUGGY = [
         "generated", [4], [dense(1, None)], "mse", optimizer=adam(0.05), metrics=("mae",), epochs=15,
         scale_x="standardize"), lambda s: data.half_linear(seed=s), regression=True,
         expected=frozenset({"plateau"}), acceptable=frozenset({"stuck_at_chance"}), onset="flat",
-        note="a linear model on a mostly non-linear target: the MSE levels off near 3/4 of the variance"),
+        note="a linear model on a mostly non-linear target: the MSE levels off near 3/4 of the variance", quick=True),
     Group("bug-unstable-batch1", lambda s: spec(
         "builtin:breast_cancer", [30], [dense(32), dense(1, "sigmoid")], "binary_crossentropy",
         optimizer=adam(0.05), epochs=10, batch_size=1, scale_x="standardize"),
         expected=frozenset({"unstable"}), acceptable=frozenset({"tiny_batch", "learning_rate_extreme", "overfitting"}),
-        onset="bounce", note="batch size 1 at an Adam rate of 0.05"),
+        onset="bounce", note="batch size 1 at an Adam rate of 0.05", quick=True),
+    Group("bug-unstable-sgd-diabetes", lambda s: spec(
+        "builtin:diabetes", [10], [dense(32), dense(1, None)], "mse", optimizer=sgd(0.3), metrics=("mae",),
+        epochs=12, scale_x="standardize", scale_y="standardize"), regression=True,
+        expected=frozenset({"unstable"}), acceptable=frozenset({"learning_rate_extreme", "overfitting"}),
+        onset="bounce", note="plain SGD at 0.3 on 350 samples: the validation loss jumps 2-4x and back", quick=True),
     Group("bug-vanishing-deep-sigmoid", lambda s: spec(
         "builtin:digits", [8, 8, 1], [FLAT, *DEEP_SIGMOID, dense(10, "softmax")], "sparse_categorical_crossentropy",
         optimizer=sgd(0.01), epochs=10, scale_x="rescale"),
         expected=frozenset({"vanishing_gradients"}),
         acceptable=frozenset({"saturating_activation", "stuck_at_chance", "plateau"}),
-        note="ten sigmoid layers trained with plain SGD"),
+        note="ten sigmoid layers trained with plain SGD", quick=True),
+    Group("bug-vanishing-deep-sigmoid-cancer", lambda s: spec(
+        "builtin:breast_cancer", [30], [*DEEP_SIGMOID, dense(1, "sigmoid")], "binary_crossentropy",
+        optimizer=sgd(0.05), epochs=10, scale_x="standardize"),
+        expected=frozenset({"vanishing_gradients"}),
+        acceptable=frozenset({"saturating_activation", "stuck_at_chance", "plateau"}),
+        note="the same ten sigmoid layers on 30 features: stuck at the majority class from epoch 2"),
 ]
 
 CASES: list[CalibrationCase] = [c for group in HEALTHY + BUGGY for c in group.cases()]

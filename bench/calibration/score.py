@@ -11,20 +11,16 @@ not raised. For every code:
   the run's own curve; within ``TIMELY`` epochs either side counts as timely.
 """
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.calibration.cases import CalibrationCase, Onset
+from bench.calibration.cases import CalibrationCase
+from bench.calibration.onset import onset_epoch
 from models.findings import Code
 
 TIMELY = 3
 TRAINING_CODES = ("stuck_at_chance", "saturated_outputs", "diverging", "overfitting", "plateau", "unstable",
                   "vanishing_gradients")
-FLAT_WITHIN = 0.05  # flat: the train loss stays within 5 % of its final value
-FLAT_VISIBLE = 2  # ...and three flat epochs (its first plus two) make it visible
-BOUNCE = 0.10  # instability: the validation loss jumps up by more than 10 % ...
-BOUNCES = 2  # ...a second time
 
 
 @dataclass
@@ -43,6 +39,7 @@ class RunResult:
     epochs: int
     # {"code", "suggestion", "learned", "verdict", "seconds"}, or {"code", "suggestion", "skipped": True}
     retry: dict[str, Any] | None = None
+    curves: dict[str, list[Any]] = field(default_factory=dict)  # columnar, as GET /v1/jobs/{id}/curves
 
     @property
     def wrong_warnings(self) -> list[dict[str, Any]]:
@@ -56,38 +53,6 @@ class RunResult:
 
 def raised_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [f for f in findings if f["severity"] != "info" or "resolved_epoch" in f.get("evidence", {})]
-
-
-def _series(curves: list[dict[str, Any]], key: str) -> list[float] | None:
-    values = [c.get(key) for c in curves]
-    finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-    return values if values and finite else None  # type: ignore[return-value]
-
-
-def onset_epoch(kind: Onset, curves: list[dict[str, Any]]) -> int | None:
-    """The first epoch (1-based) at which a careful reader of the curve sees the bug; None: it never shows."""
-    if kind == "start":
-        return 1
-    if kind == "after_best_val":
-        vals = _series(curves, "val_loss")
-        if not vals:
-            return None
-        best = min(range(len(vals)), key=vals.__getitem__)
-        return best + 2 if best + 1 < len(vals) else None  # the epoch after the best; a best at the end never shows
-    if kind == "flat":
-        losses = _series(curves, "loss")
-        if not losses:
-            return None
-        last, start = losses[-1], len(losses)
-        while start > 0 and abs(losses[start - 1] - last) <= FLAT_WITHIN * abs(last):
-            start -= 1
-        onset = start + 1 + FLAT_VISIBLE
-        return onset if onset <= len(losses) else None
-    vals = _series(curves, "val_loss") or _series(curves, "loss")
-    if not vals:
-        return None
-    rises = [i + 1 for i in range(1, len(vals)) if vals[i] > (1 + BOUNCE) * vals[i - 1]]
-    return rises[BOUNCES - 1] if len(rises) >= BOUNCES else None
 
 
 @dataclass
@@ -175,4 +140,5 @@ def result_of(case: CalibrationCase, findings: list[dict[str, Any]], curves: lis
         if f["code"] not in raised or (epoch is not None and (raised[f["code"]] or epoch + 1) > epoch):
             raised[f["code"]] = epoch
     return RunResult(case.name, case.group, case.healthy, sorted(case.expected), sorted(case.acceptable), raised,
-                     warnings, onset_epoch(case.onset, curves), learned, verdict, round(seconds, 2), len(curves))
+                     warnings, onset_epoch(case.onset, curves), learned, verdict, round(seconds, 2), len(curves),
+                     curves={key: [c.get(key) for c in curves] for key in (curves[0] if curves else {})})

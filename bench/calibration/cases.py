@@ -235,6 +235,12 @@ BUGGY = [
         expected=frozenset({"overfitting"}), onset="after_best_val",
         note="270 training images, two 256-unit layers, 40 epochs: training accuracy 1.0 against about 0.94, "
              "the validation loss flat-to-rising for the second half", quick=True),
+    Group("bug-overfit-noisy-digits", lambda s: spec(
+        "generated", [8, 8, 1], [FLAT, dense(256), dense(256), dense(10, "softmax")],
+        "sparse_categorical_crossentropy", optimizer=adam(1e-3), epochs=40, scale_x="rescale", validation_split=0.8),
+        lambda s: data.noisy_labels(load_builtin("builtin:digits"), 0.2, s),
+        expected=frozenset({"overfitting"}), onset="after_best_val",
+        note="20 % wrong labels, 360 training images, 40 epochs: the validation loss rises from about epoch 9"),
     Group("bug-plateau-l2-linear-digits", lambda s: spec(
         "builtin:digits", [8, 8, 1], [FLAT, dense(10, "softmax", kernel_regularizer={"type": "L2", "l2": 0.3})],
         "sparse_categorical_crossentropy", optimizer=adam(1e-2), epochs=15, scale_x="rescale"),
@@ -251,10 +257,11 @@ BUGGY = [
         expected=frozenset({"unstable"}), acceptable=frozenset({"tiny_batch", "learning_rate_extreme", "overfitting"}),
         onset="bounce", note="batch size 1 at an Adam rate of 0.05", quick=True),
     Group("bug-unstable-sgd-diabetes", lambda s: spec(
-        "builtin:diabetes", [10], [dense(32), dense(1, None)], "mse", optimizer=sgd(0.3), metrics=("mae",),
+        "builtin:diabetes", [10], [dense(32), dense(1, None)], "mse", optimizer=sgd(0.25), metrics=("mae",),
         epochs=12, scale_x="standardize", scale_y="standardize"), regression=True,
-        expected=frozenset({"unstable"}), acceptable=frozenset({"learning_rate_extreme", "overfitting"}),
-        onset="bounce", note="plain SGD at 0.3 on 350 samples: the validation loss jumps 2-4x and back", quick=True),
+        expected=frozenset({"unstable"}), acceptable=frozenset({"learning_rate_extreme", "overfitting", "diverging"}),
+        onset="bounce", note="plain SGD at 0.25 on 350 samples: the validation loss jumps 2-5x and back",
+        quick=True),
     Group("bug-vanishing-deep-sigmoid", lambda s: spec(
         "builtin:digits", [8, 8, 1], [FLAT, *DEEP_SIGMOID, dense(10, "softmax")], "sparse_categorical_crossentropy",
         optimizer=sgd(0.01), epochs=10, scale_x="rescale"),

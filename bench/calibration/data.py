@@ -83,3 +83,12 @@ def half_linear(n: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
     x = rng.uniform(-2, 2, (n, 4))
     y = 0.5 * x[:, 0] + 1.5 * np.sin(3 * x[:, 1]) + rng.normal(0, 0.1, n)
     return {"x": x.astype("float32"), "y": y.astype("float32")}
+
+
+def noisy_labels(arrays: dict[str, np.ndarray], share: float = 0.2, seed: int = 0) -> dict[str, np.ndarray]:
+    """The same data with a share of the class labels replaced by random ones: only memorising fits them."""
+    rng = np.random.default_rng(seed)
+    y = arrays["y"].copy()
+    flip = rng.uniform(size=len(y)) < share
+    y[flip] = rng.integers(0, int(y.max()) + 1, int(flip.sum()))
+    return {"x": arrays["x"], "y": y}

@@ -22,9 +22,11 @@ BOUNCE = 0.10
 
 
 def series(curves: list[dict[str, Any]], key: str) -> list[float] | None:
+    """The column, a blown-up epoch (stored as null, or not finite) as infinity; None if it was never logged."""
+    if not curves or all(c.get(key) is None for c in curves):
+        return None
     values = [c.get(key) for c in curves]
-    finite = all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
-    return values if values and finite else None  # type: ignore[return-value]
+    return [v if isinstance(v, (int, float)) and math.isfinite(v) else math.inf for v in values]
 
 
 def after_near_best(values: list[float]) -> int | None:

@@ -63,7 +63,7 @@ def test_onset_is_read_from_the_curve():
     assert onset_epoch("after_best_val", curve[:3]) is None  # still improving at the end: no onset
     near = [{"val_loss": v} for v in (0.9, 0.41, 0.45, 0.40, 0.42, 0.43)]
     assert onset_epoch("after_best_val", near) == 3  # within 5 % of the best from epoch 2
-    climbing = [{"loss": v} for v in (1.0, 0.8, 0.9, 1.3, 1.2, 2.0)]
+    climbing = [{"loss": v} for v in (1.0, 0.8, 0.9, 1.3, 1.2, 2.0, None)]  # None: the loss blew up
     assert onset_epoch("after_best_loss", climbing) == 3
     flat = [{"loss": loss} for loss in (2.0, 1.0, 0.70, 0.69, 0.70, 0.70, 0.69)]
     assert onset_epoch("flat", flat) == 5  # flat from epoch 3, visible two epochs later

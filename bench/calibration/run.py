@@ -90,6 +90,8 @@ def report(results: list[RunResult], figures: dict[str, Any]) -> None:
             print(f"  {r.name}: {r.retry['code']}: {r.retry['suggestion']} -> {r.retry['verdict']}")
     print(f"\n{figures['runs']} runs ({figures['healthy_runs']} healthy, {figures['buggy_runs']} buggy), "
           f"{figures['seconds']:.0f} s of training")
+    print(f"training codes: recall {figures['recall']:.0%}, timely {figures['timely']:.0%} of those with an onset, "
+          f"{figures['false_alarms']} false alarms; {figures['healthy_warnings']} warnings on healthy runs")
 
 
 def main() -> None:

@@ -113,7 +113,11 @@ def summary(results: list[RunResult]) -> dict[str, Any]:
     scores = score_codes(results)
     healthy = [r for r in results if r.healthy]
     retries = retried(results)
+    training = [scores[code] for code in TRAINING_CODES]
     return {
+        "recall": sum(s.found for s in training) / max(1, sum(s.expected for s in training)),
+        "timely": sum(s.timely for s in training) / max(1, sum(len(s.lags) for s in training)),
+        "false_alarms": sum(s.false_alarms for s in training),
         "runs": len(results), "healthy_runs": len(healthy), "buggy_runs": len(results) - len(healthy),
         "healthy_warnings": sum(len(r.wrong_warnings) for r in healthy),
         "healthy_runs_warned": sum(1 for r in healthy if r.wrong_warnings),

@@ -51,6 +51,7 @@ def test_scoring_counts_recall_false_alarms_lag_and_broken_retries():
     assert (plateau.false_alarms, plateau.clean_runs) == (1, 7)
     figures = summary(results)
     assert (figures["runs"], figures["healthy_runs"], figures["healthy_warnings"]) == (7, 4, 1)
+    assert figures["recall"] == 2 / 3 and figures["timely"] == 1 / 2 and figures["false_alarms"] == 2
     assert (figures["retried"], figures["retry_skipped"], figures["retry_learned"]) == (3, 1, 1)
     assert figures["retry_broke"] == ["ok-2"]  # over-3 had not learnt
 

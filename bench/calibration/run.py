@@ -62,14 +62,14 @@ def _rate(value: float | None) -> str:
 
 
 def report(results: list[RunResult], figures: dict[str, Any]) -> None:
-    print(f"\n{'code':24} {'recall':>14} {'false alarms':>16} {'timely':>8} {'lags (epochs)':24} missed")
+    print(f"\n{'code':24} {'recall':>14} {'false alarms':>16} {'timely':>8} {'lags (epochs)':30} missed")
     for code, s in figures["codes"].items():
         if not s["expected"] and not s["false_alarms"]:
             continue
         recall = f"{s['found']}/{s['expected']} {_rate(s['recall'])}" if s["expected"] else "-"
         alarms = f"{s['false_alarms']}/{s['clean_runs']} {_rate(s['false_alarm_rate'])}"
         timely = f"{s['timely']}/{len(s['lags'])}" if s["lags"] else "-"
-        print(f"{code:24} {recall:>14} {alarms:>16} {timely:>8} {str(sorted(s['lags']))[:24]:24} "
+        print(f"{code:24} {recall:>14} {alarms:>16} {timely:>8} {str(sorted(s['lags']))[:30]:30} "
               f"{', '.join(s['missed_runs'])}")
         if s["false_alarm_runs"]:
             print(f"{'':24} false alarms on: {', '.join(s['false_alarm_runs'])}")

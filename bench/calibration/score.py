@@ -16,11 +16,9 @@ from typing import Any
 
 from bench.calibration.cases import CalibrationCase
 from bench.calibration.onset import onset_epoch
-from models.findings import Code
+from models.findings import TRAINING_CODES, Code
 
 TIMELY = 3
-TRAINING_CODES = ("stuck_at_chance", "saturated_outputs", "diverging", "overfitting", "plateau", "unstable",
-                  "vanishing_gradients")
 
 
 @dataclass

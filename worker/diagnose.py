@@ -87,6 +87,7 @@ class Diagnosis:
             train_samples=len(self.data.train.x), batch_size=self.spec.fit.batch_size,
             from_logits=bool(getattr(loss, "from_logits", False) or (getattr(loss, "_fn_kwargs", None) or {}).get("from_logits")),
             state_path=state_path,
+            validation=(self.data.validation.x, self.data.validation.y) if self.data.validation is not None else None,
         )
         return self.monitor
 

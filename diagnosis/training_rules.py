@@ -112,7 +112,9 @@ def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
         return None
     band = noise_band(tail, "loss")
     tolerance = 0.02 * reference + (0.005 if task.classification else 0.0)
-    floor, ceiling = reference - max(tolerance, band.width), reference * (1 + CHANCE_ABOVE) + tolerance
+    # At chance is a practical call (a model 2 % better than a constant is useless), not a statistical
+    # one: the per-sample spread of a constant predictor's losses is the targets' own spread.
+    floor, ceiling = reference - tolerance, reference * (1 + CHANCE_ABOVE) + tolerance
     at_chance = all(floor <= loss <= ceiling for loss in losses)  # type: ignore[operator]
     # Not merely near chance but not moving: a slow starter is already trending down.
     still = (max(losses) - min(losses) <= max(tolerance, band.width)  # type: ignore[type-var,operator]
@@ -121,10 +123,9 @@ def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
     at_majority = accuracy is None or task.majority_rate is None or accuracy <= task.majority_rate + 0.03
     if not (at_chance and still and at_majority):
         return None
-    # How sure: how far the lowest loss sits above what a model that learnt anything would show.
-    score = confidence(min(losses) - (reference - tolerance), band)  # type: ignore[type-var,operator]
-    if score < 1:
-        return None
+    # How sure: how still it sat, as how many times its movement fits into the tolerance (a movement
+    # beyond the tolerance but inside the noise band is a weak result: info).
+    score = confidence(tolerance, Band(max(losses) - min(losses), band.n))  # type: ignore[type-var,operator]
     share = tail[-1].top_class_share
     if task.classification:
         what = "label entropy" if not task.multi_label else "mean per-label entropy"
@@ -237,13 +238,17 @@ def _memorised(history: list[Epoch], best: int) -> tuple[float, str]:
     return confidence(gap, band), band.describe("val_loss - loss", gap, val).replace("moved", "is")
 
 
-def _flat(values: list[float | None], band: Band) -> float | None:
-    """How flat, as (allowed range / range): ≥ 1 when the values stay within the noise band (or 1 %)."""
+def _flat(values: list[float | None]) -> float | None:
+    """How flat, as (1 % of the level / range): ≥ 1 when the values stayed within 1 %.
+
+    Not the noise band: staying within a wide band is no evidence of a plateau (a slow learner on a
+    small validation set stays within it too). Flat must be seen, however noisy the measurement.
+    """
     if None in values:
         return None
     level = max(abs(v) for v in values)  # type: ignore[arg-type]
     spread = max(values) - min(values)  # type: ignore[type-var,operator]
-    return confidence(max(band.width, FLAT * level), Band(spread, band.n))
+    return confidence(FLAT * level, Band(spread, None))
 
 
 def plateau(history: list[Epoch], task: Task) -> RuleResult | None:
@@ -253,7 +258,7 @@ def plateau(history: list[Epoch], task: Task) -> RuleResult | None:
     losses = [e.loss for e in tail]
     key = _key(task)
     vals = [e.get(key) for e in tail]
-    train_flat, val_flat = _flat(losses, noise_band(tail, "loss")), _flat(vals, noise_band(tail, key))
+    train_flat, val_flat = _flat(losses), _flat(vals)
     if train_flat is None or val_flat is None or min(train_flat, val_flat) < 1:
         return None
     reference = reference_loss(task)
@@ -270,7 +275,7 @@ def plateau(history: list[Epoch], task: Task) -> RuleResult | None:
         level = f"mse {losses[-1]:.4g} against a target variance of {task.target_variance:.4g}"
     score = min(train_flat, val_flat)
     return RuleResult(graded(score), (
-        f"Train and validation loss have been flat within their noise for {PLATEAU_WINDOW} epochs at {level}, well "
+        f"Train and validation loss have been flat (within 1 %) for {PLATEAU_WINDOW} epochs at {level}, well "
         "above what the data allows: training is stuck on a plateau."), {
         "loss": as_evidence(losses), "val_loss": as_evidence(vals), "target_variance": task.target_variance,
         "confidence": score})

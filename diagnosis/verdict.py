@@ -108,10 +108,11 @@ def explained(history: list[Epoch], task: Task, best: Epoch | None) -> tuple[str
     share = 1 - best.get(_key(task)) / reference  # type: ignore[operator]
     where = "on validation" if task.has_validation else "on training"
     if task.loss == "mean_squared_error":
-        text = f" It explains {share:.0%} of the target variance (R² {share:.2f} {where}, best epoch)."
+        text, by = f" It explains {share:.0%} of the target variance (R² {share:.2f} {where}, best epoch).", "r2"
     else:
         text = f" It removes {share:.0%} of the loss of predicting a constant ({task.loss} {where}, best epoch)."
-    return text, {"explained_variance": round(share, 3)}
+        by = "loss_reduction"
+    return text, {"explained_variance": round(share, 3), "explained_by": by}
 
 
 def _suggestions(verdict: str, learnt: bool, source: dict[str, Any] | None, spec: dict[str, Any],

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from itertools import pairwise
 from typing import NamedTuple
 
+import numpy as np
+
 from diagnosis.curves import Epoch, Task, as_evidence, reference_loss, series
 from diagnosis.noise import (
     CLEAR,
@@ -47,6 +49,7 @@ RECOVERING = 2.0  # train loss this many times its earlier minimum: recovering f
 MATERIAL = 0.03  # smallest rise of the validation loss worth a finding, relative to its best
 PLATEAU_WINDOW = 4
 FLAT = 0.01
+UNDERFIT = 0.85  # train loss at least this share of the validation loss: no generalization gap
 UNSTABLE_WINDOW = 6
 VANISHING_RATIO = 1e-3
 EXPLODED = 1e6  # times the chance loss (or target variance)
@@ -218,7 +221,8 @@ def overfitting(history: list[Epoch], task: Task) -> RuleResult | None:
 def _memorised(history: list[Epoch], best: int) -> tuple[float, str]:
     """(confidence, description) of a memorisation gap: validation loss far above the training loss
     (or training accuracy near perfect, validation far below), a gap that grew since the best epoch
-    while training kept fitting beyond its noise. (0, "") when there is none."""
+    while training kept fitting beyond its noise. The confidence is the gap in noise bands.
+    (0, "") when there is none."""
     last, at_best = history[-1], history[best]
     val, train = last.val_loss, last.loss
     if len(history) - 1 - best < MEMORISE_PATIENCE or val is None or train is None:
@@ -231,36 +235,47 @@ def _memorised(history: list[Epoch], best: int) -> tuple[float, str]:
     else:
         far_apart = val >= MEMORISE_RATIO * train
     gap, gap_at_best = val - train, (at_best.val_loss or 0) - (at_best.loss or 0)
-    band = gap_band(history[best:])
+    # Growing: training kept fitting beyond its own noise since the best epoch while validation did not
+    # improve. Not "validation moved beyond its band": on a fixed validation set successive epochs are far
+    # more alike than two independent samples (a steady drift well inside the band is still a drift).
     fitting = (at_best.loss or 0) - train > noise_band(history[best:], "loss").width
-    if not (fitting and far_apart and gap - gap_at_best > band.width):  # and the gap keeps growing beyond noise
+    if not (fitting and far_apart and gap > gap_at_best):
         return 0.0, ""
+    band = gap_band(history[best:])
     return confidence(gap, band), band.describe("val_loss - loss", gap, val).replace("moved", "is")
 
 
-def _flat(values: list[float | None]) -> float | None:
-    """How flat, as (1 % of the level / range): ≥ 1 when the values stayed within 1 %.
+def _not_improving(window: list[Epoch], key: str) -> float | None:
+    """How flat, as (1 % of the level / fitted fall over the window): ≥ 1 when the least-squares line
+    through the values falls by at most 1 % while their scatter stays inside the noise band.
 
-    Not the noise band: staying within a wide band is no evidence of a plateau (a slow learner on a
-    small validation set stays within it too). Flat must be seen, however noisy the measurement.
+    The fitted fall, not the range: a level with noisy epochs (a batch-noisy regression) is flat, a
+    steady 2 % an epoch on a small validation set is a slow learner, not a plateau, however wide its band.
     """
+    values = [e.get(key) for e in window]
     if None in values:
         return None
     level = max(abs(v) for v in values)  # type: ignore[arg-type]
-    spread = max(values) - min(values)  # type: ignore[type-var,operator]
-    return confidence(FLAT * level, Band(spread, None))
+    if max(values) - min(values) > max(noise_band(window, key).width, FLAT * level):  # type: ignore[type-var,operator]
+        return None  # bouncing beyond noise: unstable's call, not a plateau
+    slope = float(np.polyfit(np.arange(len(values)), np.array(values, dtype=float), 1)[0])
+    return confidence(FLAT * level, Band(max(-slope * (len(values) - 1), 0.0), None))
 
 
 def plateau(history: list[Epoch], task: Task) -> RuleResult | None:
+    """Neither loss improving, the model fitting its training data no better than unseen data
+    (under-fitting, not a generalization limit), well above the reference level and short of good."""
     if len(history) < PLATEAU_WINDOW + 2:
         return None
     tail = history[-PLATEAU_WINDOW:]
     losses = [e.loss for e in tail]
     key = _key(task)
     vals = [e.get(key) for e in tail]
-    train_flat, val_flat = _flat(losses), _flat(vals)
+    train_flat, val_flat = _not_improving(tail, "loss"), _not_improving(tail, key)
     if train_flat is None or val_flat is None or min(train_flat, val_flat) < 1:
         return None
+    if task.has_validation and losses[-1] < UNDERFIT * vals[-1]:  # type: ignore[operator]
+        return None  # fits its training data clearly better: capacity is not what holds it (a converged model)
     reference = reference_loss(task)
     if reference and abs(losses[-1] - reference) <= 0.05 * reference:  # type: ignore[operator]
         return None  # at the reference level: stuck_at_chance, not a plateau
@@ -275,8 +290,9 @@ def plateau(history: list[Epoch], task: Task) -> RuleResult | None:
         level = f"mse {losses[-1]:.4g} against a target variance of {task.target_variance:.4g}"
     score = min(train_flat, val_flat)
     return RuleResult(graded(score), (
-        f"Train and validation loss have been flat (within 1 %) for {PLATEAU_WINDOW} epochs at {level}, well "
-        "above what the data allows: training is stuck on a plateau."), {
+        f"Train and validation loss have not improved for {PLATEAU_WINDOW} epochs (a fitted fall under 1 %, "
+        f"scatter within noise) at {level}, no better on the training data than on unseen data: the model "
+        "under-fits, stuck on a plateau."), {
         "loss": as_evidence(losses), "val_loss": as_evidence(vals), "target_variance": task.target_variance,
         "confidence": score})
 

@@ -169,7 +169,7 @@ class DiagnosisMonitor(keras.callbacks.Callback):
                    if layer.trainable_weights and not isinstance(layer, keras.layers.BatchNormalization)]
         with tf.GradientTape() as tape:
             predictions = self.model(x, training=False)
-            loss = keras.ops.mean(self.loss_fn(y, predictions))
+            loss = keras.ops.mean(self.loss_fn(_aligned(y, predictions), predictions))
         gradients = tape.gradient(loss, weights)
         norms = tf.stack([tf.norm(g) if g is not None else tf.constant(0.0) for g in gradients])
         return predictions, norms
@@ -194,6 +194,7 @@ class DiagnosisMonitor(keras.callbacks.Callback):
             predictions = self._forward(x)
             losses = _per_sample(self.loss_fn, y, predictions)
         except (ValueError, TypeError, tf.errors.OpError):
+            log.debug("validation probe failed: the rules fall back on an assumed band", exc_info=True)
             return None, None
         finite = losses[np.isfinite(losses)]
         std = float(finite.std(ddof=1)) if len(finite) > 1 else None
@@ -271,8 +272,20 @@ def _validation_probe(validation: tuple[Any, Any]) -> tuple[tf.Tensor, tf.Tensor
     return tf.constant(np.asarray(x[:size])), tf.constant(np.asarray(y[:size]))
 
 
+def _aligned(y: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
+    """The targets as ``fit`` lines them up with the predictions: labels (n,) against one sigmoid
+    output (n, 1) get their axis, and targets of the predictions' rank their dtype (a loss function
+    called directly does neither: binary cross-entropy on (n,) labels would raise)."""
+    if len(y.shape) == len(predictions.shape) - 1 and predictions.shape[-1] == 1:
+        y = tf.expand_dims(y, -1)
+    if len(y.shape) == len(predictions.shape):
+        y = tf.cast(y, predictions.dtype)
+    return y
+
+
 def _per_sample(loss_fn: Any, y: tf.Tensor, predictions: tf.Tensor) -> np.ndarray:
     """The loss of each sample (a Loss object's ``call`` does not reduce over the batch)."""
+    y = _aligned(y, predictions)
     values = loss_fn.call(y, predictions) if isinstance(loss_fn, keras.losses.Loss) else loss_fn(y, predictions)
     values = np.asarray(values, dtype=np.float64)
     return values.reshape(len(values), -1).mean(axis=1)

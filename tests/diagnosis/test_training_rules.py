@@ -232,6 +232,15 @@ def test_plateau_for_regression_and_classification():
     slow = run([0.9, 0.7, 0.66, 0.65, 0.64, 0.63, 0.62], [0.9, 0.7, 0.67, 0.665, 0.66, 0.655, 0.65],
                train_cv=0.5, n_train=20000, n_val=5000)
     assert first_epoch(Code.plateau, slow, REGRESSOR, warning=False) is None
+    # A linear model on a non-linear target: a level with batch noise, train no better than validation.
+    noisy_level = run([2.26, 0.97, 0.975, 0.964, 0.968, 0.963, 0.979], [1.05, 1.04, 1.008, 1.015, 1.022, 1.028, 1.049],
+                      train_cv=0.9, n_train=800, n_val=200)
+    task = Task(classification=False, loss="mean_squared_error", target_variance=1.51)
+    assert first_epoch(Code.plateau, noisy_level, task) in (6, 7)
+    # Converged with a generalization gap (train 0.41 against validation 0.53): a limit of the data, not a plateau.
+    converged_with_gap = run([0.93, 0.58, 0.46, 0.44, 0.435, 0.434, 0.433, 0.434], [0.70, 0.58, 0.556, 0.55, 0.53, 0.531, 0.53,
+                             0.531], train_cv=1.0, n_train=354, n_val=88)
+    assert first_epoch(Code.plateau, converged_with_gap, REGRESSOR, warning=False) is None
     at_constant = run([1.2, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [1.2, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
     assert first_epoch(Code.plateau, at_constant, REGRESSOR, warning=False) is None  # stuck_at_chance's
 

@@ -3,7 +3,9 @@ symptom is now clear. The monitor calls them after every epoch and raises
 each code once, at the first epoch it holds as a warning.
 
 Every rule that compares losses across epochs decides against the noise band of
-those losses (diagnosis/noise.py): a move inside the band is not a finding. Each
+those losses (diagnosis/noise.py): a move inside the band is not a finding. The
+reverse does not hold: staying inside a wide band is no evidence of standing still,
+so "flat" (plateau, stuck) is a fitted fall under 1 % that has to be seen. Each
 result carries ``evidence["confidence"]``, the effect in noise bands; results
 clear of the band (``noise.CLEAR``) are warnings, weaker ones info.
 """
@@ -41,6 +43,7 @@ class RuleResult(NamedTuple):
 CHANCE_WINDOW = 3
 CHANCE_ABOVE = 0.05  # "at or just above chance": up to 5 % above the reference level
 SATURATED_SHARE = 0.9
+ONE_CLASS = 0.95  # share of the probe's predictions in one class: the model predicts one class
 OVERFIT_PATIENCE = 3
 MEMORISE_PATIENCE = 4  # epochs without a better validation loss before a gap alone is overfitting
 MEMORISE_RATIO = 3.0  # validation loss at least this many times the training loss (no accuracy logged)
@@ -49,7 +52,7 @@ RECOVERING = 2.0  # train loss this many times its earlier minimum: recovering f
 MATERIAL = 0.03  # smallest rise of the validation loss worth a finding, relative to its best
 PLATEAU_WINDOW = 4
 FLAT = 0.01
-UNDERFIT = 0.85  # train loss at least this share of the validation loss: no generalization gap
+UNDERFIT = 0.9  # train loss at least this share of the validation loss: no generalization gap
 UNSTABLE_WINDOW = 6
 VANISHING_RATIO = 1e-3
 EXPLODED = 1e6  # times the chance loss (or target variance)
@@ -115,26 +118,39 @@ def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
         return None
     band = noise_band(tail, "loss")
     tolerance = 0.02 * reference + (0.005 if task.classification else 0.0)
-    # At chance is a practical call (a model 2 % better than a constant is useless), not a statistical
-    # one: the per-sample spread of a constant predictor's losses is the targets' own spread.
-    floor, ceiling = reference - tolerance, reference * (1 + CHANCE_ABOVE) + tolerance
+    # At chance is a practical call (a model 2 % better than a constant is useless): the noise of the
+    # epoch's mean widens it, but by at most twice the tolerance (the per-sample spread of a constant
+    # predictor's losses is the targets' own spread, wide for a regression: it must not pass R² 0.2 as chance).
+    floor = reference - max(tolerance, min(band.width, 2 * tolerance))
+    ceiling = reference * (1 + CHANCE_ABOVE) + tolerance
     at_chance = all(floor <= loss <= ceiling for loss in losses)  # type: ignore[operator]
-    # Not merely near chance but not moving: a slow starter is already trending down.
-    still = (max(losses) - min(losses) <= max(tolerance, band.width)  # type: ignore[type-var,operator]
-             and losses[0] - losses[-1] <= max(tolerance / 4, band.width))  # type: ignore[operator]
+    # Not merely near chance but not moving: a slow starter is already trending down (the fitted fall over
+    # the window beyond its noise), and the scatter stays within the noise.
+    scatter = max(losses) - min(losses) <= max(tolerance, band.width)  # type: ignore[type-var,operator]
+    still = scatter and _fitted_fall(losses) <= max(tolerance / 4, band.width)  # type: ignore[arg-type]
+    vals = [e.val_loss for e in tail] if task.has_validation else [None]
+    if not still and scatter and None not in vals:
+        # Validation decides whether it learnt anything: flat at chance while the training loss drifts
+        # down a little is memorising labels it cannot predict (shuffled labels), not a slow start.
+        val_band = noise_band(tail, "val_loss")
+        still = (min(vals) >= floor and _fitted_fall(vals) <= max(tolerance / 4, val_band.width)  # type: ignore[type-var,operator,arg-type]
+                 and _fitted_fall(losses) <= tolerance / 2)  # type: ignore[arg-type]
     accuracy = tail[-1].accuracy() if task.classification else None
-    at_majority = accuracy is None or task.majority_rate is None or accuracy <= task.majority_rate + 0.03
+    share = tail[-1].top_class_share
+    at_majority = (accuracy is None or task.majority_rate is None or accuracy <= task.majority_rate + 0.03
+                   or (share is not None and share >= ONE_CLASS))
     if not (at_chance and still and at_majority):
         return None
     # How sure: how still it sat, as how many times its movement fits into the tolerance (a movement
     # beyond the tolerance but inside the noise band is a weak result: info).
     score = confidence(tolerance, Band(max(losses) - min(losses), band.n))  # type: ignore[type-var,operator]
-    share = tail[-1].top_class_share
+    if share is not None and share >= ONE_CLASS:
+        score = max(score, CLEAR)  # one predicted class: evidence of its own, whatever the loss's scatter
     if task.classification:
         what = "label entropy" if not task.multi_label else "mean per-label entropy"
         detail = (f"accuracy ({accuracy if accuracy is not None else 'n/a'}) is at the majority rate "
                   f"({task.majority_rate or 0:.3f})" + (f", {share:.0%} of the predictions are one class"
-                                                        if share is not None and share >= 0.95 else ""))
+                                                        if share is not None and share >= ONE_CLASS else ""))
     else:
         what = "loss of predicting a constant"
         detail = "the model explains none of the target's variation" + (
@@ -258,8 +274,13 @@ def _not_improving(window: list[Epoch], key: str) -> float | None:
     level = max(abs(v) for v in values)  # type: ignore[arg-type]
     if max(values) - min(values) > max(noise_band(window, key).width, FLAT * level):  # type: ignore[type-var,operator]
         return None  # bouncing beyond noise: unstable's call, not a plateau
+    return confidence(FLAT * level, Band(max(_fitted_fall(values), 0.0), None))  # type: ignore[arg-type]
+
+
+def _fitted_fall(values: list[float]) -> float:
+    """How far the least-squares line through the values falls from the first epoch to the last."""
     slope = float(np.polyfit(np.arange(len(values)), np.array(values, dtype=float), 1)[0])
-    return confidence(FLAT * level, Band(max(-slope * (len(values) - 1), 0.0), None))
+    return -slope * (len(values) - 1)
 
 
 def plateau(history: list[Epoch], task: Task) -> RuleResult | None:
@@ -285,7 +306,7 @@ def plateau(history: list[Epoch], task: Task) -> RuleResult | None:
             return None
         level = f"accuracy {accuracy:.3f}"
     else:
-        if not task.target_variance or task.loss != "mean_squared_error" or losses[-1] < 0.3 * task.target_variance:  # type: ignore[operator]
+        if not task.target_variance or task.loss != "mean_squared_error" or losses[-1] < 0.5 * task.target_variance:  # type: ignore[operator]
             return None
         level = f"mse {losses[-1]:.4g} against a target variance of {task.target_variance:.4g}"
     score = min(train_flat, val_flat)

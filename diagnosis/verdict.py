@@ -138,7 +138,8 @@ def final_verdict(history: list[Epoch], task: Task, findings: list[dict[str, Any
             verdict, source = name, codes[code.value]
             break
     unstable = codes.get(Code.unstable.value)
-    jump = last_jump(history)
+    # With restore_best_weights the model kept is the best epoch's: a blow-up at the end did not reach it.
+    jump = None if task.early_stopping_restores_best else last_jump(history)
     if verdict is None and jump is not None:
         verdict, source = "diverged", unstable
     if verdict is None:

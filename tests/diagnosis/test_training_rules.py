@@ -114,10 +114,16 @@ def test_unstable_bouncing_beyond_noise_shows_the_band():
 def test_stuck_at_chance_story_4_and_not_a_slow_starter():
     stuck = run([2.0973, 2.0894, 2.0831, 2.0811, 2.0814], [2.08] * 5, accuracy=[0.12, 0.12, 0.11, 0.12, 0.12],
                 train_cv=0.01)
-    assert first_epoch(Code.stuck_at_chance, stuck, CLASSIFIER) == 4
-    slow = run([2.138, 2.084, 2.074, 2.064, 2.042, 1.9], [2.09] * 6, accuracy=[0.12, 0.13, 0.14, 0.14, 0.16, 0.2],
-               train_cv=0.01)
+    assert first_epoch(Code.stuck_at_chance, stuck, CLASSIFIER) in (3, 4)
+    # Near uniform predictions: the per-sample losses all sit near ln 8 (a small spread).
+    slow = run([2.138, 2.084, 2.074, 2.064, 2.042, 1.9], [2.13, 2.085, 2.076, 2.066, 2.045, 1.91],
+               accuracy=[0.12, 0.13, 0.14, 0.14, 0.16, 0.2], train_cv=0.01, val_cv=0.05)
     assert first_epoch(Code.stuck_at_chance, slow, CLASSIFIER, warning=False) is None
+    # The training loss drifting down while validation stays at chance: memorising labels it cannot predict.
+    shuffled = run([2.3346, 2.3057, 2.2983, 2.2924, 2.2902], [2.3501, 2.341, 2.3386, 2.3377, 2.3407],
+                   accuracy=[0.108, 0.121, 0.116, 0.127, 0.13], train_cv=0.2, val_cv=0.2, n_train=1438, n_val=359)
+    ten = Task(classification=True, loss="sparse_categorical_crossentropy", chance_loss=2.3017, majority_rate=0.105)
+    assert first_epoch(Code.stuck_at_chance, shuffled, ten) <= 4
 
 
 def test_stuck_just_above_chance_with_one_predicted_class_next_to_vanishing_gradients():

@@ -27,6 +27,7 @@ Z = 2.0
 CLEAR = 1.5  # effect / band at which a finding is a warning; between 1 and CLEAR it is info
 FALLBACK = 0.05  # relative band (of the loss level) where no noise was measured (an old saved state)
 MAX_CONFIDENCE = 99.0
+TREND_MIN = 8  # values for a trend: six degrees of freedom for their scatter around the line
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,26 @@ def confidence(effect: float, band: Band) -> float:
     if band.width <= 0:
         return MAX_CONFIDENCE if effect > 0 else 0.0
     return round(float(min(MAX_CONFIDENCE, effect / band.width)), 2)
+
+
+def trend(values: list[float]) -> float:
+    """The least-squares slope through the values in standard errors of itself (a t statistic, from their
+    own scatter around the line), in bands: t / Z. 0 for fewer than ``TREND_MIN`` values.
+
+    The epochs of a run are measured on the same samples, so they differ far less than two independent
+    samples would: a steady drift that each step hides in the band is still a drift, and its scatter
+    around the line says how steady.
+    """
+    n = len(values)
+    if n < TREND_MIN:
+        return 0.0
+    x, y = np.arange(n, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    slope, intercept = np.polyfit(x, y, 1)
+    residuals = y - (slope * x + intercept)
+    spread = math.sqrt(float(residuals @ residuals) / (n - 2) / float(((x - x.mean()) ** 2).sum()))
+    if spread == 0:
+        return MAX_CONFIDENCE if slope > 0 else -MAX_CONFIDENCE if slope < 0 else 0.0
+    return round(float(max(-MAX_CONFIDENCE, min(MAX_CONFIDENCE, slope / spread / Z))), 2)
 
 
 def graded(score: float) -> str:

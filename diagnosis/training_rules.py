@@ -28,6 +28,7 @@ from diagnosis.noise import (
     graded,
     noise_band,
     step_band,
+    trend,
 )
 from models.findings import Code
 
@@ -49,6 +50,8 @@ MEMORISE_PATIENCE = 4  # epochs without a better validation loss before a gap al
 MEMORISE_RATIO = 3.0  # validation loss at least this many times the training loss (no accuracy logged)
 LEARNT = 0.95  # a best validation loss below this share of the reference: the model learnt something
 RECOVERING = 2.0  # train loss this many times its earlier minimum: recovering from a blow-up
+TREND_CLEAR = 2.0
+STEADY = 0.1  # a steady climb of the validation loss counts once its fitted line rose this share of the best
 MATERIAL = 0.03  # smallest rise of the validation loss worth a finding, relative to its best
 PLATEAU_WINDOW = 4
 FLAT = 0.01
@@ -214,7 +217,12 @@ def overfitting(history: list[Epoch], task: Task) -> RuleResult | None:
     if recent[0] - recent[-1] > band.width:  # type: ignore[operator]
         return None  # validation is falling again beyond noise: recovering, not over-fitting
     rise = min(recent) - vals[best]  # type: ignore[operator,type-var]
-    score, how = (confidence(rise, band) if rise >= MATERIAL * vals[best] else 0.0), "rise"  # type: ignore[operator]
+    # Beyond the band of a step, or a steady climb since the best epoch: its trend (t statistic) through
+    # the epochs after the best (the best itself is a low outlier), once the fitted line rose 10 %.
+    after = vals[best + 1:]
+    # Re-tested after every epoch, a trend gets many looks: it takes t ≥ 4 (TREND_CLEAR bands) to be a warning.
+    steady = trend(after) * CLEAR / TREND_CLEAR if _fitted_fall(after) <= -STEADY * vals[best] else 0.0  # type: ignore[arg-type,operator]
+    score, how = (max(confidence(rise, band), steady) if rise >= MATERIAL * vals[best] else 0.0), "rise"  # type: ignore[operator]
     effect = band.describe("val_loss", rise, vals[best])  # type: ignore[arg-type]
     gap_score, gap_effect = _memorised(history, best)
     if gap_score > score and score < CLEAR:  # a clear rise tells the story best; else the gap, if stronger

@@ -272,3 +272,17 @@ def test_a_stuck_finding_resolves_when_the_model_takes_off():
                    accuracy=[0.12, 0.12, 0.12, 0.12, 0.3, 0.6, 0.85])
     assert RESOLVERS[Code.stuck_at_chance](took_off, CLASSIFIER)
     assert not RESOLVERS[Code.stuck_at_chance](took_off[:4], CLASSIFIER)
+
+
+def test_overfitting_a_steady_climb_that_each_step_hides_in_the_noise():
+    # Story 4's fixed faces (128 validation samples): each epoch's rise is inside the band of a step,
+    # the climb since the best epoch is steady: its trend decides.
+    vals = [2.078, 2.078, 2.075, 2.063, 2.040, 1.972, 1.882, 1.702, 1.641, 1.594, 1.549, 1.580, 1.539, 1.571, 1.552,
+            1.630, 1.604, 1.687, 1.723, 1.745, 1.848, 1.903, 1.887, 2.144, 2.096]
+    losses = [2.116, 2.080, 2.078, 2.067, 2.052, 1.999, 1.903, 1.741, 1.654, 1.544, 1.513, 1.424, 1.340, 1.285, 1.217,
+              1.156, 1.120, 1.019, 0.928, 0.901, 0.783, 0.706, 0.590, 0.515, 0.442]
+    faces = Task(classification=True, loss="sparse_categorical_crossentropy", chance_loss=2.076, majority_rate=0.135)
+    history = run(losses, vals, train_cv=0.8, val_cv=1.0, n_train=192, n_val=128)
+    epoch, outcome = first(Code.overfitting, history, faces)
+    assert epoch is not None and epoch <= 23 and outcome.evidence["best_epoch"] == 13
+    assert RULES[Code.overfitting](history[:18], faces) is None  # 1.54 → 1.69: not yet clear

@@ -19,7 +19,9 @@ install: $(BIN)/.installed
 run: install
 	PORT=$(PORT) $(BIN)/trainyard serve
 
+# Lint first (ruff, configured in pyproject.toml): a finding fails the test command as a failing test does.
 test: install
+	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest
 
 # Schemathesis against the OpenAPI document, on a seeded tenant (needs Postgres and Redis, as the tests do).

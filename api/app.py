@@ -13,12 +13,13 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
-from api.tenancy import KeyCache
-from api.routers import datasets, events, health, jobs, webhooks
+from api.routers import datasets, deliveries, events, health, jobs
 from api.services.datasets import sweep_stale_uploads
 from api.services.events import EventHub
+from api.tenancy import KeyCache
 from api.validation.pool import ProcessPool
 from api.validation.spec_checks import spec_check_pool
+from datastore.artifacts import ArtifactStore
 from models.db import engine_for, make_session_factory
 from models.outbox import notify_after_commit
 from models.settings import Settings, get_settings
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Sized with the pool: more threads than requests admitted to the database (Settings).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
-        await anyio.to_thread.run_sync(sweep_stale_uploads, settings, app.state.session_factory)
+        await anyio.to_thread.run_sync(sweep_stale_uploads, settings, app.state.store, app.state.session_factory)
         if owns_validator:
             await run_in_threadpool(pool.start)
         try:
@@ -62,7 +63,9 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.state.engine = engine_for(settings)
     app.state.admission = Admission(settings.db_admitted_requests, settings.db_admission_timeout_s)
     app.state.session_factory = make_session_factory(app.state.engine)
+    # The collaborators routes get through api/deps.py (get_queue, get_store, get_validator).
     app.state.queue = TrainingQueue(settings)
+    app.state.store = ArtifactStore(settings.artifacts)
     app.state.validator = pool
     app.state.keys = KeyCache(settings.api_key_cache_s)
     # Events the API commits (submit, cancel) wake the webhook delivery, as the worker's do.
@@ -79,6 +82,6 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.include_router(jobs.router)
     app.include_router(datasets.router)
     app.include_router(events.router)
-    app.include_router(webhooks.router)
+    app.include_router(deliveries.router)
     install_openapi(app)
     return app

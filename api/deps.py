@@ -1,19 +1,26 @@
-"""Request-scoped dependencies: admission to the database, the unit of work, the validator pool and pagination."""
+"""Request-scoped dependencies: admission to the database, the unit of work, the collaborators a route
+calls (the queue, the artifact store, the validator pool), the settings and pagination.
+
+The collaborators are built once by ``create_app`` and handed to routes here, so tests
+replace one with ``app.dependency_overrides`` instead of assigning ``app.state``.
+"""
 
 import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from api.errors import Unavailable
+from api.queue import TrainingQueue
 from api.tenancy import Tenant, scope
 from api.validation.pool import ProcessPool
+from datastore.artifacts import ArtifactStore
 from models.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +63,8 @@ class Admission:
                 await semaphore.acquire()
         except TimeoutError:
             log.warning("no database slot within %.1f s (%d requests admitted at once)", self.timeout_s, self.limit)
-            raise Unavailable(f"the service is busy: no database slot within {self.timeout_s:g} s; retry shortly") from None
+            raise Unavailable(f"the service is busy: no database slot within {self.timeout_s:g} s; "
+                              "retry shortly") from None
         try:
             yield
         finally:
@@ -96,7 +104,7 @@ def unit_of_work(session: Session, tenant: str) -> Iterator[UnitOfWork]:
     except BaseException:
         try:
             session.rollback()
-        except Exception as exc:  # the connection is gone: the error to report is the first one
+        except Exception as exc:  # noqa: BLE001  (the connection is gone: the error to report is the first one)
             log.warning("rollback failed: %s: %s", type(exc).__name__, exc)
         raise
     for action in uow._after_commit:
@@ -111,7 +119,9 @@ def get_uow(
         yield from unit_of_work(session, tenant)
 
 
-def get_settings(request: Request) -> Settings:
+def get_app_settings(request: Request) -> Settings:
+    """The settings this app was created with (``create_app``); ``models.settings.get_settings``
+    reads the environment, which a test's app or a second app need not match."""
     return request.app.state.settings
 
 
@@ -120,10 +130,36 @@ def get_validator(request: Request) -> ProcessPool:
     return request.app.state.validator
 
 
+def get_queue(request: Request) -> TrainingQueue:
+    """Where jobs are sent once their row has committed (``UnitOfWork.after_commit``)."""
+    return request.app.state.queue
+
+
+def get_store(request: Request) -> ArtifactStore:
+    """The artifact store: datasets, uploads, checkpoints and trained models."""
+    return request.app.state.store
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Rows(Generic[T]):
+    """One page of a service's rows; the route turns it into a ``ListPage`` of schemas."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
 @dataclass(frozen=True)
 class Page:
     limit: int
     cursor: str | None
+
+    def of(self, rows: Sequence[T], cursor_of: Callable[[T], str]) -> Rows[T]:
+        """The page out of ``rows`` queried with ``limit + 1``: the extra row says that more follow."""
+        more = len(rows) > self.limit
+        return Rows(list(rows[: self.limit]), cursor_of(rows[self.limit - 1]) if more else None)
 
 
 def get_page(
@@ -138,5 +174,7 @@ def get_page(
 # 202 can read the job at once, and a failed commit is an error response.
 UoW = Annotated[UnitOfWork, Depends(get_uow, scope="function")]
 PageDep = Annotated[Page, Depends(get_page)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ValidatorDep = Annotated[ProcessPool, Depends(get_validator)]
+QueueDep = Annotated[TrainingQueue, Depends(get_queue)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]

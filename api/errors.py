@@ -18,6 +18,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from datastore.lookup import UnknownDataset
 from models.spec import JobSpec
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,8 @@ def validation_details(errors: list[dict[str, Any]], model: type[BaseModel] = Jo
         message = error["msg"]
         if error["type"] == "json_invalid":
             reason = (error.get("ctx") or {}).get("error", "")
-            details.append(detail(("body",), f"the body is not valid JSON ({reason} at character {loc[-1] if loc else 0})"))
+            at = loc[-1] if loc else 0
+            details.append(detail(("body",), f"the body is not valid JSON ({reason} at character {at})"))
             continue
         if error["type"] == "extra_forbidden":
             message = f"unknown field '{loc[-1]}'"
@@ -159,9 +161,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
-              headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "details": details or []}},
+def error_json(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error answer: the exception handlers below and the body-size middleware send it."""
+    return JSONResponse(status_code=status,
+                        content={"error": {"code": code, "message": message, "details": details or []}},
                         headers=headers)
 
 
@@ -176,7 +180,7 @@ def _allowed_methods(request: Request) -> str:
 
 
 def _unavailable(request: Request, message: str) -> JSONResponse:
-    response = _response(503, Unavailable.code, message)
+    response = error_json(503, Unavailable.code, message)
     response.headers["Retry-After"] = str(request.app.state.settings.outage_retry_after_s)
     return response
 
@@ -193,7 +197,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         if isinstance(exc, Unavailable) and exc.retry_after_s is None:
             return _unavailable(request, exc.message)  # the outage's Retry-After (settings)
-        response = _response(exc.status_code, exc.code, exc.message, exc.details)
+        response = error_json(exc.status_code, exc.code, exc.message, exc.details)
         if exc.retry_after_s is not None:
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         return response
@@ -212,11 +216,17 @@ def install_error_handlers(app: FastAPI) -> None:
     for outage in (*DATABASE_OUTAGES, *BROKER_OUTAGES, sqlalchemy.exc.DBAPIError):
         app.add_exception_handler(outage, _outage)
 
+    @app.exception_handler(UnknownDataset)
+    async def _unknown_dataset(_: Request, exc: UnknownDataset) -> JSONResponse:
+        # The one lookup of a job's dataset (datastore.lookup) raises it: the spec's "dataset" is wrong.
+        return error_json(Invalid.status_code, Invalid.code, f"unknown dataset: {exc.message}",
+                          [detail(("dataset",), exc.message)])
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = validation_details(list(exc.errors()))
         summary = "; ".join(f"{d['path']}: {d['message']}" for d in details[:3])
-        return _response(422, "invalid", f"the request is invalid: {summary}", details)
+        return error_json(Invalid.status_code, Invalid.code, f"the request is invalid: {summary}", details)
 
     @app.exception_handler(DataError)
     async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
@@ -224,13 +234,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # of its column's range) came from the request: it is a 422, not a server error. The
         # driver's first line says what; the SQL and its parameters are left out.
         reason = str(exc.orig or exc).splitlines()[0]
-        return _response(422, "invalid", f"the request holds a value that cannot be stored: {reason}")
+        return error_json(Invalid.status_code, Invalid.code,
+                          f"the request holds a value that cannot be stored: {reason}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-                 415: "unsupported_media_type"}
+        codes = {cls.status_code: cls.code for cls in (ApiError, NotFound, PayloadTooLarge, UnsupportedMediaType)}
+        codes[405] = "method_not_allowed"
         headers = dict(exc.headers or {})  # kept: e.g. WWW-Authenticate
         if exc.status_code == 405:  # RFC 9110: a 405 must say what is allowed
             headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
-        return _response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), headers=headers)
+        return error_json(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail), headers=headers)

@@ -1,12 +1,9 @@
 """Limits on what one request and one tenant may ask for."""
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import PayloadTooLarge
+from api.errors import PayloadTooLarge, error_json
 from models.settings import Settings
 from models.spec import JobSpec
 
@@ -16,7 +13,7 @@ UPLOAD_PATHS = ("/v1/datasets",)  # streamed to disk, with their own limit (max_
 def check_tenant_limits(session: Session, spec: JobSpec, samples: int, settings: Settings, tenant: str) -> None:
     """413 when the job is too big. (The cap on a tenant's queued jobs is checked where the job
     is inserted, ``models.lifecycle.create``, so that it is exact and auto-retries obey it too.)"""
-    training = max(int(samples * (1 - spec.data.validation_split - spec.data.test_split)), 1)
+    training = max(spec.data.split_sizes(samples)[0], 1)  # as the worker will split
     if spec.fit.epochs * training > settings.max_epoch_samples:
         raise PayloadTooLarge(
             f"the job would train {spec.fit.epochs} epochs x {training} samples = {spec.fit.epochs * training} "
@@ -35,7 +32,7 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _too_large(send, self.limit)
+            await _too_large(scope, receive, send, self.limit)
             return
         body, more = b"", True
         while more:  # JSON bodies are small: read it all (up to the limit), then replay it
@@ -43,7 +40,7 @@ class BodyLimit:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.limit:
-                await _too_large(send, self.limit)
+                await _too_large(scope, receive, send, self.limit)
                 return
         replayed = False
 
@@ -57,11 +54,6 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Callable[[Message], Awaitable[Any]], limit: int) -> None:
-    import json
-
-    payload = json.dumps({"error": {"code": "payload_too_large", "details": [],
-                                    "message": f"the request body is larger than the limit of {limit} bytes"}}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
-    await send({"type": "http.response.body", "body": payload})
+async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    message = f"the request body is larger than the limit of {limit} bytes"
+    await error_json(PayloadTooLarge.status_code, PayloadTooLarge.code, message)(scope, receive, send)

@@ -1,14 +1,13 @@
-"""Sending work to the workers, by task name: the API never imports the worker."""
+"""Sending work to the workers, by task name (``broker.tasks``): the API never imports the worker."""
 
 import logging
 
-import broker.embedded  # noqa: F401  (registers the embedded broker transport)
 from celery import Celery
 
-from models.outbox import DELIVER_TASK
+import broker.embedded  # noqa: F401  (registers the embedded broker transport)
+from broker.tasks import Sender
 from models.settings import Settings, celery_options
 
-TRAIN_TASK = "trainyard.train"
 # One quick second try: it reconnects a pooled connection that a broker restart left stale.
 SEND_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 log = logging.getLogger(__name__)
@@ -30,9 +29,9 @@ def api_broker_options(settings: Settings) -> dict[str, object]:
 class TrainingQueue:
     def __init__(self, settings: Settings) -> None:
         self.queue = settings.train_queue
-        self.webhook_queue = settings.webhook_queue
         self.celery = Celery("trainyard-api", broker=settings.broker_dsn)
         self.celery.conf.update(**api_broker_options(settings))
+        self.sender = Sender(self.celery, settings, retry_policy=SEND_RETRY)
 
     def send(self, job_id: str) -> None:
         """Send the job's message; called after its row has committed, so it never raises.
@@ -43,15 +42,13 @@ class TrainingQueue:
         same Idempotency-Key gets the same job.
         """
         try:
-            self.celery.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=self.queue,
-                                  retry=True, retry_policy=SEND_RETRY)
+            self.sender.train(job_id)
         except Exception as exc:  # noqa: BLE001 - any failure to send leaves the job to the reconciler
             log.warning("job %s is queued, but its message could not be sent (%s: %s); the reconciler will "
                         "send it", job_id, type(exc).__name__, exc)
 
     def send_deliveries(self, job_id: str) -> None:
-        # No broker retries: a lost wake-up is found by the sweep; a request must not stall on it.
-        self.celery.send_task(DELIVER_TASK, kwargs={"job_id": job_id}, queue=self.webhook_queue, retry=False)
+        self.sender.deliveries(job_id)
 
     def ping(self, timeout: float = 2.0) -> None:
         with self.celery.connection_for_write() as connection:

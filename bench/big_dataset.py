@@ -141,11 +141,12 @@ def register(data_dir: Path, sha256: str, size: int, ingested: dict, batch_size:
     })
     factory = make_session_factory(make_engine(url))
     with transaction(factory) as session:
-        session.add(Dataset(id=spec.dataset, tenant="bench", sha256=sha256, filename="signals.npz", format="npz", size_bytes=size,
-                            path=f"datasets/{sha256}", arrays=ingested["arrays"], description=ingested["description"]))
+        session.add(Dataset(id=spec.dataset, tenant="bench", sha256=sha256, filename="signals.npz", format="npz",
+                            size_bytes=size, path=f"datasets/{sha256}", arrays=ingested["arrays"],
+                            description=ingested["description"]))
         job_id = new_id("job")
-        session.add(Job(id=job_id, tenant="bench", name=spec.name, spec=spec.model_dump(mode="json"), dataset_ref=spec.dataset,
-                        epochs=1, findings=[]))
+        session.add(Job(id=job_id, tenant="bench", name=spec.name, spec=spec.model_dump(mode="json"),
+                        dataset_ref=spec.dataset, epochs=1, findings=[]))
     return job_id
 
 
@@ -169,11 +170,13 @@ def main() -> None:
     data_dir = work / "data"
     env = {**os.environ, "TRAINYARD_DATA_DIR": str(data_dir), "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": str(ROOT)}
-    env.pop("TRAINYARD_DATABASE_URL", None), env.pop("TRAINYARD_BROKER_URL", None), env.pop("TRAINYARD_ARTIFACT_ROOT", None)
+    for name in ("TRAINYARD_DATABASE_URL", "TRAINYARD_BROKER_URL", "TRAINYARD_ARTIFACT_ROOT"):
+        env.pop(name, None)
     try:
         t0 = time.monotonic()
         x, y = generate(work, samples)
-        log(f"generated {samples} signals of {LENGTH} float32: x {gib(x.stat().st_size)} in {time.monotonic() - t0:.0f} s")
+        log(f"generated {samples} signals of {LENGTH} float32: "
+            f"x {gib(x.stat().st_size)} in {time.monotonic() - t0:.0f} s")
         npz = work / "signals.npz"
         sha256 = pack([x, y], npz)
         size = npz.stat().st_size
@@ -195,7 +198,8 @@ def main() -> None:
             "ingest": {"seconds": round(ingested["seconds"], 1), "peak_rss_bytes": ingested["peak_rss"]},
             "train": {"seconds": round(trained["seconds"], 1), "peak_rss_bytes": trained["peak_rss"],
                       "rss_after_imports_bytes": trained["rss_after_imports"], "splits": trained["splits"],
-                      "samples_per_s": round(train_samples / trained["seconds"]), "last_metrics": trained["last_metrics"]},
+                      "samples_per_s": round(train_samples / trained["seconds"]),
+                      "last_metrics": trained["last_metrics"]},
         }, indent=1))
         log(f"dataset on disk: {gib(stored_bytes)} ({samples} samples)")
         log(f"worker: 1 epoch (standardize pass + {train_samples} training samples + validation) in "

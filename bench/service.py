@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.servers import alive, children
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PYTHON = sys.executable
@@ -57,7 +59,11 @@ def clean_redis_db(n: int) -> None:
     """Delete what a Celery worker and API of this run leave in Redis database n, and nothing else."""
     import redis
 
-    queues = {os.environ.get("TRAINYARD_TRAIN_QUEUE", "cpu"), "control", "webhooks", "celery"}
+    from broker.tasks import CONTROL_QUEUE, training_queues
+    from models.settings import Settings
+
+    settings = Settings()  # the run's TRAINYARD_* environment, as its processes read it
+    queues = {*training_queues(settings.train_queue), CONTROL_QUEUE, settings.webhook_queue, "celery"}
     ours = {"unacked", "unacked_index", "unacked_mutex", "_kombu.binding_deadlines"}
     for q in queues:
         ours |= {q, f"_kombu.binding.{q}", f"_kombu.binding_permanent.{q}"}
@@ -154,14 +160,14 @@ class Service:
     def stop(self) -> None:
         if self.proc is not None:
             t0 = time.monotonic()
-            children = self._children(self.proc.pid)  # the Celery worker that `serve` started
+            started = children(self.proc.pid)  # the Celery worker that `serve` started
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
                 try:
                     self.proc.wait(timeout=90)
                 except subprocess.TimeoutExpired:
                     log("the service did not stop within 90 s of SIGTERM")
-            orphans = [pid for pid in children if self._alive(pid)]
+            orphans = [pid for pid in started if alive(pid)]
             self.orphaned_worker = bool(orphans)
             if orphans:
                 # `serve` should have stopped its worker itself (see bench/README.md).
@@ -170,7 +176,7 @@ class Service:
                 for pid in orphans:
                     os.kill(pid, signal.SIGTERM)
                 deadline = time.monotonic() + 60
-                while any(self._alive(pid) for pid in orphans) and time.monotonic() < deadline:
+                while any(alive(pid) for pid in orphans) and time.monotonic() < deadline:
                     time.sleep(0.2)
             deadline = time.monotonic() + 15  # the worker's pool and beat children exit after it
             while self._group_alive() and time.monotonic() < deadline:
@@ -217,20 +223,5 @@ class Service:
             except (OSError, IndexError):
                 continue
             total += int(fields[11]) + int(fields[12])  # utime, stime
-            pending.extend(self._children(pid))
+            pending.extend(children(pid))
         return total / CLK_TCK
-
-    @staticmethod
-    def _children(pid: int) -> list[int]:
-        try:
-            return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:
-            return []
-
-    @staticmethod
-    def _alive(pid: int) -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return False
-        return state != "Z"

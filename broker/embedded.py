@@ -7,8 +7,8 @@ two processes declaring the same queue at once do not crash.
 """
 
 from kombu.transport import TRANSPORT_ALIASES
-from sqlalchemy.exc import IntegrityError
 from kombu.transport import sqlalchemy as sqla
+from sqlalchemy.exc import IntegrityError
 
 from models.db import make_engine
 

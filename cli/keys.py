@@ -62,7 +62,8 @@ def _list(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     with transaction(_factory(get_settings())) as session:
         done = revoke(session, args.key_id)
-    print(f"revoked {args.key_id}" if done else f"error: no active key {args.key_id}", file=sys.stdout if done else sys.stderr)
+    print(f"revoked {args.key_id}" if done else f"error: no active key {args.key_id}",
+          file=sys.stdout if done else sys.stderr)
     return 0 if done else 2
 
 

@@ -7,6 +7,7 @@ import sys
 import threading
 from functools import partial
 
+from broker.tasks import CONTROL_QUEUE, training_queues
 from cli import client, keys, processes, supervise
 from models.settings import get_settings
 
@@ -60,7 +61,7 @@ def _serve(args: argparse.Namespace) -> None:
     _migrate(argparse.Namespace(downgrade=None, revision="heads"))
     first = keys.ensure_first_key(settings)
     worker = processes.WorkerProcess(
-        processes.celery_worker_argv([*processes.training_queues(settings.train_queue), "control"], "embedded",
+        processes.celery_worker_argv([*training_queues(settings.train_queue), CONTROL_QUEUE], "embedded",
                                      beat=True),
     )
     children = [_supervised(worker), _supervised(processes.webhook_worker(settings.webhook_queue))]
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="trainyard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     port = int(os.environ.get("PORT", "8000"))
-    for name, helptext in (("serve", "embedded mode: migrate, start a worker and the API"), ("api", "the HTTP API only")):
+    for name, helptext in (("serve", "embedded mode: migrate, start a worker and the API"),
+                           ("api", "the HTTP API only")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=port)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from models.settings import resume_queue
+from broker.tasks import CONTROL_QUEUE, GPU_QUEUE, training_queues
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,7 @@ def celery_worker_argv(queues: list[str], name: str, *, beat: bool = False, pool
     return argv
 
 
-def training_queues(train_queue: str) -> list[str]:
-    """What a training worker consumes, in the order it looks: resumed jobs first."""
-    return [resume_queue(train_queue), train_queue]
-
-
-def training_workers(gpus: int, cpu_queue: str = "cpu", extra_queues: list[str] | None = None) -> list[WorkerProcess]:
+def training_workers(gpus: int, cpu_queue: str, extra_queues: list[str] | None = None) -> list[WorkerProcess]:
     """One process per GPU, each seeing only its GPU and consuming the ``gpu`` queue;
     on a host without GPUs, one process on ``cpu_queue``."""
     extra = extra_queues or []
@@ -57,7 +52,7 @@ def training_workers(gpus: int, cpu_queue: str = "cpu", extra_queues: list[str] 
         return [WorkerProcess(celery_worker_argv([*training_queues(cpu_queue), *extra], "cpu"),
                               {"CUDA_VISIBLE_DEVICES": ""})]
     return [
-        WorkerProcess(celery_worker_argv([*training_queues("gpu"), *extra], f"gpu{i}"),
+        WorkerProcess(celery_worker_argv([*training_queues(GPU_QUEUE), *extra], f"gpu{i}"),
                       {"CUDA_VISIBLE_DEVICES": str(i)})
         for i in range(gpus)
     ]
@@ -69,18 +64,18 @@ NO_TENSORFLOW = "TRAINYARD_WORKER_NO_TENSORFLOW"
 
 def control_worker() -> WorkerProcess:
     """Beat plus the control queue (the reconciler): no TensorFlow, so a solo pool."""
-    return WorkerProcess(celery_worker_argv(["control"], "control", beat=True, pool="solo"),
+    return WorkerProcess(celery_worker_argv([CONTROL_QUEUE], "control", beat=True, pool="solo"),
                          {NO_TENSORFLOW: "1", "CUDA_VISIBLE_DEVICES": ""})
 
 
-def webhook_worker(queue: str = "webhooks") -> WorkerProcess:
+def webhook_worker(queue: str) -> WorkerProcess:
     """Webhook deliveries: network waits only, so a thread pool (which, unlike prefork
     and solo, never runs the TensorFlow import), several at a time so that one slow
     receiver does not hold up the deliveries of other jobs."""
     return WorkerProcess(celery_worker_argv([queue], "webhooks", pool="threads", concurrency=4))
 
 
-def control_plane(webhook_queue: str = "webhooks") -> list[WorkerProcess]:
+def control_plane(webhook_queue: str) -> list[WorkerProcess]:
     """What `trainyard worker --control` runs: the reconciler and the webhook deliveries."""
     return [control_worker(), webhook_worker(webhook_queue)]
 
@@ -106,4 +101,5 @@ def spawn(process: WorkerProcess) -> subprocess.Popen[bytes]:
     replace them mid-shutdown); the parent stops it with SIGTERM, a warm shutdown, and so
     does the kernel if the parent dies first."""
     arm = _term_when_parent_dies(os.getpid()) if sys.platform.startswith("linux") else None
-    return subprocess.Popen(process.argv, env={**os.environ, **process.env}, start_new_session=True, preexec_fn=arm)
+    return subprocess.Popen(process.argv, env={**os.environ, **process.env}, start_new_session=True,
+                            preexec_fn=arm)  # noqa: PLW1509  (only prctl and getppid, see above)

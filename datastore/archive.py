@@ -72,7 +72,8 @@ def member_path(info: zipfile.ZipInfo) -> PurePosixPath:
         raise DatasetFileError(f"the archive member '{name}' points outside the archive", ("file", name))
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
-        raise DatasetFileError(f"the archive member '{name}' is a symbolic link; links are not accepted", ("file", name))
+        raise DatasetFileError(f"the archive member '{name}' is a symbolic link; links are not accepted",
+                               ("file", name))
     if info.flag_bits & 0x1:
         raise DatasetFileError(f"the archive member '{name}' is encrypted", ("file", name))
     return path
@@ -84,7 +85,8 @@ def checked_members(archive: zipfile.ZipFile, limits: Limits) -> list[tuple[zipf
     declared = sum(info.file_size for info in infos)
     if declared > limits.max_unpacked_bytes:
         raise DatasetFileError(
-            f"the archive unpacks to {declared} bytes, more than the limit of {limits.max_unpacked_bytes} (a zip bomb?)",
+            f"the archive unpacks to {declared} bytes, "
+            f"more than the limit of {limits.max_unpacked_bytes} (a zip bomb?)",
             too_large=True,
         )
     members = [(info, member_path(info)) for info in infos]
@@ -99,5 +101,6 @@ def extract(archive: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, budget:
                 budget.spend(len(chunk), "the archive")
                 sink.write(chunk)
     except ZIP_ERRORS as exc:
-        raise DatasetFileError(f"the archive member '{info.filename}' is corrupt: {exc}", ("file", info.filename)) from exc
+        raise DatasetFileError(f"the archive member '{info.filename}' is corrupt: {exc}",
+                               ("file", info.filename)) from exc
 

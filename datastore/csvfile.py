@@ -20,6 +20,7 @@ import numpy as np
 
 from datastore.describe import MAX_LABELS, RunningStats
 from datastore.errors import DatasetFileError
+from datastore.labels import labels_of
 from datastore.layout import DatasetWriter
 from datastore.limits import Limits
 
@@ -95,7 +96,8 @@ class Column:
         """Few enough distinct whole values (or categories) to be class labels."""
         if self.kind == "categorical":
             return self.distinct is not None and len(self.distinct) <= MAX_LABELS
-        return self.kind == "integer" and self.numbers is not None
+        # The one label rule (datastore/labels.py), on the column's distinct values: 1.0/0.0 are labels too.
+        return self.numbers is not None and labels_of(self.numbers.reshape(-1, 1)) is not None
 
 
 def _is_number(cell: str) -> bool:
@@ -261,7 +263,8 @@ def _write(source: Path, writer: DatasetWriter, columns: list[Column], rows: int
     for j, column in enumerate(columns):
         entries[column.name] = {
             "stats": stats.feature(j).as_json(rows=rows, sampled=False),
-            "label_counts": dict(sorted(counts[j].items(), key=lambda kv: int(kv[0]))) if counts[j] is not None else None,
+            "label_counts": (dict(sorted(counts[j].items(), key=lambda kv: int(kv[0])))
+                             if counts[j] is not None else None),
             "column_type": column.kind,
             "categories": column.categories,
         }

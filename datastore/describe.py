@@ -6,7 +6,7 @@ The structure is a contract (the preflight checks read it; see README "Datasets"
      "samples": n | null,                      # null when the arrays differ in length
      "arrays": {name: {
          "shape": [n, ...], "dtype": "float32",  # null for a variable axis
-         "kind": "dense" | "sequence" | "images",
+         "kind": "dense" | "sequence" | "images",   # datastore.kinds.ArrayKind
          "stats": {"features": f, "rows": r, "sampled": bool, "nonfinite": k,
                    "min": [f], "max": [f], "mean": [f], "std": [f],   # per feature (last axis); null past 4096
                    "overall": {"min", "max", "mean", "std"}} | null,
@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from datastore.reader import ArrayLike, ImageFolder, SequenceArray
+from datastore.labels import labels_of
+from datastore.reader import ArrayLike, ImageFolder, SequenceArray, kind_of
 from datastore.rows import chunks, row_bytes, take
 
 VERSION = 1
@@ -138,25 +139,6 @@ def _as_rows(array: np.ndarray, width: int) -> np.ndarray:
     return np.ascontiguousarray(array).reshape(shape)
 
 
-def labels_of(block: np.ndarray) -> np.ndarray | None:
-    """Integer class labels of a block of rows, or None if the rows are not labels."""
-    if block.ndim == 2 and block.shape[1] > 1:  # one-hot rows
-        if block.dtype.kind == "f" and not np.all((block == 0) | (block == 1)):
-            return None
-        if block.dtype.kind in "iub" and not np.all((block == 0) | (block == 1)):
-            return None
-        if not np.all(block.sum(axis=1) == 1):
-            return None
-        return block.argmax(axis=1)
-    flat = block.reshape(len(block), -1)
-    if flat.shape[1] != 1:
-        return None
-    flat = flat[:, 0]
-    if flat.dtype.kind == "f" and not (np.all(np.isfinite(flat)) and np.all(np.mod(flat, 1) == 0)):
-        return None
-    return flat.astype(np.int64)
-
-
 def label_counts(array: ArrayLike, indices: np.ndarray | None = None) -> dict[str, int] | None:
     """How many rows carry each label, over all rows (or ``indices``); None for continuous or wide arrays."""
     if isinstance(array, (SequenceArray, ImageFolder)) or array.dtype.kind not in "biuf":
@@ -188,11 +170,10 @@ def describe_array(array: ArrayLike, known: Mapping[str, Any] | None = None) -> 
     """One array's entry; ``known`` supplies figures computed elsewhere (a CSV's exact column statistics,
     the pixel statistics of images), which are then not computed again."""
     known = known or {}
-    kind = "sequence" if isinstance(array, SequenceArray) else "images" if isinstance(array, ImageFolder) else "dense"
     entry = {
         "shape": [None if d is None else int(d) for d in array.shape],
         "dtype": str(np.dtype(array.dtype)),
-        "kind": kind,
+        "kind": kind_of(array).value,
         "stats": known["stats"] if "stats" in known else feature_stats(array),
         "label_counts": known["label_counts"] if "label_counts" in known else label_counts(array),
         "lengths": length_stats(array.lengths) if isinstance(array, SequenceArray) else None,

@@ -103,7 +103,8 @@ def ingest_images(source: Path, writer: DatasetWriter, limits: Limits) -> dict[s
         members = [(info, path) for info, path in checked_members(archive, limits) if _visible(path)]
         images = [(info, path) for info, path in members if path.suffix.lower() in EXTENSIONS]
         relative = _class_paths([path for _, path in images])
-        labelled = [(r.parts[0], str(r), info) for r, (info, _) in zip(relative, images, strict=True) if len(r.parts) >= 2]
+        labelled = [(r.parts[0], str(r), info)
+                    for r, (info, _) in zip(relative, images, strict=True) if len(r.parts) >= 2]
         if not labelled:
             raise DatasetFileError(
                 "the archive holds no images in class folders; expected <class>/<image>.png or .jpg "
@@ -142,7 +143,8 @@ def _stats_sample(count: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, STATS_IMAGES).astype(np.int64))
 
 
-def _image_entry(stats: RunningStats, picked: int, sizes: list[tuple[int, int]], modes: dict[str, int]) -> dict[str, Any]:
+def _image_entry(stats: RunningStats, picked: int, sizes: list[tuple[int, int]],
+                 modes: dict[str, int]) -> dict[str, Any]:
     """Sizes and modes of every image; pixel statistics (as RGB, 0-255) of the sampled images."""
     widths = np.array([w for w, _ in sizes])
     heights = np.array([h for _, h in sizes])

@@ -10,8 +10,8 @@
 Manifest entries by kind::
 
     {"kind": "dense", "file": "a000.npy"}
-    {"kind": "sequence", "values": "a001.npy", "lengths": "a002.npy"}   # x_values + x_lengths
-    {"kind": "images", "files": "images.txt"}                           # one relative path per line
+    {"kind": ArrayKind.sequence.value, "values": "a001.npy", "lengths": "a002.npy"}   # x_values + x_lengths
+    {"kind": ArrayKind.images.value, "files": "images.txt"}                           # one relative path per line
     {"kind": "column", "file": "a000.npy", "index": 3}                  # CSV: column 3 of the table
 
 A folder is written once under a temporary name and renamed into place, so a
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from datastore.kinds import STORED_COLUMN, ArrayKind
 
 MANIFEST = "manifest.json"
 VERSION = 1
@@ -49,26 +51,26 @@ class DatasetWriter:
     def new_array(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.memmap:
         """A writable memory-mapped ``.npy`` registered as a dense array."""
         path = self.new_file()
-        self.arrays[name] = {"kind": "dense", "file": path.name}
+        self.arrays[name] = {"kind": ArrayKind.dense.value, "file": path.name}
         return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
 
     def new_table(self, shape: tuple[int, int], names: list[str]) -> np.memmap:
         """A writable float64 table whose columns are registered as arrays of their own names."""
         path = self.new_file()
         for index, name in enumerate(names):
-            self.arrays[name] = {"kind": "column", "file": path.name, "index": index}
+            self.arrays[name] = {"kind": STORED_COLUMN, "file": path.name, "index": index}
         return np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=shape)
 
     def add_dense(self, name: str, path: Path) -> None:
-        self.arrays[name] = {"kind": "dense", "file": path.name}
+        self.arrays[name] = {"kind": ArrayKind.dense.value, "file": path.name}
 
     def add_sequence(self, name: str, values: Path, lengths: Path) -> None:
-        self.arrays[name] = {"kind": "sequence", "values": values.name, "lengths": lengths.name}
+        self.arrays[name] = {"kind": ArrayKind.sequence.value, "values": values.name, "lengths": lengths.name}
 
     def add_images(self, name: str, files: list[str]) -> None:
         listing = self.directory / "images.txt"
         listing.write_text("".join(f"{f}\n" for f in files), encoding="utf-8")
-        self.arrays[name] = {"kind": "images", "files": listing.name}
+        self.arrays[name] = {"kind": ArrayKind.images.value, "files": listing.name}
 
     def remove(self, name: str) -> None:
         del self.arrays[name]

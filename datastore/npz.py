@@ -95,7 +95,8 @@ def _sequences(headers: dict[str, NpyHeader], writer: DatasetWriter) -> dict[str
         lengths = np.load(writer.directory / entry_lengths, mmap_mode="r", allow_pickle=False)
         if lengths.min() < 1:
             first = int(np.argmax(lengths < 1))
-            raise DatasetFileError(f"'{lengths_name}[{first}]' is {int(lengths[first])}: every sequence needs at least one step")
+            raise DatasetFileError(f"'{lengths_name}[{first}]' is {int(lengths[first])}: "
+                                   "every sequence needs at least one step")
         total = int(lengths.sum(dtype=np.int64))
         del lengths  # unmapped: one array open at a time
         if total != values.shape[0]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from datastore.artifacts import ArtifactStore
 from datastore.builtin import is_builtin, load_builtin
+from datastore.kinds import STORED_COLUMN, ArrayKind
 from datastore.layout import read_manifest
 from datastore.npz import load_npz
 
@@ -126,6 +127,12 @@ class ColumnStack:
 ArrayLike = np.ndarray | SequenceArray | ImageFolder | ColumnStack | TableView
 
 
+def kind_of(array: ArrayLike) -> ArrayKind:
+    if isinstance(array, SequenceArray):
+        return ArrayKind.sequence
+    return ArrayKind.images if isinstance(array, ImageFolder) else ArrayKind.dense
+
+
 class StoredDataset(Mapping[str, ArrayLike]):
     """The arrays of one dataset, plus what the manifest says about them."""
 
@@ -193,15 +200,15 @@ class _DirectoryArrays(Mapping[str, ArrayLike]):
     def __getitem__(self, name: str) -> ArrayLike:
         entry, directory = self.entries[name], self.directory
         kind = entry["kind"]
-        if kind == "dense":
+        if kind == ArrayKind.dense:
             return _load(directory / entry["file"])
-        if kind == "column":
+        if kind == STORED_COLUMN:
             if entry["file"] not in self._tables:
                 self._tables[entry["file"]] = _load(directory / entry["file"])
             return TableView(self._tables[entry["file"]], (entry["index"],))
-        if kind == "sequence":
+        if kind == ArrayKind.sequence:
             return SequenceArray(_load(directory / entry["values"]), np.load(directory / entry["lengths"]))
-        if kind == "images":
+        if kind == ArrayKind.images:
             listing = (directory / entry["files"]).read_text(encoding="utf-8").splitlines()
             return ImageFolder(tuple(directory / f for f in listing))
         raise ValueError(f"unknown array kind {kind!r} in {directory / 'manifest.json'}")

@@ -4,16 +4,25 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 
 @dataclass
 class Task:
-    """Reference levels, computed from the training split by the worker.
+    """Reference levels, computed from the training split by the worker (``diagnosis.reference.task_of``).
 
-    ``chance_loss`` is the label entropy (ln K only when the K classes are
-    balanced): the loss of a model that ignores its input and predicts the
-    class frequencies. ``target_variance`` plays that role for regression.
+    ``chance_loss`` is the loss of the best constant predictor on the training targets under the job's
+    own loss, whatever the task: the label entropy for (sparse) categorical cross-entropy (ln K only when
+    the K classes are balanced), the mean per-column binary entropy for binary cross-entropy (multi-hot
+    too), the variance (mean over outputs) for MSE, the mean absolute deviation from the median for MAE,
+    the numerically found best constant for other elementwise losses; None where there is none
+    (cosine similarity, a loss on targets it cannot score). A model whose loss sits there has learnt
+    nothing from its inputs.
+
+    ``classification``: class targets under a classification loss. ``majority_rate``: the accuracy of
+    that constant predictor (per column for binary cross-entropy). ``classes``: labels seen (columns for
+    one-hot and multi-label targets). ``target_variance``: variance of the targets, mean over outputs
+    (regression only). ``multi_label``: several 0/1 columns under binary cross-entropy, each its own
+    yes/no question. ``label_like``: a regression loss on class-like targets (0/1, a few small integers,
+    one-hot or multi-hot), e.g. MSE on 0/1 targets whose constant-prediction loss is p(1-p).
     """
 
     classification: bool
@@ -25,14 +34,7 @@ class Task:
     has_validation: bool = True
     early_stopping_restores_best: bool = False
     multi_label: bool = False
-    label_like: bool = False  # a regression loss on 0/1 or integer targets
-
-    @staticmethod
-    def from_labels(labels: np.ndarray, loss: str) -> "Task":
-        _, counts = np.unique(labels, return_counts=True)
-        p = counts / counts.sum()
-        return Task(classification=True, loss=loss, chance_loss=float(-(p * np.log(p)).sum()),
-                    majority_rate=float(p.max()), classes=len(counts))
+    label_like: bool = False
 
 
 @dataclass

@@ -1,29 +1,36 @@
 """Numbers about a dataset and a spec that the rules read.
 
-``DataFacts`` is computed from the arrays (memory-mapped is fine: statistics
-use an evenly spaced sample of rows); ``SpecView`` normalizes the parts of a
-JSON spec that the rules look at (loss name, output activation, layers).
+``DataFacts`` is computed from the arrays (memory-mapped is fine) and, for the
+scale of x, from its per-feature statistics as the dataset's description stored
+them at upload (dense arrays, sequences and image folders alike); ``SpecView``
+normalizes the parts of a JSON spec that the rules look at (loss name, output
+activation, layers).
 """
 
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from datastore.describe import feature_stats
+from datastore.labels import Targets, targets_of
+from datastore.reader import ArrayLike, select
 from datastore.rows import select_rows
 
 REGRESSION_LOSSES = {
     "mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
     "mean_squared_logarithmic_error", "huber", "log_cosh", "cosine_similarity",
 }
+CLASSIFICATION_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
+                         "categorical_focal_crossentropy", "binary_focal_crossentropy"}
 LOSS_ALIASES = {
     "mse": "mean_squared_error", "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
     "msle": "mean_squared_logarithmic_error", "logcosh": "log_cosh", "huber_loss": "huber",
     "bce": "binary_crossentropy", "cce": "categorical_crossentropy", "scce": "sparse_categorical_crossentropy",
 }
-SAMPLE_ROWS = 20_000
 
 
 def snake(name: str) -> str:
@@ -46,15 +53,37 @@ def canonical_loss(ref: Any) -> tuple[str, dict[str, Any]]:
     return LOSS_ALIASES.get(name, name), args
 
 
+@dataclass(frozen=True)
+class InputScale:
+    """How large x's values are, from its per-feature statistics (``datastore.describe.feature_stats``).
+
+    Features are the last axis: a table's columns, a sequence's step features (its padding
+    is not data), an image's RGB channels (pixels as decoded, 0-255).
+    """
+
+    abs_max: float
+    min: float
+    feature_std: np.ndarray  # features that were seen; one overall figure past the listed width (4096)
+
+    @classmethod
+    def from_stats(cls, stats: Mapping[str, Any] | None) -> "InputScale | None":
+        """None without statistics (a non-numeric array, an image folder stored before they were kept)."""
+        overall = (stats or {}).get("overall") or {}
+        if stats is None or overall.get("min") is None or overall.get("max") is None:
+            return None
+        listed = stats.get("std")
+        std = [v for v in listed if v is not None] if listed is not None else [overall["std"]]
+        return cls(abs_max=max(abs(overall["min"]), abs(overall["max"])), min=overall["min"],
+                   feature_std=np.asarray(std, dtype=np.float64))
+
+
 @dataclass
 class DataFacts:
     """What the rules need to know about x and y, before any split."""
 
     samples: int
-    x_sample_shape: tuple[int | None, ...]
-    x_abs_max: float
-    x_feature_std: np.ndarray  # per feature (last axis)
-    x_min: float
+    x_sample_shape: tuple[int | None, ...]  # None for a variable axis (sequence steps, image sides)
+    x_scale: InputScale | None
     y_sample_shape: tuple[int, ...]
     y_integer: bool
     y_min: float
@@ -71,50 +100,61 @@ class DataFacts:
         values, counts = np.unique(labels, return_counts=True)
         return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
 
+    @cached_property
+    def targets(self) -> Targets | None:
+        """What y holds, by the one label rule (``datastore.labels``); None when y was not read."""
+        return None if self.y is None else targets_of(self.y)
+
     @property
     def labels(self) -> np.ndarray | None:
-        """Integer class labels, from integer targets or one-hot rows; None for continuous targets."""
-        if self.y is None:
-            return None
-        y = self.y
-        if self.y_sample_shape in ((), (1,)) and self.y_integer:
-            return y.reshape(-1).astype(np.int64)
-        if len(self.y_sample_shape) == 1 and self.y_sample_shape[0] > 1 and self.y_integer:
-            rows = y.reshape(len(y), -1)
-            if np.all(rows.sum(axis=1) == 1):
-                return rows.argmax(axis=1)
-        return None
+        """Integer class labels, from integer targets or one-hot rows; None for continuous or multi-hot targets."""
+        targets = self.targets
+        return None if targets is None else targets.labels
 
     @property
     def one_hot_stored(self) -> bool:
-        return len(self.y_sample_shape) == 1 and self.y_sample_shape[0] > 1 and self.labels is not None
+        targets = self.targets
+        return targets is not None and targets.kind == "one_hot"
 
 
-def _rows(array: np.ndarray) -> np.ndarray:
-    if len(array) <= SAMPLE_ROWS:
-        return np.asarray(array)
-    return np.asarray(array[np.linspace(0, len(array) - 1, SAMPLE_ROWS).astype(np.int64)])
+def _x_stats(x: str | Sequence[str], xs: ArrayLike, description: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """x's statistics as stored at upload, else computed now by the same function (a list of columns,
+    a dataset stored before descriptions): the API and the worker read the same numbers."""
+    described = ((description or {}).get("arrays") or {}).get(x) if isinstance(x, str) else None
+    if described is not None and described.get("stats") is not None:
+        return described["stats"]
+    return feature_stats(xs)  # None for image folders: their pixels are only read at upload
 
 
-def dataset_facts(arrays: Mapping[str, Any], x: str | Sequence[str], y: str | Sequence[str]) -> DataFacts | None:
-    """The facts of a stored dataset's ``x`` and ``y``; None where there are none yet
-    (a missing name, variable-length sequences, image folders)."""
-    xs, ys = select_rows(arrays, x), select_rows(arrays, y)  # column lists stacked, rows read from the file
-    return data_facts(xs, ys) if xs is not None and ys is not None else None
+def dataset_facts(arrays: Mapping[str, Any], x: str | Sequence[str], y: str | Sequence[str],
+                  description: Mapping[str, Any] | None = None) -> DataFacts | None:
+    """The facts of a stored dataset's ``x`` (dense, sequences or images) and ``y``; None for a missing
+    name or a ``y`` that is not a plain array.
+
+    Args:
+        description: the dataset's ``datastore.describe`` description, whose statistics give x's scale.
+    """
+    try:
+        xs = select(arrays, x)
+    except KeyError:
+        return None
+    ys = select_rows(arrays, y)  # column lists stacked, rows read from the file
+    return _facts(xs, ys, _x_stats(x, xs, description)) if ys is not None else None
 
 
 def data_facts(x: np.ndarray, y: np.ndarray) -> DataFacts:
-    xs = _rows(x).astype(np.float64, copy=False)
+    """The facts of in-memory arrays (x's statistics computed as an upload computes them)."""
+    return _facts(x, y, feature_stats(x))
+
+
+def _facts(x: ArrayLike, y: Any, x_stats: Mapping[str, Any] | None) -> DataFacts:
     ys = np.asarray(y)
-    features = xs.reshape(-1, xs.shape[-1]) if xs.ndim > 1 else xs.reshape(-1, 1)
     y_float = ys.astype(np.float64, copy=False)
     integer = bool(ys.dtype.kind in "iub" or (ys.dtype.kind == "f" and np.all(np.mod(y_float, 1) == 0)))
     return DataFacts(
         samples=len(x),
         x_sample_shape=tuple(x.shape[1:]),
-        x_abs_max=float(np.abs(features).max()) if features.size else 0.0,
-        x_feature_std=features.std(axis=0),
-        x_min=float(features.min()) if features.size else 0.0,
+        x_scale=InputScale.from_stats(x_stats),
         y_sample_shape=tuple(ys.shape[1:]),
         y_integer=integer,
         y_min=float(y_float.min()), y_max=float(y_float.max()),

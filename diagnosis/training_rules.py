@@ -11,7 +11,6 @@ clear of the band (``noise.CLEAR``) are warnings, weaker ones info.
 """
 
 import math
-from collections.abc import Callable
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -30,7 +29,6 @@ from diagnosis.noise import (
     step_band,
     trend,
 )
-from models.findings import Code
 
 
 class RuleResult(NamedTuple):
@@ -387,18 +385,6 @@ def vanishing_gradients(history: list[Epoch], task: Task) -> RuleResult | None:
         "first_to_last_ratio": float(f"{ratios[-1]:.3g}"), "confidence": score})
 
 
-Rule = Callable[[list[Epoch], Task], RuleResult | None]
-RULES: dict[Code, Rule] = {
-    Code.diverging: diverging,
-    Code.saturated_outputs: saturated_outputs,
-    Code.stuck_at_chance: stuck_at_chance,
-    Code.vanishing_gradients: vanishing_gradients,
-    Code.overfitting: overfitting,
-    Code.plateau: plateau,
-    Code.unstable: unstable,
-}
-
-
 def stuck_resolved(history: list[Epoch], task: Task) -> bool:
     loss, reference = history[-1].loss, reference_loss(task)
     return loss is not None and reference is not None and loss < 0.8 * reference
@@ -413,11 +399,3 @@ def saturation_resolved(history: list[Epoch], task: Task) -> bool:
 def plateau_resolved(history: list[Epoch], task: Task) -> bool:
     losses = [e.loss for e in history[-PLATEAU_WINDOW - 1:]]
     return None not in losses and losses[-1] < 0.9 * min(losses[:-1])  # type: ignore[operator,type-var]
-
-
-# Findings that a later epoch can contradict: the model got moving after all.
-RESOLVERS: dict[Code, Callable[[list[Epoch], Task], bool]] = {
-    Code.stuck_at_chance: stuck_resolved,
-    Code.saturated_outputs: saturation_resolved,
-    Code.plateau: plateau_resolved,
-}

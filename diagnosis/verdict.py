@@ -19,17 +19,9 @@ from typing import Any
 from diagnosis.curves import Epoch, Task, reference_loss
 from diagnosis.noise import noise_band
 from diagnosis.suggest import more_epochs
-from models.findings import Code, Finding, Suggestion
+from models.findings import VERDICT_BY_CODE, Code, Finding, Suggestion
 
-BY_CODE = [
-    (Code.diverging, "diverged"),
-    (Code.saturated_outputs, "not_learning"),
-    (Code.stuck_at_chance, "not_learning"),
-    (Code.vanishing_gradients, "not_learning"),
-    (Code.validation_split_skew, "data_problem"),
-    (Code.overfitting, "overfitting"),
-    (Code.plateau, "plateau"),
-]
+BY_CODE = VERDICT_BY_CODE  # (code, verdict), most decisive first: derived from models.findings.CODES
 MEANING = {
     "learning": "still learning: the loss was still falling beyond its noise at the end, more epochs would help",
     "converged": "converged: the losses have levelled off within their noise",

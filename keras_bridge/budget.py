@@ -78,7 +78,8 @@ def check_spec_values(spec: JobSpec, budgets: Budgets) -> None:
     for name, ref in (("optimizer", spec.compile.optimizer), ("loss", spec.compile.loss)):
         if isinstance(ref, KerasObject):
             parts.append((("compile", name), ref.args))
-    parts += [(("compile", "metrics", i), m.args) for i, m in enumerate(spec.compile.metrics) if isinstance(m, KerasObject)]
+    parts += [(("compile", "metrics", i), m.args)
+              for i, m in enumerate(spec.compile.metrics) if isinstance(m, KerasObject)]
     parts += [(("fit", "callbacks", i), c.args) for i, c in enumerate(spec.fit.callbacks)]
     for loc, args in parts:
         try:
@@ -176,8 +177,9 @@ def check_memory(spec: JobSpec, model: keras.Model, estimate: MemoryEstimate) ->
     issues = [SpecIssue(("fit", "batch_size"), f"{estimate.describe()}; {advice}.")]
     shape = list(model.inputs[0].shape[1:3]) if model.inputs and len(model.inputs[0].shape) == 4 else None
     if shape == list(spec.data.image_size):
-        issues.append(SpecIssue(("data", "image_size"), f"images of {shape[0]}x{shape[1]} pixels: {estimate.describe()}; "
-                                                        "smaller images or a smaller batch_size would fit."))
+        issues.append(SpecIssue(("data", "image_size"),
+                                f"images of {shape[0]}x{shape[1]} pixels: {estimate.describe()}; "
+                                "smaller images or a smaller batch_size would fit."))
     raise SpecError(issues)
 
 

@@ -58,7 +58,8 @@ def resolve_class(
     name: str, classes: dict[str, type], *, loc: Loc, what: str, refused: frozenset[str] = frozenset()
 ) -> type:
     if name in refused:
-        raise SpecError([SpecIssue(loc, f"{what} '{name}' is not allowed on the service: it runs code or reads or writes files.")])
+        raise SpecError([SpecIssue(
+            loc, f"{what} '{name}' is not allowed on the service: it runs code or reads or writes files.")])
     if name in ABSTRACT and name in classes:
         raise abstract_error(name, loc=loc, what=what)
     if name not in classes:

@@ -15,15 +15,16 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_framework_config
 from keras.src.backend import config as keras_config
 from keras.src.backend.common import global_state as keras_global_state
+from tensorflow.python.framework import config as tf_framework_config
 
 # Module globals of keras.src.backend.config behind keras.config's setters. They are
 # restored by assignment: a setter may refuse a value, and set_max_epochs took a tensor.
 _CONFIG_GLOBALS = ("_EPSILON", "_FLOATX", "_IMAGE_DATA_FORMAT", "_MAX_EPOCHS", "_MAX_STEPS_PER_EPOCH", "_NNX_ENABLED")
 # Keras settings kept in its (thread-local) global state; clear_session() drops them.
-_STATE_ATTRIBUTES = ("dtype_policy", "flash_attention", "traceback_filtering", "interactive_logging", "safe_mode_saving")
+_STATE_ATTRIBUTES = ("dtype_policy", "flash_attention", "traceback_filtering", "interactive_logging",
+                     "safe_mode_saving")
 
 
 @dataclass(frozen=True)

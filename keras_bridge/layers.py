@@ -8,7 +8,13 @@ from keras_bridge.catalog import ABSTRACT, REFUSED_LAYERS, abstract_error, check
 from keras_bridge.errors import Loc, SpecError, SpecIssue, keras_message
 from keras_bridge.limits import Budgets
 from keras_bridge.namespaces import (
-    LAYERS, NESTED_CLASSES, NESTED_KINDS, check_activation, check_keras_config, check_no_serialized, slot_of,
+    LAYERS,
+    NESTED_CLASSES,
+    NESTED_KINDS,
+    check_activation,
+    check_keras_config,
+    check_no_serialized,
+    slot_of,
     without_compile_config,
 )
 from models.spec import KerasJsonModel, KerasObject, LayersModel
@@ -50,7 +56,8 @@ def _resolve_arguments(args: dict[str, Any], loc: Loc) -> dict[str, Any]:
             resolved[name] = value
         elif name in LAYER_ARGS:
             if not isinstance(value, dict) or "type" not in value:
-                raise SpecError([SpecIssue(arg_loc, "expected a layer object like {\"type\": \"LSTM\", \"units\": 16}.")])
+                raise SpecError([SpecIssue(arg_loc,
+                                           "expected a layer object like {\"type\": \"LSTM\", \"units\": 16}.")])
             resolved[name] = make_layer(KerasObject.model_validate(value), arg_loc)
         elif slot == "activation":
             check_activation(value, arg_loc)
@@ -95,7 +102,8 @@ def build_layers_model(spec: LayersModel, *, name: str = "trainyard") -> keras.M
         try:
             tensor = layer(tensor)
         except Exception as exc:
-            message = f"{spec.layers[index].type} cannot take an input of shape {tuple(tensor.shape)}: {keras_message(exc)}"
+            message = (f"{spec.layers[index].type} cannot take an input of shape {tuple(tensor.shape)}: "
+                       f"{keras_message(exc)}")
             raise SpecError([SpecIssue(("model", "layers", index), message)]) from exc
     return keras.Model(inputs, tensor, name=name)
 

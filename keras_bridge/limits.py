@@ -50,7 +50,8 @@ def check_value(value: Any, loc: Loc, budgets: Budgets) -> None:
     """Refuse a free-form value deeper, larger or with longer strings than the budgets allow."""
     depth, scalars, longest = measure(value)
     if depth > budgets.max_depth:
-        message = f"values may be nested at most {budgets.max_depth} levels deep (lists and objects). Received: {depth} levels."
+        message = (f"values may be nested at most {budgets.max_depth} levels deep (lists and objects). "
+                   f"Received: {depth} levels.")
     elif scalars > budgets.max_scalars:
         message = f"a value may hold at most {budgets.max_scalars} numbers or strings. Received: {scalars}."
     elif longest > budgets.max_string:

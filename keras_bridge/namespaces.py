@@ -70,14 +70,17 @@ def check_activation(value: Any, loc: Loc) -> None:
     elif is_serialized(value):
         name = value.get("config")
         if (value.get("module") != "keras.activations" or value.get("class_name") != "function"
-                or value.get("registered_name") not in (None, name) or set(value) - {"module", "class_name", "config", "registered_name"}):
+                or value.get("registered_name") not in (None, name)
+                or set(value) - {"module", "class_name", "config", "registered_name"}):
             raise _refuse(loc, "an activation must be a function of keras.activations, by name (\"relu\") or as "
-                               "{\"module\": \"keras.activations\", \"class_name\": \"function\", \"config\": \"relu\"}. "
+                               "{\"module\": \"keras.activations\", \"class_name\": \"function\", "
+                               "\"config\": \"relu\"}. "
                                f"Received: module={value.get('module')!r}, class_name={value.get('class_name')!r}.")
     else:
         raise _refuse(loc, f"an activation must be the name of a function of keras.activations. Received: {value!r}.")
     if name not in ACTIVATIONS:
-        raise _refuse(loc, f"unknown activation {name!r}: activations are the functions of keras.activations.{did_you_mean(str(name), ACTIVATIONS)}")
+        raise _refuse(loc, f"unknown activation {name!r}: activations are the functions of keras.activations."
+                           f"{did_you_mean(str(name), ACTIVATIONS)}")
 
 
 def check_no_serialized(value: Any, loc: Loc) -> None:
@@ -99,7 +102,8 @@ def _allowed(slot: str | None, module: Any, class_name: Any) -> bool:
         return (module, class_name) in MODELS
     if slot == "layer":
         return (module, class_name) in MODELS or (
-            module == "keras.layers" and class_name in LAYERS and class_name not in ABSTRACT | REFUSED_LAYERS - {"InputLayer"})
+            module == "keras.layers" and class_name in LAYERS
+            and class_name not in ABSTRACT | REFUSED_LAYERS - {"InputLayer"})
     if slot == "dtype":
         return (module, class_name) in DTYPE_POLICIES
     if slot in NESTED_KINDS:
@@ -121,7 +125,8 @@ def _check_serialized_object(obj: dict[str, Any], slot: str | None, loc: Loc) ->
         raise _refuse(loc, f"registered (custom) objects are not available on the service. Received: "
                            f"registered_name={obj.get('registered_name')!r}.")
     if slot == "layer" and class_name in REFUSED_LAYERS - {"InputLayer"}:
-        raise _refuse(loc, f"layer '{class_name}' is not allowed on the service: it runs code or reads or writes files.")
+        raise _refuse(loc,
+                      f"layer '{class_name}' is not allowed on the service: it runs code or reads or writes files.")
     if not _allowed(slot, module, class_name):
         expected = {"model": "a Functional or Sequential model", "layer": "a layer of keras.layers",
                     "dtype": "a DTypePolicy", None: "no Keras object here"}.get(slot, f"a class of keras.{slot}s")
@@ -177,7 +182,8 @@ def check_keras_config(config: Any, loc: Loc, budgets: Budgets) -> int:
             continue
         _check_serialized_object(item, slot, at)
         if item.get("shared_object_id") is not None:
-            raise _refuse((*at, "shared_object_id"), "shared objects are not accepted: give each object where it is used.")
+            raise _refuse((*at, "shared_object_id"),
+                          "shared objects are not accepted: give each object where it is used.")
         layers += slot == "layer"
         inner = item.get("config")
         if isinstance(inner, dict) and item.get("class_name") not in STRUCTURE_MARKERS:

@@ -20,7 +20,8 @@ def model_summary(model: keras.Model) -> dict[str, Any]:
         except (AttributeError, ValueError):
             output_shape = None
         layers.append(
-            {"name": layer.name, "type": type(layer).__name__, "output_shape": output_shape, "params": layer.count_params()}
+            {"name": layer.name, "type": type(layer).__name__, "output_shape": output_shape,
+             "params": layer.count_params()}
         )
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)  # from shapes: weights may not exist yet
     total = model.count_params()

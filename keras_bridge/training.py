@@ -46,7 +46,8 @@ def _by_name(getter: Any, name: str, loc: Loc, what: str, module: Any, extra: It
     try:
         return getter(name)
     except Exception as exc:
-        names = [*extra, *(n for n in dir(module) if not n.startswith("_") and n not in ("get", "serialize", "deserialize"))]
+        names = [*extra, *(n for n in dir(module)
+                            if not n.startswith("_") and n not in ("get", "serialize", "deserialize"))]
         hint = did_you_mean(name, names)
         raise SpecError([SpecIssue(loc, f"unknown {what} '{name}'.{hint}")]) from exc
 
@@ -80,7 +81,8 @@ def make_metrics(refs: list[KerasRef]) -> list[Any]:
 
 
 def compile_model(model: keras.Model, spec: CompileSpec) -> None:
-    model.compile(optimizer=make_optimizer(spec.optimizer), loss=make_loss(spec.loss), metrics=make_metrics(spec.metrics))
+    model.compile(optimizer=make_optimizer(spec.optimizer), loss=make_loss(spec.loss),
+                  metrics=make_metrics(spec.metrics))
 
 
 def make_callbacks(spec: FitSpec, checkpoint_dir: Path) -> list[keras.callbacks.Callback]:
@@ -105,7 +107,8 @@ def optimizer_slots(ref: KerasRef) -> int:
     try:
         optimizer.apply([np.zeros(3, "float32")], [weight])
     except Exception as exc:
-        raise SpecError([SpecIssue(("compile", "optimizer"), f"this optimizer cannot take a training step: {keras_message(exc)}")]) from exc
+        raise SpecError([SpecIssue(("compile", "optimizer"),
+                                   f"this optimizer cannot take a training step: {keras_message(exc)}")]) from exc
     return sum(1 for v in optimizer.variables if tuple(v.shape) == (3,))
 
 
@@ -128,7 +131,8 @@ def _first_that_runs(attempt: Any, model: keras.Model, loc: Loc, what: str) -> N
             return
         except Exception as exc:
             errors.append(exc)
-    raise SpecError([SpecIssue(loc, f"this {what} cannot be computed on the model's output: {keras_message(errors[0])}")])
+    raise SpecError([SpecIssue(loc,
+                               f"this {what} cannot be computed on the model's output: {keras_message(errors[0])}")])
 
 
 def probe_loss_and_metrics(model: keras.Model, spec: CompileSpec) -> None:

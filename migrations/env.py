@@ -1,8 +1,8 @@
 from alembic import context
 from sqlalchemy import pool
 
-from models.db import Base, make_engine
 from models import tables  # noqa: F401  (registers the tables on Base.metadata)
+from models.db import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -139,7 +139,9 @@ def claim(session: Session, job_id: str, *, holder: Holder, stale_before: dateti
         abandoned.append(Job.claim == dead_claim)
     now = utcnow()
     job = _update(
-        session, job_id, and_(Job.cancel_requested.is_(False), or_(Job.status == QUEUED, and_(Job.status == RUNNING, or_(*abandoned)))),
+        session, job_id,
+        and_(Job.cancel_requested.is_(False),
+             or_(Job.status == QUEUED, and_(Job.status == RUNNING, or_(*abandoned)))),
         {"status": RUNNING, "attempts": Job.attempts + 1, "claim": Job.claim + 1, "heartbeat_at": now,
          "started_at": func.coalesce(Job.started_at, now), "worker": holder.name, "holder": holder.as_json()},
     )

@@ -19,9 +19,6 @@ from sqlalchemy.orm.util import identity_key
 
 from models.tables import Job, JobEvent
 
-DELIVER_TASK = "trainyard.deliver_webhooks"
-SWEEP_TASK = "trainyard.sweep_webhooks"
-
 _PENDING = "trainyard.webhook_jobs"
 log = logging.getLogger(__name__)
 
@@ -52,7 +49,7 @@ def notify_after_commit(factory: sessionmaker[Session], notify: Callable[[str], 
         for job_id in sorted(session.info.pop(_PENDING, ())):
             try:
                 notify(job_id)
-            except Exception as exc:  # the sweep picks the event up later
+            except Exception as exc:  # noqa: BLE001  (the sweep picks the event up later)
                 log.warning("could not enqueue the webhook delivery of job %s: %s", job_id, exc)
 
     @event.listens_for(factory, "after_rollback")

@@ -12,7 +12,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 BUDGET_SETTINGS = ("max_model_params", "max_layers", "worker_memory_bytes", "max_argument_depth",
                    "max_argument_scalars", "max_argument_string")
 
@@ -144,7 +143,8 @@ class Settings(BaseSettings):
             raise ValueError("db_pool_reserve must be smaller than db_pool_size + db_max_overflow")
         if self.api_threads <= self.db_admitted_requests:
             raise ValueError(f"api_threads ({self.api_threads}) must exceed the requests admitted to the database "
-                             f"at once ({self.db_admitted_requests} = db_pool_size + db_max_overflow - db_pool_reserve)")
+                             f"at once ({self.db_admitted_requests} = "
+                             "db_pool_size + db_max_overflow - db_pool_reserve)")
         return self
 
     @property
@@ -176,17 +176,11 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
+    """This process's settings, read once from the environment (``TRAINYARD_*``), their folders made."""
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.artifacts.mkdir(parents=True, exist_ok=True)
     return settings
-
-
-def resume_queue(train_queue: str) -> str:
-    """Where jobs that already waited or ran are sent again (handed back, lost, their worker
-    dead): training workers take from it before ``train_queue``, so such a job keeps its
-    place ahead of later submissions instead of going to the back of the queue."""
-    return f"{train_queue}.resume"
 
 
 def celery_options(settings: Settings) -> dict[str, object]:

@@ -9,27 +9,21 @@ against Keras itself by ``keras_bridge``, which this module must not import.
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, ConfigDict, Discriminator, Field, SecretStr, Tag, field_serializer, model_validator,
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    field_serializer,
+    model_validator,
 )
 
-TRAINING_CODES = (
-    "stuck_at_chance",
-    "saturated_outputs",
-    "diverging",
-    "overfitting",
-    "plateau",
-    "unstable",
-    "vanishing_gradients",
-)
-TrainingCode = Literal[
-    "stuck_at_chance",
-    "saturated_outputs",
-    "diverging",
-    "overfitting",
-    "plateau",
-    "unstable",
-    "vanishing_gradients",
-]
+from models.findings import TRAINING_CODES
+
+# The training-phase finding codes (models/findings.py CODES), the values diagnosis.stop_on accepts.
+TrainingCode = Literal[TRAINING_CODES]  # type: ignore[valid-type]
 Scaling = Literal["standardize", "minmax", "rescale"]
 
 
@@ -56,6 +50,15 @@ ArrayName = Annotated[str, Field(min_length=1, max_length=255)]
 # One array (or CSV column) by name, or several 1-D ones (CSV columns) stacked as features.
 ArrayNames = ArrayName | Annotated[list[ArrayName], Field(min_length=1, max_length=10_000)]
 ColorMode = Literal["grayscale", "rgb", "rgba"]
+CHANNELS: dict[str, int] = {"grayscale": 1, "rgb": 3, "rgba": 4}  # per ColorMode
+
+
+def split_sizes(samples: int, validation_split: float, test_split: float) -> tuple[int, int, int]:
+    """(train, validation, test) sample counts: the validation and test parts rounded to the nearest
+    sample, training gets the rest. The one rule: the worker splits so, the API's limits and the
+    preflight split checks count so (the training count may be below 1: the worker refuses that job)."""
+    n_validation, n_test = round(samples * validation_split), round(samples * test_split)
+    return samples - n_validation - n_test, n_validation, n_test
 
 
 class DataSpec(StrictModel):
@@ -72,6 +75,14 @@ class DataSpec(StrictModel):
     scale_x: Scaling | None = None
     scale_y: Scaling | None = None
     one_hot: bool = False
+
+    @property
+    def channels(self) -> int:
+        """Channels of a decoded image (``color_mode``)."""
+        return CHANNELS[self.color_mode]
+
+    def split_sizes(self, samples: int) -> tuple[int, int, int]:
+        return split_sizes(samples, self.validation_split, self.test_split)
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self) -> "DataSpec":

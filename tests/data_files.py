@@ -66,7 +66,8 @@ def image_zip(per_class: int = 40, size: int = 16, seed: int = 0, root: str = "s
             for i in range(per_class):
                 fmt = "JPEG" if i % 4 == 0 else "PNG"
                 suffix = "jpg" if fmt == "JPEG" else "png"
-                archive.writestr(f"{root}{label}/{i:03d}.{suffix}", image_png(stripes(label == "vertical", size, rng), fmt))
+                archive.writestr(f"{root}{label}/{i:03d}.{suffix}",
+                                 image_png(stripes(label == "vertical", size, rng), fmt))
         for name, content in (extra or {}).items():
             archive.writestr(name, content)
     return buffer.getvalue()

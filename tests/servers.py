@@ -5,7 +5,8 @@ The shared Postgres and Redis must never be restarted; fault tests use these.
 Ports come from the ranges given by ``TRAINYARD_TEST_PG_PORTS``,
 ``TRAINYARD_TEST_REDIS_PORTS`` and ``TRAINYARD_TEST_API_PORTS`` ("first-last"),
 so parallel runs on one machine can be kept apart. Every server is stopped by
-its fixture's finalizer, also when the test fails.
+its fixture's finalizer, also when the test fails. The helpers these servers use
+(waiting, ports, process trees) serve the e2e stack and the benchmarks too.
 
 Example::
 
@@ -18,17 +19,18 @@ Example::
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+import redis
 from sqlalchemy import create_engine, text
 
 from migrations import upgrade
@@ -36,6 +38,7 @@ from models.db import make_engine, make_session_factory
 from tests.auth import new_key
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def _port_range(variable: str, default: str) -> range:
@@ -56,19 +59,66 @@ def free_port(variable: str, default: str) -> int:
     raise RuntimeError(f"no free port in {variable}={os.environ.get(variable, default)}")
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1) -> None:
+def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll ``predicate`` until it returns something true, and return that; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
+        if value := predicate():
+            return value
         time.sleep(interval)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def _accepts(port: int) -> bool:
+def listening(port: int) -> bool:
+    """Whether something on this machine accepts connections on ``port``."""
     with socket.socket() as probe:
         probe.settimeout(0.5)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    """The processes that any thread of ``pid`` started."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for thread in threads:
+        try:
+            found += [int(child) for child in Path(f"/proc/{pid}/task/{thread}/children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, parents before their children."""
+    found, frontier = [], [pid]
+    while frontier:
+        below = children(frontier.pop(0))
+        found += below
+        frontier += below
+    return found
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
 
 
 class PostgresServer:
@@ -147,17 +197,20 @@ class RedisServer:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.dir), "--appendonly", "yes" if self.appendonly else "no"]
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: _accepts(self.port), 30, f"redis on port {self.port} accepting")
+        wait_until(lambda: listening(self.port), 30, f"redis on port {self.port} to accept connections")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
+
+    def restart(self) -> None:
+        """Stopped and started on the same port: without persistence its queues are gone."""
+        self.stop()
+        self.start()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
 
     def kill(self) -> None:
         """SIGKILL, as a crash: whatever it held only in memory is gone."""
@@ -198,7 +251,7 @@ class ApiServer:
             env={**os.environ, "PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
                  **env},
         )
-        wait_until(self._up, 240, f"the API on port {self.port} answering /healthz", interval=0.3)
+        wait_until(self._up, 240, f"the API on port {self.port} to answer /healthz", interval=0.3)
 
     @property
     def url(self) -> str:
@@ -215,14 +268,13 @@ class ApiServer:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is shut down cleanly."""
+        self.process.kill()
+        self.process.wait(timeout=30)
+
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        stop_process(self.process)
         self.log.close()
 
 

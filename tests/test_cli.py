@@ -7,7 +7,7 @@ from cli.processes import control_plane, control_worker, training_workers
 
 
 def test_one_worker_process_per_gpu_each_seeing_only_its_gpu():
-    plan = training_workers(3)
+    plan = training_workers(3, cpu_queue="cpu")
     assert [p.env["CUDA_VISIBLE_DEVICES"] for p in plan] == ["0", "1", "2"]
     for process in plan:
         argv = process.argv

@@ -18,13 +18,13 @@ from keras_bridge.errors import SpecError
 from keras_bridge.validate import check_spec
 from models import lifecycle
 from models.db import transaction
-from models.findings import Finding
+from models.findings import LEARNED, VERDICT_NAMES, Finding
 from models.ids import new_id
 from models.spec import JobSpec
 from models.tables import Job
 
 log = logging.getLogger(__name__)
-NOT_LEARNING = {"not_learning", "diverged", "plateau", "data_problem"}
+NOT_LEARNING = frozenset(VERDICT_NAMES) - LEARNED
 
 
 def wants_retry(spec: JobSpec, verdict: Finding | None) -> bool:
@@ -51,8 +51,8 @@ def spawn_retry(factory: sessionmaker[Session], job_id: str, verdict: Finding, f
         spec_json = spec.model_dump(mode="json")
         root = parent.repair_root_id or parent.id
         child = Job(
-            id=new_id("job"), tenant=parent.tenant, name=parent.name, spec=spec_json, dataset_ref=parent.dataset_ref, parent_id=parent.id,
-            repair_root_id=root, epochs=spec.fit.epochs,
+            id=new_id("job"), tenant=parent.tenant, name=parent.name, spec=spec_json, dataset_ref=parent.dataset_ref,
+            parent_id=parent.id, repair_root_id=root, epochs=spec.fit.epochs,
             findings=[f.as_json() for f in run_preflight(spec_json, summary, facts)],
             origin={"finding": verdict.evidence.get("from"), "suggestion": top.summary, "auto": True},
         )

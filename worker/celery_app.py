@@ -8,21 +8,17 @@ every job in that process reuses the import), and on a GPU turns memory growth o
 
 import os
 
-import broker.embedded  # noqa: F401  (registers the embedded broker transport)
 from celery import Celery, signals
 
-from models.outbox import SWEEP_TASK
+import broker.embedded  # noqa: F401  (registers the embedded broker transport)
+from broker.tasks import CONTROL_QUEUE, RECONCILE_TASK, SWEEP_UPLOADS_TASK, SWEEP_WEBHOOKS_TASK, Sender
 from models.settings import celery_options, get_settings
-from worker.housekeeping import SWEEP_UPLOADS_TASK
 from worker import shutdown, warmup
 from worker.memory_limit import limit_training_memory
 
-TRAIN_TASK = "trainyard.train"
-RECONCILE_TASK = "trainyard.reconcile"
-CONTROL_QUEUE = "control"
-
 settings = get_settings()
-app = Celery("trainyard", broker=settings.broker_dsn, include=["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"])
+app = Celery("trainyard", broker=settings.broker_dsn,
+             include=["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"])
 app.conf.update(
     **celery_options(settings),
     task_acks_late=True,
@@ -42,7 +38,7 @@ app.conf.update(
         },
         # Webhook deliveries whose wake-up or retry message was lost.
         "sweep-webhooks": {
-            "task": SWEEP_TASK,
+            "task": SWEEP_WEBHOOKS_TASK,
             "schedule": 60.0,
             "options": {"queue": settings.webhook_queue},
         },
@@ -51,6 +47,7 @@ app.conf.update(
     },
     beat_schedule_filename=str(settings.data_dir / "celerybeat-schedule"),
 )
+send = Sender(app, settings)  # what the worker's processes send (Celery's default publish retries)
 
 
 @signals.worker_process_init.connect
@@ -71,4 +68,4 @@ def _hand_back_on_warm_shutdown(**_: object) -> None:
 @signals.worker_ready.connect
 def _reconcile_on_start(sender: object, **_: object) -> None:
     # A worker that starts may be replacing one that died: look for lost jobs now.
-    app.send_task(RECONCILE_TASK, queue=CONTROL_QUEUE)
+    send.reconcile()

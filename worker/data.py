@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from datastore.describe import RunningStats, label_counts
+from datastore.kinds import ArrayKind
 from datastore.reader import ArrayLike, StoredDataset, select
 from datastore.rows import chunks, row_bytes, take
 from models.spec import DataSpec, Scaling
-from worker.sources import CHANNELS, Source
+from worker.sources import Source
 
 
 class DataError(ValueError):
@@ -94,8 +95,8 @@ def _source(arrays: Mapping[str, ArrayLike], role: str, spec: DataSpec) -> Sourc
         array = select(arrays, names)
     except KeyError as exc:
         raise DataError(f"data.{role}: no array named {exc}; the dataset has {sorted(arrays)[:20]}") from exc
-    source = Source(array, image_size=(spec.image_size[0], spec.image_size[1]), channels=CHANNELS[spec.color_mode])
-    if role == "y" and source.kind != "dense":
+    source = Source(array, image_size=(spec.image_size[0], spec.image_size[1]), channels=spec.channels)
+    if role == "y" and source.kind != ArrayKind.dense:
         raise DataError(f"data.y: '{names}' holds {source.kind}; a target must be a plain array")
     return source
 
@@ -134,9 +135,7 @@ def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> Prepa
         raise DataError(f"data: x has {len(x)} samples but y has {len(y)}")
     n = len(x)
     order = np.random.default_rng(seed).permutation(n) if spec.shuffle else np.arange(n)
-    n_test = int(round(n * spec.test_split))
-    n_val = int(round(n * spec.validation_split))
-    n_train = n - n_val - n_test
+    n_train, n_val, _ = spec.split_sizes(n)
     if n_train < 1:
         raise DataError(f"data: {n} samples leave nothing to train on after the splits")
     bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
@@ -151,7 +150,8 @@ def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> Prepa
         data.y_scaler = _fit_scaler(y, parts["train"], spec.scale_y)
     y_shape = (data.depth,) if data.depth is not None else y.sample_shape
     for name, indices in parts.items():
-        setattr(data, name, Split(indices, Rows(indices, data.x_batch, x.sample_shape), Rows(indices, data.y_batch, y_shape)))
+        setattr(data, name, Split(indices, Rows(indices, data.x_batch, x.sample_shape),
+                                  Rows(indices, data.y_batch, y_shape)))
 
     classes = arrays.classes_of(spec.y) if isinstance(arrays, StoredDataset) else None
     data.summary = {

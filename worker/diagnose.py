@@ -9,10 +9,12 @@ import keras
 import numpy as np
 
 from diagnosis.curves import Task
-from diagnosis.facts import REGRESSION_LOSSES, DataFacts, canonical_loss
+from diagnosis.facts import DataFacts, canonical_loss
 from diagnosis.preflight import run_preflight
+from diagnosis.reference import task_of
+from diagnosis.registry import training_suggestions
 from diagnosis.repair import repair
-from diagnosis.suggest import training_suggestions
+from diagnosis.suggest import keeps_what_learnt
 from diagnosis.verdict import final_verdict
 from keras_bridge.errors import SpecError
 from keras_bridge.validate import check_spec
@@ -27,26 +29,17 @@ def loss_name(spec: JobSpec) -> str:
     return canonical_loss(loss if isinstance(loss, str) else loss.model_dump())[0]
 
 
-def _labels(y: np.ndarray) -> np.ndarray | None:
-    if y.ndim == 2 and y.shape[1] > 1 and np.all(np.isin(y, (0, 1))):
-        return y.argmax(axis=1)
-    flat = y.reshape(len(y), -1)
-    if flat.shape[1] == 1 and np.all(np.mod(flat, 1) == 0):
-        return flat.reshape(-1).astype(np.int64)
-    return None
+TARGET_ROWS = 200_000  # evenly spaced training targets read for the reference levels (entropy within ~0.1 %)
 
 
 def make_task(spec: JobSpec, data: PreparedData) -> Task:
-    loss = loss_name(spec)
-    restores = any(c.type == "EarlyStopping" and c.args.get("restore_best_weights") for c in spec.fit.callbacks)
-    labels = None if loss in REGRESSION_LOSSES else _labels(np.asarray(data.train.y))
-    if labels is not None and len(labels):
-        task = Task.from_labels(labels, loss)
-    else:
-        y = np.asarray(data.train.y, dtype=np.float64)
-        task = Task(classification=False, loss=loss, target_variance=float(y.reshape(len(y), -1).var(axis=0).mean()))
+    """The reference levels of the training split, as the model sees it (one-hot and scaling applied)."""
+    n = len(data.train.y)
+    y = data.train.y if n <= TARGET_ROWS else data.train.y[np.linspace(0, n - 1, TARGET_ROWS).astype(np.int64)]
+    task = task_of(np.asarray(y), loss_name(spec))
     task.has_validation = data.validation is not None
-    task.early_stopping_restores_best = restores
+    task.early_stopping_restores_best = any(
+        c.type == "EarlyStopping" and c.args.get("restore_best_weights") for c in spec.fit.callbacks)
     return task
 
 
@@ -75,7 +68,9 @@ class Diagnosis:
         return self._repair
 
     def suggestions(self, code: Code) -> list[Suggestion]:
-        return training_suggestions(code, self.spec_json, self._preflight_fix())
+        """The fixes of a training finding raised now, chosen from the epochs so far and the reference levels."""
+        history = self.monitor.history if self.monitor is not None else []
+        return training_suggestions(code, self.spec_json, self._preflight_fix(), history, self.task)
 
     def callback(self, model: keras.Model, state_path: Path | None = None) -> DiagnosisMonitor:
         """The monitor for ``model.fit``; ``state_path``: see ``DiagnosisMonitor``."""
@@ -83,9 +78,11 @@ class Diagnosis:
         self.monitor = DiagnosisMonitor(
             task=self.task, probe=(self.data.train.x, self.data.train.y),
             loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
-            report=self.report, resolve=self.resolve, suggest=self.suggestions, stop_on=set(self.spec.diagnosis.stop_on),
+            report=self.report, resolve=self.resolve, suggest=self.suggestions,
+            stop_on=set(self.spec.diagnosis.stop_on),
             train_samples=len(self.data.train.x), batch_size=self.spec.fit.batch_size,
-            from_logits=bool(getattr(loss, "from_logits", False) or (getattr(loss, "_fn_kwargs", None) or {}).get("from_logits")),
+            from_logits=bool(getattr(loss, "from_logits", False)
+                             or (getattr(loss, "_fn_kwargs", None) or {}).get("from_logits")),
             state_path=state_path,
             validation=(self.data.validation.x, self.data.validation.y) if self.data.validation is not None else None,
         )
@@ -95,9 +92,9 @@ class Diagnosis:
         history = self.monitor.history if self.monitor else []
         warned = any(f["phase"] == "preflight" and f["severity"] != "info" and f["suggestions"] for f in findings)
         fix = None
-        if warned:
+        if warned:  # offered only to a job that learnt (final_verdict): never a change that undoes what works
             patch, applied = self._preflight_fix()
-            if patch:
+            if patch and keeps_what_learnt(patch):
                 fix = Suggestion(summary="fix what preflight found: " + "; ".join(applied), patch=patch)
         verdict = final_verdict(history, self.task, findings, self.spec_json, preflight_fix=fix)
         if self.monitor is not None:  # what watching cost, against the epochs' own time

@@ -8,13 +8,12 @@ start-up too; this catches what a running API's crashes leave.
 
 from celery import shared_task
 
+from broker.tasks import SWEEP_UPLOADS_TASK
 from datastore.artifacts import ArtifactStore
 from datastore.sweep import sweep
 from models.dataset_files import claims, referenced_contents
 from models.db import make_engine, make_session_factory
 from models.settings import get_settings
-
-SWEEP_UPLOADS_TASK = "trainyard.sweep_uploads"
 
 
 @shared_task(name=SWEEP_UPLOADS_TASK, ignore_result=True)

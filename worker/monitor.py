@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from diagnosis.curves import Epoch, Task
 from diagnosis.noise import per_sample_std
-from diagnosis.training_rules import RESOLVERS, RULES
+from diagnosis.registry import RESOLVERS, RULES
 from models.findings import Code, Finding, Suggestion
 
 log = logging.getLogger(__name__)

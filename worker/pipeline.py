@@ -11,28 +11,14 @@ one. Resident memory stays at a few batches whatever the dataset's size.
 import numpy as np
 import tensorflow as tf
 
+from datastore.kinds import ArrayKind
 from worker.data import PreparedData, Split
+from worker.image_decode import decode_image
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Dense data up to this size is read once, scaled, and kept in memory: batches are then
 # gathered by TensorFlow, with no Python call per batch. Larger data streams from disk.
 IN_MEMORY_BYTES = 512 * 1024**2
-
-
-def decode_image(path: str | tf.Tensor, size: tuple[int, int], channels: int) -> tf.Tensor:
-    """One image file as ``(height, width, channels)`` float32 in 0..255, as Keras's
-    ``image_dataset_from_directory`` gives it (bilinear resize, no crop)."""
-    data = tf.io.read_file(path)
-    if channels == 4:  # a JPEG has no alpha channel: TensorFlow refuses to decode one to 4 channels
-        def opaque() -> tf.Tensor:
-            rgb = tf.io.decode_jpeg(data, channels=3)
-            return tf.concat([rgb, tf.fill([tf.shape(rgb)[0], tf.shape(rgb)[1], 1], tf.constant(255, tf.uint8))], -1)
-
-        image = tf.cond(tf.io.is_jpeg(data), opaque, lambda: tf.io.decode_png(data, channels=4))
-    else:
-        image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-    image.set_shape([None, None, channels])
-    return tf.image.resize(image, size, method="bilinear")
 
 
 def make_dataset(data: PreparedData, split: Split, batch_size: int, *, shuffle: bool, seed: int) -> tf.data.Dataset:
@@ -42,7 +28,7 @@ def make_dataset(data: PreparedData, split: Split, batch_size: int, *, shuffle: 
         indices = indices.shuffle(len(split.indices), seed=seed, reshuffle_each_iteration=True)
     probe_y = data.y_batch(split.indices[:1])
     y_dtype = tf.as_dtype(probe_y.dtype)
-    if data.x.kind == "images":
+    if data.x.kind == ArrayKind.images:
         files = tf.constant([str(f) for f in data.x.array.files])  # type: ignore[union-attr]
         targets = tf.constant(data.y_batch(np.arange(len(data.y))))
         shift, scale = ((data.x_scaler.shift, data.x_scaler.scale) if data.x_scaler is not None
@@ -53,7 +39,7 @@ def make_dataset(data: PreparedData, split: Split, batch_size: int, *, shuffle: 
             return (image - shift) / scale, tf.gather(targets, i)
 
         batches = indices.map(load, num_parallel_calls=AUTOTUNE, deterministic=True).batch(batch_size)
-    elif data.x.kind == "dense" and _dense_bytes(data) <= IN_MEMORY_BYTES:
+    elif data.x.kind == ArrayKind.dense and _dense_bytes(data) <= IN_MEMORY_BYTES:
         every = np.arange(len(data.y))
         xs, ys = tf.constant(data.x_batch(every)), tf.constant(data.y_batch(every))  # the same values, read once
 

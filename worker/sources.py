@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datastore.reader import ArrayLike, ImageFolder, SequenceArray
+from datastore.kinds import ArrayKind
+from datastore.reader import ArrayLike, ImageFolder, SequenceArray, kind_of
 from datastore.rows import chunks, pad_sequences, row_bytes, take, take_steps
 
 Transform = Callable[[np.ndarray], np.ndarray]
-CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 PAD_VALUE = 0.0
 
 
@@ -28,14 +28,12 @@ class Source:
     channels: int = 3
 
     @property
-    def kind(self) -> str:
-        if isinstance(self.array, SequenceArray):
-            return "sequence"
-        return "images" if isinstance(self.array, ImageFolder) else "dense"
+    def kind(self) -> ArrayKind:
+        return kind_of(self.array)
 
     @property
     def sample_shape(self) -> tuple[int | None, ...]:
-        if self.kind == "images":
+        if self.kind == ArrayKind.images:
             return (*self.image_size, self.channels)
         return tuple(self.array.shape[1:])
 
@@ -55,7 +53,7 @@ class Source:
             steps = [transform(s) for s in take_steps(self.array, indices)]
             return pad_sequences(steps, dtype=steps[0].dtype if steps else "float32", value=PAD_VALUE)
         if isinstance(self.array, ImageFolder):
-            from worker.pipeline import decode_image  # TensorFlow: only where images are trained on
+            from worker.image_decode import decode_image  # TensorFlow: imported where images are read
 
             images = [decode_image(str(self.array.files[i]), self.image_size, self.channels).numpy()
                       for i in np.asarray(indices).tolist()]
@@ -64,9 +62,10 @@ class Source:
 
     def values(self, indices: np.ndarray) -> Iterator[np.ndarray]:
         """The raw values of ``indices`` a chunk at a time (a sequence's real steps only), for statistics."""
-        per_row = row_bytes(self.array) if self.kind == "dense" else 4 * int(np.prod([d or 64 for d in self.sample_shape]))
+        per_row = (row_bytes(self.array) if self.kind == ArrayKind.dense
+                   else 4 * int(np.prod([d or 64 for d in self.sample_shape])))
         for piece in chunks(np.sort(indices), per_row):
-            if self.kind == "sequence":
+            if self.kind == ArrayKind.sequence:
                 steps = take_steps(self.array, piece)  # type: ignore[arg-type]
                 yield np.concatenate(steps)
             else:

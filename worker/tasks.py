@@ -5,16 +5,16 @@ from functools import cache
 
 from celery import Task
 from celery.exceptions import Reject
-
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from broker import queue_marker
+from broker.tasks import RECONCILE_TASK, TRAIN_TASK
 from models.db import make_engine, make_session_factory
-from models.outbox import DELIVER_TASK, notify_after_commit
-from models.settings import get_settings, resume_queue
+from models.outbox import notify_after_commit
+from models.settings import get_settings
 from worker import shutdown, warmup
-from worker.celery_app import RECONCILE_TASK, TRAIN_TASK, app
+from worker.celery_app import app, send
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +23,8 @@ log = logging.getLogger(__name__)
 def session_factory() -> sessionmaker[Session]:
     # Created lazily, in the process that uses it: engines must not cross a fork.
     factory = make_session_factory(make_engine(get_settings().database_dsn))
-    notify_after_commit(factory, send_deliveries)  # committed job events wake the webhook delivery
+    notify_after_commit(factory, send.deliveries)  # committed job events wake the webhook delivery
     return factory
-
-
-def send_deliveries(job_id: str) -> None:
-    # No broker retries: this runs after a training step's commit and must not stall it.
-    app.send_task(DELIVER_TASK, kwargs={"job_id": job_id}, queue=get_settings().webhook_queue, retry=False)
 
 
 @app.task(
@@ -61,21 +56,12 @@ def _train(job_id: str) -> None:
 
     factory = session_factory()
     try:
-        run_training(factory, job_id, settings=get_settings(), enqueue=send_train)
+        run_training(factory, job_id, settings=get_settings(), enqueue=send.train)
     except HandBack as stop:
         # This worker is shutting down and run_training gave the job back to the queue: send
         # it to the resume queue so that another worker resumes it from its checkpoint at once.
-        send_resumed(job_id)
+        send.resume(job_id)
         log.warning("job %s handed back (%s)", job_id, stop)
-
-
-def send_train(job_id: str) -> None:
-    app.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=get_settings().train_queue)
-
-
-def send_resumed(job_id: str) -> None:
-    """Send a job that already waited or ran (handed back, lost): ahead of later submissions."""
-    app.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=resume_queue(get_settings().train_queue))
 
 
 @app.task(name=RECONCILE_TASK, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
@@ -87,7 +73,7 @@ def reconcile() -> list[str]:
         lost = queue_marker.queues_lost(connection, settings.train_queue)
         if lost:
             log.warning("the broker lost its queues (restarted without persistence?): re-sending every queued job")
-        requeued = run(session_factory(), settings, send_resumed, broker_was_reset=lost)
+        requeued = run(session_factory(), settings, send.resume, broker_was_reset=lost)
         if lost:  # only once every message is sent again
             queue_marker.mark_queues_intact(connection, settings.train_queue)
     return requeued

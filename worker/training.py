@@ -14,8 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from datastore.artifacts import ArtifactStore
-from datastore.builtin import is_builtin
-from datastore.reader import StoredDataset, open_dataset
+from datastore.lookup import FoundDataset, UnknownDataset, find_dataset
 from diagnosis.facts import DataFacts, dataset_facts
 from keras_bridge import global_state
 from keras_bridge.budget import OutOfMemory, build_within_budget, is_out_of_memory
@@ -30,11 +29,11 @@ from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import Dataset, Job
 from worker import job_store
+from worker.auto_retry import spawn_retry, wants_retry
 from worker.callbacks import RecordEpochs, StopWhen
 from worker.checkpoint import AtomicBackupAndRestore
-from worker.auto_retry import spawn_retry, wants_retry
-from worker.diagnose import Diagnosis
 from worker.data import DataError, PreparedData, prepare
+from worker.diagnose import Diagnosis
 from worker.hand_back import HandBack, StopOnShutdown
 from worker.heartbeat import heartbeat
 from worker.pipeline import make_dataset
@@ -42,15 +41,13 @@ from worker.pipeline import make_dataset
 log = logging.getLogger(__name__)
 
 
-def load_arrays(factory: sessionmaker[Session], store: ArtifactStore, dataset_ref: str) -> StoredDataset:
-    """The dataset, memory-mapped: nothing is read until a batch needs it."""
-    if is_builtin(dataset_ref):
-        return open_dataset(store, dataset_ref)
+def find_job_dataset(factory: sessionmaker[Session], store: ArtifactStore, dataset_ref: str) -> FoundDataset:
+    """The job's dataset (``datastore.lookup``, the API's lookup too); gone since the job was queued: DataError."""
     with transaction(factory) as session:
-        dataset = session.get(Dataset, dataset_ref)
-        if dataset is None:
-            raise DataError(f"dataset {dataset_ref} no longer exists")
-        return open_dataset(store, dataset)
+        try:
+            return find_dataset(store, dataset_ref, lambda dataset_id: session.get(Dataset, dataset_id))
+        except UnknownDataset as exc:
+            raise DataError(exc.message) from exc
 
 
 def _fit(
@@ -121,7 +118,8 @@ def _fit(
     verdict = None
     if reason is not StopReason.cancelled:
         # The training findings as the monitor holds them (resolved ones are info; a resumed run restored them).
-        findings = [*(f for f in job.findings if f["phase"] != "training"), *(f.as_json() for f in watch.raised.values())]
+        findings = [*(f for f in job.findings if f["phase"] != "training"),
+                    *(f.as_json() for f in watch.raised.values())]
         verdict = diagnosis.verdict(findings)
         job_store.add_finding(factory, claim, verdict.as_json())
     return reason, test_metrics, model_path, verdict
@@ -159,8 +157,9 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
     try:
         with heartbeat(lambda: job_store.beat(factory, claim), settings.heartbeat_interval_s):
             assert spec.seed is not None
-            arrays = load_arrays(factory, store, job.dataset_ref)
-            facts = dataset_facts(arrays, spec.data.x, spec.data.y)
+            dataset = find_job_dataset(factory, store, job.dataset_ref)
+            arrays = dataset.open()  # memory-mapped: read a batch at a time
+            facts = dataset_facts(arrays, spec.data.x, spec.data.y, dataset.description)  # as the API's preflight
             data = prepare(arrays, spec.data, spec.seed)
             job_store.set_data_summary(factory, claim, data.summary)
             reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts, settings)

@@ -8,14 +8,14 @@ or down never occupies a training process.
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
-from models.outbox import DELIVER_TASK, SWEEP_TASK
+from broker.tasks import DELIVER_WEBHOOKS_TASK, SWEEP_WEBHOOKS_TASK
 from models.settings import get_settings
-from worker.celery_app import app
-from worker.tasks import send_deliveries, session_factory
+from worker.celery_app import app, send
+from worker.tasks import session_factory
 from worker.webhooks import deliver_pending, overdue_jobs
 
 
-@app.task(name=DELIVER_TASK, bind=True, max_retries=None, autoretry_for=(OperationalError,),
+@app.task(name=DELIVER_WEBHOOKS_TASK, bind=True, max_retries=None, autoretry_for=(OperationalError,),
           retry_backoff=2, retry_backoff_max=300)
 def deliver_webhooks(self: Task, job_id: str) -> None:
     # The retry schedule and the give-up live in the database (webhook_cursors),
@@ -25,10 +25,10 @@ def deliver_webhooks(self: Task, job_id: str) -> None:
         raise self.retry(countdown=retry_in)
 
 
-@app.task(name=SWEEP_TASK)
+@app.task(name=SWEEP_WEBHOOKS_TASK)
 def sweep_webhooks() -> list[str]:
     """Re-send the wake-up of jobs whose delivery message was lost (broker restart, killed worker)."""
     job_ids = overdue_jobs(session_factory())
     for job_id in job_ids:
-        send_deliveries(job_id)
+        send.deliveries(job_id)
     return job_ids

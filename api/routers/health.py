@@ -3,6 +3,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 
+from api.deps import QueueDep
+from api.queue import TrainingQueue
 from api.schemas.errors import error_response
 from broker import queue_marker
 from models.db import utcnow
@@ -25,27 +27,27 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness: the database and the broker answer", responses={
     200: {"description": "ready", "content": {"application/json": {"schema": READINESS}}},
     503: {"description": "not ready: the checks say which", "content": {"application/json": {"schema": READINESS}}}})
-def readyz(request: Request) -> JSONResponse:
+def readyz(request: Request, queue: QueueDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         with request.app.state.session_factory() as session:
             session.execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (readiness reports whatever failed, by its type)
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        request.app.state.queue.ping()
-        checks["broker"] = "lost its queues: queued jobs wait to be re-sent" if _queues_lost(request) else "ok"
-    except Exception as exc:
+        queue.ping()
+        checks["broker"] = "lost its queues: queued jobs wait to be re-sent" if _queues_lost(request, queue) else "ok"
+    except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
+                        status_code=200 if ready else 503)
 
 
-def _queues_lost(request: Request) -> bool:
+def _queues_lost(request: Request, queue: TrainingQueue) -> bool:
     """The broker came back empty (see broker/queue_marker.py) while jobs wait in the queue:
     their messages are gone until the reconciler sends them again."""
-    queue = request.app.state.queue
     with queue.celery.connection_for_write() as connection:
         if not queue_marker.queues_lost(connection, queue.queue):
             return False

@@ -2,18 +2,28 @@ import csv
 import io
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 
-from api.deps import PageDep, SettingsDep, UoW, ValidatorDep
+from api.deps import PageDep, QueueDep, SettingsDep, StoreDep, UoW, ValidatorDep
 from api.errors import Conflict, NotFound
 from api.schemas.common import ListPage
 from api.schemas.errors import error_responses
-from api.schemas.jobs import SPEC_EXAMPLE, SPEC_RULES, FindingsOut, JobCreated, JobOut, RetryRequest, ValidationOut
+from api.schemas.jobs import (
+    SPEC_EXAMPLE,
+    SPEC_RULES,
+    FindingsOut,
+    JobCreated,
+    JobOut,
+    RetryRequest,
+    ValidationOut,
+    findings_out,
+    job_detail_out,
+    job_out,
+    public_spec,
+)
 from api.services import jobs as service
 from api.services import retry
-from api.services.webhooks import public_spec
-from datastore.artifacts import ArtifactStore
 from models.enums import JobStatus
 from models.spec import JobSpec
 from models.tables import Job
@@ -30,15 +40,16 @@ def _created(response: Response, job: Job, summary: dict[str, Any] | None, new: 
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not new:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobCreated(**service.job_out(job).model_dump(), model_summary=summary)
+    return JobCreated(**job_out(job).model_dump(), model_summary=summary)
 
 
 @router.post(":validate", response_model=ValidationOut, summary="Dry run: validate, check against Keras, summarize",
              description="Validates the spec, runs the preflight checks and builds the model to summarize it; "
                          "trains nothing and stores nothing.\n" + SPEC_RULES,
              responses=error_responses(400, 413, 429), openapi_extra=SPEC_EXAMPLE)
-def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep) -> ValidationOut:
-    checked = service.check_job(uow.session, spec, settings, validator)
+def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, store: StoreDep,
+                 ) -> ValidationOut:
+    checked = service.check_job(uow.session, spec, settings, validator, store)
     return ValidationOut(
         valid=not any(f.severity == "error" for f in checked.findings),
         spec=public_spec(checked.spec.model_dump(mode="json")), model=checked.summary,
@@ -51,11 +62,11 @@ def validate_job(spec: JobSpec, uow: UoW, settings: SettingsDep, validator: Vali
                          "Error-severity findings reject it with 422 unless `\"force\": true`.\n" + SPEC_RULES,
              responses=error_responses(400, 409, 413, 429), openapi_extra=SPEC_EXAMPLE)
 def submit_job(
-    spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request, response: Response,
-    idempotency_key: IdempotencyKey = None,
+    spec: JobSpec, uow: UoW, settings: SettingsDep, validator: ValidatorDep, queue: QueueDep, store: StoreDep,
+    response: Response, idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
     job, summary, new = service.create_job(
-        uow, spec, settings=settings, queue=request.app.state.queue, validator=validator,
+        uow, spec, settings=settings, queue=queue, validator=validator, store=store,
         idempotency_key=idempotency_key,
     )
     return _created(response, job, summary, new)
@@ -66,19 +77,23 @@ def list_jobs(
     uow: UoW, page: PageDep, status: JobStatus | None = None, name: str | None = None,
     dataset: str | None = None, parent_id: str | None = None,
 ) -> ListPage[JobOut]:
-    return service.list_jobs(uow.session, page, status=status, name=name, dataset=dataset, parent_id=parent_id)
+    jobs = service.list_jobs(uow.session, page, status=status, name=name, dataset=dataset, parent_id=parent_id)
+    return ListPage(items=[job_out(job) for job in jobs.items], next_cursor=jobs.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job: status, progress, metrics, findings",
             responses=error_responses(404))
 def get_job(job_id: str, uow: UoW) -> JobOut:
-    return retry.job_detail(uow.session, service.get_job(uow.session, job_id))
+    job = service.get_job(uow.session, job_id)
+    family = service.family_of(uow.session, job)
+    return job_detail_out(job, children=family.children, repair_root_id=family.repair_root_id,
+                          repair_chain=family.repair_chain)
 
 
 @router.get("/{job_id}/findings", response_model=FindingsOut, summary="The diagnosis: findings and the final verdict",
             responses=error_responses(404))
 def get_findings(job_id: str, uow: UoW) -> FindingsOut:
-    return retry.findings_of(service.get_job(uow.session, job_id))
+    return findings_out(service.get_job(uow.session, job_id))
 
 
 @router.post("/{job_id}/retry", status_code=202, response_model=JobCreated,
@@ -89,10 +104,10 @@ def get_findings(job_id: str, uow: UoW) -> FindingsOut:
                          "422. The new job's `parent_id` is this job.",
              responses=error_responses(400, 404, 409, 413, 429))
 def retry_job(
-    job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, validator: ValidatorDep, request: Request,
-    response: Response, idempotency_key: IdempotencyKey = None,
+    job_id: str, body: RetryRequest, uow: UoW, settings: SettingsDep, validator: ValidatorDep, queue: QueueDep,
+    store: StoreDep, response: Response, idempotency_key: IdempotencyKey = None,
 ) -> JobCreated:
-    job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=request.app.state.queue,
+    job, summary, new = retry.retry_job(uow, job_id, body, settings=settings, queue=queue, store=store,
                                         validator=validator, idempotency_key=idempotency_key)
     return _created(response, job, summary, new)
 
@@ -120,7 +135,7 @@ def get_curves(job_id: str, uow: UoW, format: Annotated[str, Query(pattern="^(js
              summary="Cancel: a queued job at once, a running one within an epoch",
              responses=error_responses(404, 409))
 def cancel_job(job_id: str, uow: UoW) -> JobOut:
-    return service.job_out(service.cancel_job(uow.session, job_id))
+    return job_out(service.cancel_job(uow.session, job_id))
 
 
 @router.get("/{job_id}/model", summary="The trained model (.keras)", response_class=Response,
@@ -129,13 +144,13 @@ def cancel_job(job_id: str, uow: UoW) -> JobOut:
             responses={200: {"description": "the .keras file", "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                        **error_responses(404, 409)})
-def download_model(job_id: str, uow: UoW, settings: SettingsDep) -> FileResponse:
+def download_model(job_id: str, uow: UoW, store: StoreDep) -> FileResponse:
     job = service.get_job(uow.session, job_id)
     if job.model_path is None:
         if not job.status.finished:
             raise Conflict(f"job '{job_id}' is {job.status.value}; its model is saved when it finishes")
         raise NotFound(f"job '{job_id}' has no model ({job.status.value})")
-    path = ArtifactStore(settings.artifacts).resolve(job.model_path)
+    path = store.resolve(job.model_path)
     if not path.exists():
         raise NotFound(f"the model file of job '{job_id}' is missing from the artifact store")
     return FileResponse(path, media_type="application/octet-stream", filename=f"{job_id}.keras")

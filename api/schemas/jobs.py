@@ -1,9 +1,14 @@
+"""The job schemas of the API, and the functions that build them from rows (the routes call them)."""
+
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.db import utcnow
 from models.enums import JobStatus, StopReason
+from models.findings import LEARNED, verdict_of
+from models.tables import Job
 
 
 class Progress(BaseModel):
@@ -33,7 +38,8 @@ class JobOut(BaseModel):
     parent_id: str | None
     progress: Progress
     last_metrics: dict[str, Any] | None
-    best_metrics: dict[str, Any] | None = Field(description="the epoch with the lowest val_loss (loss without validation)")
+    best_metrics: dict[str, Any] | None = Field(
+        description="the epoch with the lowest val_loss (loss without validation)")
     test_metrics: dict[str, Any] | None
     findings: list[dict[str, Any]]
     data: dict[str, Any] | None = Field(description="split sizes and label counts, as trained")
@@ -114,6 +120,62 @@ class JobCreated(JobOut):
 
 
 JobOut.model_rebuild()
+
+def public_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec as the API shows it: without the webhook secret.
+
+    Left out rather than masked, so a spec copied from a response and submitted
+    again fails with "webhook.secret: Field required" instead of signing with
+    a row of asterisks.
+    """
+    webhook = spec.get("webhook")
+    if not webhook or "secret" not in webhook:
+        return spec
+    return {**spec, "webhook": {key: value for key, value in webhook.items() if key != "secret"}}
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def job_out(job: Job) -> JobOut:
+    end = job.finished_at or (utcnow() if job.started_at else None)
+    return JobOut(
+        id=job.id, name=job.name, status=job.status, stop_reason=job.stop_reason, dataset=job.dataset_ref,
+        parent_id=job.parent_id, progress=Progress(epoch=job.epoch, epochs=job.epochs), last_metrics=job.last_metrics,
+        best_metrics=job.best_metrics, test_metrics=job.test_metrics, findings=job.findings, data=job.data_summary,
+        timings=Timings(
+            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+            queued_s=_seconds(job.created_at, job.started_at), running_s=_seconds(job.started_at, end),
+        ),
+        attempts=job.attempts, error=JobError(**job.error) if job.error else None,
+        model_available=job.model_path is not None, spec=public_spec(job.spec),
+        verdict=verdict_of(job.findings),
+    )
+
+
+def _attempt(job: Job) -> RepairAttempt:
+    verdict = verdict_of(job.findings)
+    name = verdict["evidence"]["verdict"] if verdict else None
+    applied = (job.origin or {}).get("suggestion")
+    return RepairAttempt(job_id=job.id, status=job.status, verdict=name,
+                         learned=None if name is None else name in LEARNED, applied=applied)
+
+
+def job_detail_out(job: Job, *, children: list[str], repair_root_id: str | None, repair_chain: list[Job]) -> JobOut:
+    """GET /v1/jobs/{id}: the job, with the jobs retried from it and its repair chain."""
+    out = job_out(job)
+    out.children = children
+    if repair_root_id is not None:
+        attempts = [_attempt(j) for j in repair_chain]
+        out.repair = RepairChain(root_id=repair_root_id, attempts=attempts,
+                                 learned_by=next((a.job_id for a in attempts if a.learned), None))
+    return out
+
+
+def findings_out(job: Job) -> FindingsOut:
+    return FindingsOut(job_id=job.id, status=job.status, findings=[f for f in job.findings if f["code"] != "verdict"],
+                       verdict=verdict_of(job.findings))
 
 
 # What the OpenAPI document says about a spec beyond its schema (submit and :validate).

@@ -1,0 +1,1 @@
+"""Services return domain rows (``models.tables``) and plain values, never API schemas: routes build those."""

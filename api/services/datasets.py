@@ -1,28 +1,30 @@
-"""Datasets: upload (streamed, hashed, checked, stored as memory-mappable arrays), describe, list, delete."""
+"""Datasets: upload (streamed, hashed, checked, stored as memory-mappable arrays), describe, list, delete.
+
+Returns rows (``Dataset``, or a ``Builtin`` for a built-in dataset) and plain values; the routes
+build the response schemas."""
 
 import hashlib
 import logging
 import os
 import tempfile
-from functools import cache
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.deps import Page
-from api.tenancy import current_tenant
+from api.deps import Page, Rows
 from api.errors import Conflict, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType, detail
-from api.schemas.common import ListPage
-from api.schemas.datasets import DatasetOut, samples_of
+from api.tenancy import current_tenant
 from datastore.artifacts import ArtifactStore
-from datastore.builtin import builtin_names, describe_builtin, is_builtin, load_builtin
-from datastore.describe import array_summary, describe
+from datastore.builtin import builtin_names, describe_builtin, is_builtin
+from datastore.describe import array_summary
 from datastore.errors import DatasetFileError
 from datastore.ingest import FORMATS, ingest
+from datastore.kinds import ArrayKind
 from datastore.limits import Limits
+from datastore.lookup import FoundDataset, builtin_description, find_dataset
 from datastore.sweep import sweep
 from models.dataset_files import claims, lock_content, referenced_contents, unreferenced
 from models.enums import JobStatus
@@ -33,43 +35,26 @@ from models.tables import Dataset, Job
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
-CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
 
-@cache
-def builtin_description(ref: str) -> dict[str, Any]:
-    return describe(load_builtin(ref))
+class Builtin(NamedTuple):
+    """A built-in dataset: what a ``Dataset`` row says of an uploaded one."""
+
+    id: str
+    title: str
+    arrays: dict[str, Any]
+    description: dict[str, Any]
 
 
-def dataset_out(dataset: Dataset, *, full: bool = True) -> DatasetOut:
-    description = dataset.description or {}
-    return DatasetOut(
-        id=dataset.id, builtin=False, filename=dataset.filename, format=dataset.format, sha256=dataset.sha256,
-        size_bytes=dataset.size_bytes, samples=samples_of(dataset.arrays), arrays=dataset.arrays,
-        classes=description.get("classes"), description=dataset.description if full else None,
-        created_at=dataset.created_at,
-    )
-
-
-def builtin_out(ref: str, *, full: bool = True) -> DatasetOut:
+def builtin(ref: str) -> Builtin:
     description = builtin_description(ref)
-    arrays = array_summary(description)
-    return DatasetOut(
-        id=ref, builtin=True, title=describe_builtin(ref), format="builtin", sha256=None, size_bytes=None,
-        samples=samples_of(arrays), arrays=arrays, description=description if full else None, created_at=None,
-    )
+    return Builtin(ref, describe_builtin(ref), array_summary(description), description)
 
 
-def arrays_of(session: Session, ref: str) -> dict[str, Any]:
-    """The array summaries of a dataset id or built-in name; 422 at ``dataset`` if unknown."""
-    if is_builtin(ref):
-        if ref not in builtin_names():
-            raise Invalid("unknown dataset", [detail(("dataset",), f"unknown built-in dataset '{ref}'; built-ins: {builtin_names()}")])
-        return array_summary(builtin_description(ref))
-    dataset = session.get(Dataset, ref)
-    if dataset is None:
-        raise Invalid("unknown dataset", [detail(("dataset",), f"no dataset with id '{ref}'; upload one with POST /v1/datasets")])
-    return dataset.arrays
+def find(session: Session, store: ArtifactStore, ref: str) -> FoundDataset:
+    """The dataset a job names, this tenant's (``datastore.lookup``). Its ``UnknownDataset`` is the
+    API's 422 at ``dataset`` (``api.errors``)."""
+    return find_dataset(store, ref, lambda dataset_id: session.get(Dataset, dataset_id))
 
 
 def _names(arrays: dict[str, Any]) -> str:
@@ -101,40 +86,38 @@ def role_shapes(arrays: dict[str, Any], data: DataSpec) -> tuple[dict[str, Any],
             if len({info["shape"][0] for info in infos}) > 1:
                 issues.append(detail(("data", role), "the listed arrays differ in length"))
                 continue
-            out[role] = {"shape": [infos[0]["shape"][0], len(listed)], "kind": "dense"}
+            out[role] = {"shape": [infos[0]["shape"][0], len(listed)], "kind": ArrayKind.dense.value}
             continue
         info = dict(infos[0])
-        kind = info.get("kind", "dense")
-        if role == "y" and kind != "dense":
+        kind = info.get("kind", ArrayKind.dense)
+        if role == "y" and kind != ArrayKind.dense:
             issues.append(detail(("data", "y"), f"'{names}' holds {kind}; a target must be a plain array"))
             continue
-        if kind == "images":
-            info["shape"] = [info["shape"][0], *data.image_size, CHANNELS[data.color_mode]]
+        if kind == ArrayKind.images:
+            info["shape"] = [info["shape"][0], *data.image_size, data.channels]
         out[role] = info
     if issues:
         raise Invalid("the data options do not match the dataset", issues)
     return out["x"], out["y"]
 
 
-def get_dataset(session: Session, ref: str) -> DatasetOut:
+def get_dataset(session: Session, ref: str) -> Dataset | Builtin:
     if is_builtin(ref) and ref in builtin_names():
-        return builtin_out(ref)
+        return builtin(ref)
     dataset = session.get(Dataset, ref)
     if dataset is None:
         raise NotFound(f"no dataset with id '{ref}'")
-    return dataset_out(dataset)
+    return dataset
 
 
-def list_datasets(session: Session, page: Page) -> ListPage[DatasetOut]:
-    """Newest first, built-ins heading the first page; descriptions only from GET /v1/datasets/{id}."""
+def list_datasets(session: Session, page: Page) -> Rows[Dataset | Builtin]:
+    """Newest first, built-ins heading the first page."""
     query = select(Dataset).order_by(Dataset.id.desc()).limit(page.limit + 1)
     if page.cursor:
         query = query.where(Dataset.id < page.cursor)
-    rows = session.scalars(query).all()
-    items = [dataset_out(d, full=False) for d in rows[: page.limit]]
-    if page.cursor is None:
-        items = [builtin_out(ref, full=False) for ref in builtin_names()] + items
-    return ListPage(items=items, next_cursor=rows[page.limit - 1].id if len(rows) > page.limit else None)
+    uploaded = page.of(session.scalars(query).all(), lambda dataset: dataset.id)
+    builtins = [builtin(ref) for ref in builtin_names()] if page.cursor is None else []
+    return Rows([*builtins, *uploaded.items], uploaded.next_cursor)
 
 
 def _stream_to_disk(source: BinaryIO, directory: Path, limit: int) -> tuple[Path, str, int]:
@@ -163,7 +146,7 @@ def _limits(settings: Settings) -> Limits:
 
 
 def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, source: BinaryIO,
-                   settings: Settings) -> tuple[DatasetOut, bool]:
+                   settings: Settings) -> tuple[Dataset, bool]:
     """Check an upload and store it under its content hash. Returns the dataset and whether it is new.
 
     The arrays are written to a staging folder and renamed into place only once
@@ -182,7 +165,7 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
             raise Invalid("the file is empty", [detail(("file",), "the file is empty")])
         existing = session.scalar(select(Dataset).where(Dataset.sha256 == sha256))
         if existing is not None:
-            return dataset_out(existing), False
+            return existing, False
         try:
             ingested = ingest(tmp, suffix, staging, _limits(settings))
         except DatasetFileError as exc:
@@ -191,8 +174,9 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
         relative = store.dataset_path(sha256)
         tenant = current_tenant(session)
         dataset = Dataset(
-            id=dataset_id(tenant, sha256), tenant=tenant, sha256=sha256, filename=Path(filename).name[:255], format=ingested.format,
-            size_bytes=size, path=relative, arrays=ingested.arrays, description=ingested.description,
+            id=dataset_id(tenant, sha256), tenant=tenant, sha256=sha256, filename=Path(filename).name[:255],
+            format=ingested.format, size_bytes=size, path=relative, arrays=ingested.arrays,
+            description=ingested.description,
         )
         lock_content(session, sha256)  # until this request commits: a removal of the same bytes waits for the row
         try:
@@ -201,13 +185,13 @@ def upload_dataset(session: Session, store: ArtifactStore, *, filename: str, sou
         except IntegrityError:  # the same file uploaded concurrently: keep the first
             existing = session.scalar(select(Dataset).where(Dataset.sha256 == sha256))
             assert existing is not None
-            return dataset_out(existing), False
+            return existing, False
         final = store.resolve(relative)
         if not final.exists():  # else: the same bytes, stored for another tenant; reuse them
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging, final)
             os.utime(final)  # its age, for the sweep, starts now
-        return dataset_out(dataset), True
+        return dataset, True
     finally:
         tmp.unlink(missing_ok=True)
         store.remove(staging)
@@ -242,14 +226,14 @@ def release_files(session: Session, store: ArtifactStore, dataset: Dataset) -> N
         with unreferenced(session, dataset.sha256) as free:
             if free:
                 store.remove(store.resolve(dataset.path))
-    except Exception:  # noqa: BLE001  (the deletion stands; the sweep retries)
+    except Exception:  # the deletion stands; the sweep retries
         log.exception("could not release the files of deleted dataset %s; the sweep will", dataset.id)
 
 
-def sweep_stale_uploads(settings: Settings, factory: sessionmaker[Session]) -> None:
+def sweep_stale_uploads(settings: Settings, store: ArtifactStore, factory: sessionmaker[Session]) -> None:
     """The API's start-up sweep (see ``datastore.sweep``); a failure is logged, never fatal."""
     try:
-        sweep(ArtifactStore(settings.artifacts), settings.upload_grace_s, claims(factory),
+        sweep(store, settings.upload_grace_s, claims(factory),
               lambda: referenced_contents(factory))
-    except Exception:  # noqa: BLE001  (the periodic sweep retries)
+    except Exception:  # the periodic sweep retries
         log.exception("the start-up sweep of stale uploads failed")

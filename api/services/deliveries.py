@@ -1,18 +1,16 @@
-"""The record of a job's webhook deliveries: every attempt, newest first."""
+"""The record of a job's webhook deliveries: every attempt, newest first (rows; the route builds the schemas)."""
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import Page
+from api.deps import Page, Rows
 from api.errors import Invalid, detail
-from api.schemas.common import ListPage
-from api.schemas.webhooks import DeliveryOut
 from api.services.jobs import get_job
 from models.tables import WebhookDelivery
 
 
 def list_deliveries(session: Session, job_id: str, page: Page, *,
-                    event_id: int | None = None) -> ListPage[DeliveryOut]:
+                    event_id: int | None = None) -> Rows[WebhookDelivery]:
     get_job(session, job_id)  # the lookup every read of a job goes through
     query = (select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)
              .order_by(WebhookDelivery.id.desc()).limit(page.limit + 1))
@@ -23,8 +21,4 @@ def list_deliveries(session: Session, job_id: str, page: Page, *,
         query = query.where(WebhookDelivery.id < int(page.cursor))
     if event_id is not None:
         query = query.where(WebhookDelivery.event_id == event_id)
-    rows = session.scalars(query).all()
-    return ListPage(
-        items=[DeliveryOut.model_validate(row, from_attributes=True) for row in rows[: page.limit]],
-        next_cursor=str(rows[page.limit - 1].id) if len(rows) > page.limit else None,
-    )
+    return page.of(session.scalars(query).all(), lambda delivery: str(delivery.id))

@@ -1,31 +1,31 @@
-"""Jobs: submit (validate, check against Keras and the data, enqueue), read, cancel."""
+"""Jobs: submit (validate, check against Keras and the data, enqueue), read, cancel.
+
+Returns rows (``Job``) and plain values; the routes build the response schemas."""
 
 import hashlib
 import json
 import secrets
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.deps import Page, UnitOfWork
-from api.limits import check_tenant_limits
-from api.tenancy import current_tenant
+from api.deps import Page, Rows, UnitOfWork
 from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail
+from api.limits import check_tenant_limits
 from api.queue import TrainingQueue
+from api.services.data_facts import facts_for
+from api.services.datasets import find, role_shapes
+from api.services.webhooks import check_webhook
+from api.tenancy import current_tenant
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
-from api.schemas.common import ListPage
-from api.schemas.jobs import JobError, JobOut, Progress, Timings
-from api.services.datasets import arrays_of, role_shapes
-from api.services.preflight import facts_for
-from api.services.webhooks import check_webhook, public_spec
+from datastore.artifacts import ArtifactStore
 from diagnosis.preflight import run_preflight
-from models.db import utcnow
-from models.findings import Finding, verdict_of
 from models import lifecycle
+from models.db import utcnow
 from models.enums import JobStatus
+from models.findings import Finding
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec, LayersModel
@@ -56,20 +56,23 @@ def _shape_fits(expected: list[int | None], actual: list[int]) -> bool:
     return len(expected) == len(actual) and all(e is None or e == a for e, a in zip(expected, actual, strict=True))
 
 
-def _data_check(session: Session, spec: JobSpec, summary: dict[str, Any], settings: Settings) -> int:
+def _data_check(arrays: dict[str, Any], spec: JobSpec, summary: dict[str, Any], settings: Settings) -> int:
     """Returns the number of samples."""
     # Column lists stacked, images at the spec's image_size/color_mode, sequences as [n, None, ...].
-    x, y = role_shapes(arrays_of(session, spec.dataset), spec.data)
+    x, y = role_shapes(arrays, spec.data)
     if x["shape"][0] != y["shape"][0]:
-        raise Invalid("x and y differ in length", [detail(("data",), f"x has {x['shape'][0]} samples but y has {y['shape'][0]}")])
+        raise Invalid("x and y differ in length",
+                      [detail(("data",), f"x has {x['shape'][0]} samples but y has {y['shape'][0]}")])
     expected = spec.model.input_shape if isinstance(spec.model, LayersModel) else summary["input_shape"][1:]
     if not _shape_fits(list(expected), x["shape"][1:]):
         loc = ("model", "input_shape") if isinstance(spec.model, LayersModel) else ("model", "keras")
         raise Invalid("the model input does not match the data", [
-            detail(loc, f"the model takes samples of shape {list(expected)} but x holds samples of shape {x['shape'][1:]}")
+            detail(loc, f"the model takes samples of shape {list(expected)} "
+                        f"but x holds samples of shape {x['shape'][1:]}")
         ])
     if spec.fit.epochs > settings.max_epochs:
-        raise Invalid("too many epochs", [detail(("fit", "epochs"), f"at most {settings.max_epochs}. Received: epochs={spec.fit.epochs}")])
+        raise Invalid("too many epochs", [
+            detail(("fit", "epochs"), f"at most {settings.max_epochs}. Received: epochs={spec.fit.epochs}")])
     return int(x["shape"][0])
 
 
@@ -80,7 +83,8 @@ class CheckedJob(NamedTuple):
     samples: int  # in the dataset
 
 
-def check_job(session: Session, spec: JobSpec, settings: Settings, validator: ProcessPool) -> CheckedJob:
+def check_job(session: Session, spec: JobSpec, settings: Settings, validator: ProcessPool,
+              store: ArtifactStore) -> CheckedJob:
     """Everything short of training.
 
     The Keras check comes first, before the session's first query: a request that
@@ -89,9 +93,10 @@ def check_job(session: Session, spec: JobSpec, settings: Settings, validator: Pr
     if spec.seed is None:  # fix it now, so the stored spec reruns identically
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
     summary = _keras_check(validator, spec, current_tenant(session), settings)
-    samples = _data_check(session, spec, summary, settings)
+    dataset = find(session, store, spec.dataset)  # unknown: 422 at "dataset"
+    samples = _data_check(dataset.arrays, spec, summary, settings)
     check_webhook(spec, settings)
-    facts = facts_for(session, settings, spec.dataset, spec.data.x, spec.data.y)
+    facts = facts_for(dataset, spec.data.x, spec.data.y)
     return CheckedJob(spec, summary, run_preflight(spec.model_dump(mode="json"), summary, facts), samples)
 
 
@@ -99,7 +104,8 @@ def reject_on_errors(findings: list[Finding], force: bool) -> None:
     errors = [f for f in findings if f.severity == "error"]
     if errors and not force:
         raise Invalid(
-            f"preflight found {len(errors)} error(s): {errors[0].message} Fix the spec, or resubmit with \"force\": true.",
+            f"preflight found {len(errors)} error(s): {errors[0].message} "
+            "Fix the spec, or resubmit with \"force\": true.",
             [{**detail(("preflight", f.code.value), f.message), "finding": f.as_json()} for f in errors],
         )
 
@@ -110,7 +116,7 @@ def _request_hash(body: dict[str, Any]) -> str:
 
 def create_job(
     uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, validator: ProcessPool,
-    idempotency_key: str | None, parent_id: str | None = None,
+    store: ArtifactStore, idempotency_key: str | None, parent_id: str | None = None,
 ) -> tuple[Job, dict[str, Any] | None, bool]:
     """Returns the job, the model summary, and whether it is new (False: an idempotent replay)."""
     session = uow.session
@@ -122,7 +128,7 @@ def create_job(
     # Nothing is written yet: end the transaction so that its connection goes back to
     # the pool while a validator process checks the spec (seconds, for a big model).
     session.commit()
-    spec, summary, findings, samples = check_job(session, spec, settings, validator)
+    spec, summary, findings, samples = check_job(session, spec, settings, validator, store)
     reject_on_errors(findings, spec.force)
     # From here to the commit this tenant's other submissions wait, so the cap below is exact. A request
     # with the same key may have committed meanwhile: its job is the answer (never a 429).
@@ -165,26 +171,6 @@ def _replay(existing: Job, body_hash: str, key: str) -> Job:
     return existing
 
 
-def _seconds(start: datetime | None, end: datetime | None) -> float | None:
-    return round((end - start).total_seconds(), 3) if start and end else None
-
-
-def job_out(job: Job) -> JobOut:
-    end = job.finished_at or (utcnow() if job.started_at else None)
-    return JobOut(
-        id=job.id, name=job.name, status=job.status, stop_reason=job.stop_reason, dataset=job.dataset_ref,
-        parent_id=job.parent_id, progress=Progress(epoch=job.epoch, epochs=job.epochs), last_metrics=job.last_metrics,
-        best_metrics=job.best_metrics, test_metrics=job.test_metrics, findings=job.findings, data=job.data_summary,
-        timings=Timings(
-            created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
-            queued_s=_seconds(job.created_at, job.started_at), running_s=_seconds(job.started_at, end),
-        ),
-        attempts=job.attempts, error=JobError(**job.error) if job.error else None,
-        model_available=job.model_path is not None, spec=public_spec(job.spec),
-        verdict=verdict_of(job.findings),
-    )
-
-
 def get_job(session: Session, job_id: str) -> Job:
     job = session.get(Job, job_id)
     if job is None:
@@ -193,18 +179,33 @@ def get_job(session: Session, job_id: str) -> Job:
 
 
 def list_jobs(session: Session, page: Page, *, status: JobStatus | None, name: str | None, dataset: str | None,
-              parent_id: str | None) -> ListPage[JobOut]:
+              parent_id: str | None) -> Rows[Job]:
     query = select(Job).order_by(Job.id.desc()).limit(page.limit + 1)
     if page.cursor:
         query = query.where(Job.id < page.cursor)
-    for column, value in ((Job.status, status), (Job.name, name), (Job.dataset_ref, dataset), (Job.parent_id, parent_id)):
+    filters = ((Job.status, status), (Job.name, name), (Job.dataset_ref, dataset), (Job.parent_id, parent_id))
+    for column, value in filters:
         if value is not None:
             query = query.where(column == value)
-    rows = session.scalars(query).all()
-    return ListPage(
-        items=[job_out(j) for j in rows[: page.limit]],
-        next_cursor=rows[page.limit - 1].id if len(rows) > page.limit else None,
-    )
+    return page.of(session.scalars(query).all(), lambda job: job.id)
+
+
+class Family(NamedTuple):
+    """The jobs around one job, for its detail: what was retried from it, its repair chain."""
+
+    children: list[str]  # ids, oldest first
+    repair_root_id: str | None
+    repair_chain: list[Job]  # the root and every attempt, oldest first (empty outside a chain)
+
+
+def family_of(session: Session, job: Job) -> Family:
+    children = list(session.scalars(select(Job.id).where(Job.parent_id == job.id).order_by(Job.id)))
+    root = job.repair_root_id
+    chain: list[Job] = []
+    if root is not None:
+        chain = list(session.scalars(
+            select(Job).where((Job.repair_root_id == root) | (Job.id == root)).order_by(Job.id)).all())
+    return Family(children, root, chain)
 
 
 def cancel_job(session: Session, job_id: str) -> Job:

@@ -1,24 +1,20 @@
-"""Retry a job with a fix applied, and the family around a job (children, repair chain)."""
+"""Retry a job with a fix applied: a finding's suggestion or a merge patch."""
 
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api.deps import UnitOfWork
 from api.errors import Invalid, detail, validation_details
 from api.queue import TrainingQueue
-from api.schemas.jobs import FindingsOut, JobOut, RepairAttempt, RepairChain, RetryRequest
-from api.services.jobs import create_job, get_job, job_out
+from api.schemas.jobs import RetryRequest
+from api.services.jobs import create_job, get_job
 from api.validation.pool import ProcessPool
+from datastore.artifacts import ArtifactStore
 from diagnosis.patches import merge_patch
-from models.findings import verdict_of
 from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import Job
-
-LEARNED = ("learning", "converged", "overfitting")
 
 
 def _patch_of(parent: Job, request: RetryRequest) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -31,15 +27,18 @@ def _patch_of(parent: Job, request: RetryRequest) -> tuple[dict[str, Any], dict[
                                                               f"Received: finding={request.finding}")])
     suggestions = parent.findings[request.finding].get("suggestions", [])
     if request.suggestion >= len(suggestions):
-        raise Invalid("no such suggestion", [detail(("suggestion",), f"finding {request.finding} has {len(suggestions)} "
-                                                                    f"suggestions. Received: suggestion={request.suggestion}")])
+        raise Invalid("no such suggestion", [detail(
+            ("suggestion",),
+            f"finding {request.finding} has {len(suggestions)} suggestions. "
+            f"Received: suggestion={request.suggestion}")])
     chosen = suggestions[request.suggestion]
     origin = {"finding": parent.findings[request.finding]["code"], "suggestion": chosen["summary"], "auto": False}
     return chosen["patch"], origin
 
 
 def retry_job(uow: UnitOfWork, job_id: str, request: RetryRequest, *, settings: Settings, queue: TrainingQueue,
-              validator: ProcessPool, idempotency_key: str | None) -> tuple[Job, dict[str, Any] | None, bool]:
+              validator: ProcessPool, store: ArtifactStore,
+              idempotency_key: str | None) -> tuple[Job, dict[str, Any] | None, bool]:
     """A new job from the parent's spec with the patch applied; ``parent_id`` links them.
 
     The parent's seed is kept (unless the patch changes it), so the two runs differ
@@ -54,34 +53,9 @@ def retry_job(uow: UnitOfWork, job_id: str, request: RetryRequest, *, settings: 
     except ValidationError as exc:
         details = validation_details(list(exc.errors()))
         raise Invalid(f"the patched spec is invalid: {details[0]['path']}: {details[0]['message']}", details) from exc
-    job, summary, new = create_job(uow, spec, settings=settings, queue=queue, validator=validator,
+    job, summary, new = create_job(uow, spec, settings=settings, queue=queue, validator=validator, store=store,
                                    idempotency_key=idempotency_key, parent_id=parent.id)
     if new:
         job.origin = origin
     return job, summary, new
 
-
-def _attempt(job: Job) -> RepairAttempt:
-    verdict = verdict_of(job.findings)
-    name = verdict["evidence"]["verdict"] if verdict else None
-    applied = (job.origin or {}).get("suggestion")
-    return RepairAttempt(job_id=job.id, status=job.status, verdict=name,
-                         learned=None if name is None else name in LEARNED, applied=applied)
-
-
-def job_detail(session: Session, job: Job) -> JobOut:
-    out = job_out(job)
-    out.children = list(session.scalars(select(Job.id).where(Job.parent_id == job.id).order_by(Job.id)))
-    root = job.repair_root_id
-    if root is not None:
-        chain = session.scalars(select(Job).where((Job.repair_root_id == root) | (Job.id == root)).order_by(Job.id)).all()
-        attempts = [_attempt(j) for j in chain]
-        out.repair = RepairChain(root_id=root, attempts=attempts,
-                                 learned_by=next((a.job_id for a in attempts if a.learned), None))
-    return out
-
-
-def findings_of(job: Job) -> FindingsOut:
-    verdict = verdict_of(job.findings)
-    return FindingsOut(job_id=job.id, status=job.status, findings=[f for f in job.findings if f["code"] != "verdict"],
-                       verdict=verdict)

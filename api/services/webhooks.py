@@ -1,6 +1,5 @@
-"""The job spec's webhook on the API side: the URL check at submit, hiding the secret."""
-
-from typing import Any
+"""The job spec's webhook on the API side: the URL check at submit. (Its secret is left out of
+every response by ``api.schemas.jobs.public_spec``.)"""
 
 from api.errors import Invalid, detail
 from models.settings import Settings
@@ -17,15 +16,3 @@ def check_webhook(spec: JobSpec, settings: Settings) -> None:
     except UnsafeUrl as exc:
         raise Invalid(f"the webhook URL is refused: {exc}", [detail(("webhook", "url"), str(exc))]) from exc
 
-
-def public_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec as the API shows it: without the webhook secret.
-
-    Left out rather than masked, so a spec copied from a response and submitted
-    again fails with "webhook.secret: Field required" instead of signing with
-    a row of asterisks.
-    """
-    webhook = spec.get("webhook")
-    if not webhook or "secret" not in webhook:
-        return spec
-    return {**spec, "webhook": {key: value for key, value in webhook.items() if key != "secret"}}

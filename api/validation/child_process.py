@@ -99,7 +99,8 @@ class ChildProcess:
         self._drain.join(timeout=2)  # the tail is whole once stderr is closed
         tail = "\n".join(self._stderr)
         if tail:
-            log.warning("validator process %d ended (status %d); the end of its stderr:\n%s", self.pid, code, tail[-4000:])
+            log.warning("validator process %d ended (status %d); the end of its stderr:\n%s",
+                        self.pid, code, tail[-4000:])
         if any(marker in tail for marker in MEMORY_MARKERS):
             return self.out_of_memory()
         if code < 0:

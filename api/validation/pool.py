@@ -214,7 +214,8 @@ class ProcessPool:
                     failures.append(child)
                     started.set()
                     return
-                log.error("validator slot %d: a new child failed to start (%s); retrying in %.0f s", index, child, delay)
+                log.error("validator slot %d: a new child failed to start (%s); retrying in %.0f s",
+                          index, child, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue

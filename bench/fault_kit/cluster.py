@@ -13,36 +13,14 @@ from pathlib import Path
 
 import httpx
 
+from tests.servers import alive, children, descendants
+
 ROOT = Path(__file__).resolve().parents[2]
 TRAINYARD = [sys.executable, "-m", "cli.main"]
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def descendants(pid: int) -> list[int]:
-    found, pending = [], children(pid)
-    while pending:
-        child = pending.pop()
-        found.append(child)
-        pending.extend(children(child))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 class Cluster:

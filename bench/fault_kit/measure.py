@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -73,7 +73,8 @@ class JobAudit:
 
     @property
     def duplicated(self) -> int:
-        return (len(self.curve_epochs) - len(set(self.curve_epochs))) + (len(self.event_epochs) - len(set(self.event_epochs)))
+        return ((len(self.curve_epochs) - len(set(self.curve_epochs)))
+                + (len(self.event_epochs) - len(set(self.event_epochs))))
 
 
 def _connect(libpq_url: str) -> psycopg.Connection[Any]:
@@ -84,7 +85,8 @@ def audit(libpq_url: str, job_id: str) -> JobAudit:
     with _connect(libpq_url) as conn:
         status, epochs, finished_at, created_at, stop_reason = conn.execute(
             "SELECT status, epochs, finished_at, created_at, stop_reason FROM jobs WHERE id = %s", (job_id,)).fetchone()
-        curve = [r[0] for r in conn.execute("SELECT epoch FROM epoch_metrics WHERE job_id = %s ORDER BY epoch", (job_id,))]
+        curve = [r[0] for r in conn.execute(
+            "SELECT epoch FROM epoch_metrics WHERE job_id = %s ORDER BY epoch", (job_id,))]
         events = conn.execute("SELECT type, data FROM job_events WHERE job_id = %s ORDER BY id", (job_id,)).fetchall()
     epoch_events = [int(data["epoch"]) for kind, data in events if kind == "job.epoch"]
     terminal = sum(1 for kind, _ in events if kind in ("job.succeeded", "job.failed", "job.cancelled"))
@@ -111,7 +113,7 @@ def first_epoch_after(libpq_url: str, job_ids: list[str], moment: datetime) -> f
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def wait_until(predicate: Any, timeout: float, step: float = 0.2) -> bool:

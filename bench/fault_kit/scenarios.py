@@ -32,7 +32,8 @@ def digits_job(epochs: int, name: str) -> dict[str, Any]:
         "model": {"input_shape": [8, 8, 1], "layers": [
             {"type": "Conv2D", "filters": 16, "kernel_size": 3, "activation": "relu", "padding": "same"},
             {"type": "MaxPooling2D", "pool_size": 2}, {"type": "Flatten"},
-            {"type": "Dense", "units": 32, "activation": "relu"}, {"type": "Dense", "units": 10, "activation": "softmax"}]},
+            {"type": "Dense", "units": 32, "activation": "relu"},
+            {"type": "Dense", "units": 10, "activation": "softmax"}]},
         "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.003},
                     "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
         "fit": {"epochs": epochs, "batch_size": 32},

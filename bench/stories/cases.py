@@ -131,14 +131,15 @@ def _healthy(dataset: str, layers: list[dict], input_shape: list, loss: str, **p
 
 
 CASES = [
-    Case("story1-signature", "1", SIGNATURE, {"saturating_activation", "masking_misplaced", "unscaled_inputs", "stuck_at_chance"},
-         data.signatures),
+    Case("story1-signature", "1", SIGNATURE,
+         {"saturating_activation", "masking_misplaced", "unscaled_inputs", "stuck_at_chance"}, data.signatures),
     Case("story2-position", "2", POSITION, {"output_shape_mismatch", "metric_not_meaningful"}, data.peaks_to_position,
          regression=True),
-    Case("story3-signal", "3", SIGNAL, {"oversized_window", "tiny_batch", "unstable"}, data.long_signals, regression=True,
-         slow=True),
+    Case("story3-signal", "3", SIGNAL, {"oversized_window", "tiny_batch", "unstable"}, data.long_signals,
+         regression=True, slow=True),
     Case("story4-faces-stuck", "4", FACES_STUCK, {"stuck_at_chance"}, data.faces),
-    Case("story4-faces-overfit", "4", FACES_OVERFIT, {"overfitting"}, lambda: data.faces(n_per_class=40, noise=20.0, label_noise=0.4)),
+    Case("story4-faces-overfit", "4", FACES_OVERFIT, {"overfitting"},
+         lambda: data.faces(n_per_class=40, noise=20.0, label_noise=0.4)),
     Case("story5-scans", "5", SCANS, {"learning_rate_extreme", "unscaled_inputs", "saturated_outputs"}, data.scans),
     Case("healthy-digits-cnn", "control", _healthy(
         "builtin:digits",
@@ -147,22 +148,29 @@ CASES = [
         [8, 8, 1], "sparse_categorical_crossentropy", data={"scale_x": "rescale"},
         compile={"metrics": ["accuracy"]}, fit={"epochs": 8})),
     Case("healthy-iris-mlp", "control", _healthy(
-        "builtin:iris", [{"type": "Dense", "units": 16, "activation": "relu"}, {"type": "Dense", "units": 3, "activation": "softmax"}],
+        "builtin:iris",
+        [{"type": "Dense", "units": 16, "activation": "relu"}, {"type": "Dense", "units": 3, "activation": "softmax"}],
         [4], "categorical_crossentropy", data={"scale_x": "standardize", "one_hot": True},
-        compile={"optimizer": {"type": "Adam", "learning_rate": 0.01}, "metrics": ["accuracy"]}, fit={"epochs": 15, "batch_size": 16})),
+        compile={"optimizer": {"type": "Adam", "learning_rate": 0.01}, "metrics": ["accuracy"]},
+        fit={"epochs": 15, "batch_size": 16})),
     Case("healthy-breast-cancer", "control", _healthy(
-        "builtin:breast_cancer", [{"type": "Dense", "units": 32, "activation": "relu"}, {"type": "Dense", "units": 1, "activation": "sigmoid"}],
+        "builtin:breast_cancer",
+        [{"type": "Dense", "units": 32, "activation": "relu"}, {"type": "Dense", "units": 1, "activation": "sigmoid"}],
         [30], "binary_crossentropy", data={"scale_x": "standardize"},
         compile={"metrics": ["accuracy"]},
-        fit={"epochs": 20, "callbacks": [{"type": "EarlyStopping", "monitor": "val_loss", "patience": 3, "restore_best_weights": True}]})),
+        fit={"epochs": 20, "callbacks": [
+            {"type": "EarlyStopping", "monitor": "val_loss", "patience": 3, "restore_best_weights": True}]})),
     Case("healthy-diabetes-regression", "control", _healthy(
         "builtin:diabetes", [{"type": "Dense", "units": 32, "activation": "relu"}, {"type": "Dense", "units": 1}],
         [10], "mse", data={"scale_x": "standardize", "scale_y": "standardize"},
         compile={"optimizer": {"type": "Adam", "learning_rate": 0.003}, "metrics": ["mae"]},
-        fit={"epochs": 30, "callbacks": [{"type": "EarlyStopping", "monitor": "val_loss", "patience": 4, "restore_best_weights": True}]}),
+        fit={"epochs": 30, "callbacks": [
+            {"type": "EarlyStopping", "monitor": "val_loss", "patience": 4, "restore_best_weights": True}]}),
         regression=True),
     Case("healthy-wine-mlp", "control", _healthy(
-        "builtin:wine", [{"type": "Dense", "units": 16, "activation": "relu"}, {"type": "Dense", "units": 3, "activation": "softmax"}],
+        "builtin:wine",
+        [{"type": "Dense", "units": 16, "activation": "relu"}, {"type": "Dense", "units": 3, "activation": "softmax"}],
         [13], "sparse_categorical_crossentropy", data={"scale_x": "standardize"},
-        compile={"optimizer": {"type": "Adam", "learning_rate": 0.01}, "metrics": ["accuracy"]}, fit={"epochs": 15, "batch_size": 16})),
+        compile={"optimizer": {"type": "Adam", "learning_rate": 0.01}, "metrics": ["accuracy"]},
+        fit={"epochs": 15, "batch_size": 16})),
 ]

@@ -23,13 +23,12 @@ from diagnosis.preflight import run_preflight
 from keras_bridge.validate import check_spec
 from migrations import upgrade
 from models.db import make_engine, make_session_factory, transaction
-from models.findings import verdict_of
+from models.findings import LEARNED, verdict_of
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import EpochMetric, Job
 from worker.training import run_training
-
 
 TENANT = "bench"
 
@@ -89,10 +88,12 @@ class LocalRunner:
         spec = JobSpec.model_validate(body)
         spec_json = spec.model_dump(mode="json")
         arrays = self.arrays[ref]
-        preflight = [f.as_json() for f in run_preflight(spec_json, check_spec(spec), data_facts(arrays[spec.data.x], arrays[spec.data.y]))]
+        facts = data_facts(arrays[spec.data.x], arrays[spec.data.y])
+        preflight = [f.as_json() for f in run_preflight(spec_json, check_spec(spec), facts)]
         job_id = new_id("job")
         with transaction(self.factory) as session:
-            session.add(Job(id=job_id, tenant=TENANT, spec=spec_json, dataset_ref=ref, epochs=spec.fit.epochs, findings=preflight))
+            session.add(Job(id=job_id, tenant=TENANT, spec=spec_json, dataset_ref=ref, epochs=spec.fit.epochs,
+                            findings=preflight))
         started = time.perf_counter()
         run_training(self.factory, job_id, settings=self.settings)
         elapsed = time.perf_counter() - started
@@ -102,7 +103,8 @@ class LocalRunner:
             curves = [{"epoch": r.epoch, **r.metrics} for r in rows]
             if job.error:
                 raise RuntimeError(f"{case.name} failed: {job.error}")
-            return Outcome(preflight, list(job.findings), curves, job.stop_reason.value if job.stop_reason else "", elapsed)
+            stop_reason = job.stop_reason.value if job.stop_reason else ""
+            return Outcome(preflight, list(job.findings), curves, stop_reason, elapsed)
 
 
 def learned(case: Case, outcome: Outcome) -> bool:
@@ -114,7 +116,7 @@ def learned(case: Case, outcome: Outcome) -> bool:
 
 
 def learned_from_verdict(verdict: dict[str, Any] | None, regression: bool) -> bool:
-    if verdict is None or verdict["evidence"]["verdict"] not in ("learning", "converged", "overfitting"):
+    if verdict is None or verdict["evidence"]["verdict"] not in LEARNED:
         return False
     evidence = verdict["evidence"]
     best = evidence.get("best") or {}

@@ -72,7 +72,8 @@ def alarmed(finding: dict[str, Any]) -> bool:
 
 def saved_seconds(job: dict[str, Any], curves: dict[str, list[Any]], expected: set[str]) -> tuple[float, float]:
     """Seconds after the first expected training finding, and the run's total: what stop_on would save."""
-    epochs = [f["epoch"] for f in job["findings"] if f["phase"] == "training" and f["code"] in expected and f.get("epoch")]
+    epochs = [f["epoch"] for f in job["findings"]
+              if f["phase"] == "training" and f["code"] in expected and f.get("epoch")]
     durations = curves.get("duration_s", [])
     if not epochs or not durations:
         return 0.0, float(sum(durations))
@@ -174,7 +175,8 @@ def main() -> None:
     args = parser.parse_args()
     cases = [c for c in CASES if (not args.fast or not c.slow) and (not args.only or c.name in args.only)]
     with tempfile.TemporaryDirectory(prefix="stories-") as tmp:
-        service = Service(argparse.Namespace(url=args.url, mode="embedded", database_url=None, redis_db=None), Path(tmp))
+        service = Service(argparse.Namespace(url=args.url, mode="embedded", database_url=None, redis_db=None),
+                          Path(tmp))
         service.start()
         try:
             with httpx.Client(base_url=service.url, timeout=60, headers=service.auth_headers()) as client:

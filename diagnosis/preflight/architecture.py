@@ -30,8 +30,9 @@ def saturating_activation(view: SpecView) -> list[Finding]:
 
     return [Finding(
         code=Code.saturating_activation, severity="warning", phase="preflight",
-        message=f"Hidden layers {indices} use {sorted({lyr.activation for lyr in hidden})} in a stack of {len(weighted)} "
-                "weight layers: these saturate, their gradients vanish, and deep stacks stop learning.",
+        message=f"Hidden layers {indices} use {sorted({lyr.activation for lyr in hidden})} in a stack of "
+                f"{len(weighted)} weight layers: these saturate, their gradients vanish, "
+                "and deep stacks stop learning.",
         evidence={"layers": [{"index": lyr.index, "type": lyr.type, "activation": lyr.activation} for lyr in hidden],
                   "depth": len(weighted)},
         suggestions=[Suggestion(summary="relu with he_normal initialization in those layers",
@@ -78,7 +79,8 @@ def oversized_window(view: SpecView) -> list[Finding]:
     return [Finding(
         code=Code.oversized_window, severity="warning", phase="preflight",
         message="Kernel or pool sizes are large against the input: each output mixes a wide stretch of the signal, "
-                "so local patterns are averaged away and training gets erratic. Small windows (2-4) stacked learn better.",
+                "so local patterns are averaged away and training gets erratic. "
+                "Small windows (2-4) stacked learn better.",
         evidence={"layers": found},
         suggestions=[Suggestion(summary="kernels of 3 and pools of 2", patch=patch_from(view.spec, fix))])]
 
@@ -96,8 +98,9 @@ def masking_misplaced(view: SpecView) -> list[Finding]:
         index = layer.index
         findings.append(Finding(
             code=Code.masking_misplaced, severity="warning", phase="preflight",
-            message=f"Masking (layer {index}) comes after {[f'{lyr.index}:{lyr.type}' for lyr in breakers]}, which change "
-                    "the time axis and mix padded steps into real ones, so it masks nothing that matches the padding.",
+            message=f"Masking (layer {index}) comes after {[f'{lyr.index}:{lyr.type}' for lyr in breakers]}, "
+                    "which change the time axis and mix padded steps into real ones, so it masks nothing that "
+                    "matches the padding.",
             evidence={"masking_index": index, "after": [{"index": lyr.index, "type": lyr.type} for lyr in breakers]},
             suggestions=[Suggestion(summary=f"remove the Masking layer {index}",
                                     patch=patch_from(view.spec, lambda s: s["model"]["layers"].pop(index)))]))

@@ -5,22 +5,54 @@ import numpy as np
 from diagnosis.facts import DataFacts, SpecView
 from diagnosis.patches import patch_from
 from models.findings import Code, Finding, Suggestion
+from models.spec import split_sizes
 
 PIXEL_LIKE = 100.0  # raw 0-255 pixels and similar counts
 SCALE_RATIO = 100.0  # feature standard deviations this far apart
+REFERENCE_QUANTILE = 0.25  # the feature scale that the largest is compared with (see feature_scale_ratio)
+# Layers that scale the inputs inside the model (Keras's own recipe for raw pixels: Rescaling(1/255)).
+SCALING_LAYERS = {"Rescaling", "Normalization", "BatchNormalization"}  # per feature, or all by one factor
 SKEW_DISTANCE = 0.3  # total variation distance between label distributions
 IMBALANCE_SHARE = 0.8
 
 
+def feature_scale_ratio(feature_std: np.ndarray) -> float:
+    """How many times the largest feature scale (standard deviation) exceeds the typical small one.
+
+    The reference is the lower quartile of the scales of the features that vary at all, not the
+    smallest. One feature far larger than the rest still counts in full (it dominates the first
+    layer's sums and gradients), but a minority of near-constant features does not make the data
+    "unscaled": border pixels that few images touch, or rare indicator columns, carry almost no
+    signal, so their tiny spread slows nothing down, and standardizing them would only blow their
+    noise up (MNIST-like pixels in [0, 1] gave "scale ratio 818" from a few corner pixels). Scales
+    that truly differ hold for a substantial share of the features (half of them in pounds, half in
+    grams), which the quartile sees. With four features or fewer it is the smallest scale.
+    """
+    std = feature_std[np.isfinite(feature_std) & (feature_std > 0)]
+    if std.size == 0:
+        return 1.0
+    return float(std.max() / np.quantile(std, REFERENCE_QUANTILE, method="lower"))
+
+
+def _scaled_by_the_model(view: SpecView) -> bool:
+    """A scaling layer before the first layer with weights: the model scales its own inputs."""
+    for layer in view.summary["layers"]:
+        if layer["type"] in SCALING_LAYERS:
+            return True
+        if layer.get("params"):
+            return False
+    return False
+
+
 def unscaled_inputs(view: SpecView, facts: DataFacts) -> list[Finding]:
-    if view.spec["data"].get("scale_x"):
+    scale = facts.x_scale
+    if view.spec["data"].get("scale_x") or scale is None or _scaled_by_the_model(view):
         return []
-    std = facts.x_feature_std[facts.x_feature_std > 0]
-    ratio = float(std.max() / std.min()) if std.size else 1.0
-    if facts.x_abs_max < PIXEL_LIKE and ratio < SCALE_RATIO:
+    ratio = feature_scale_ratio(scale.feature_std)
+    if scale.abs_max < PIXEL_LIKE and ratio < SCALE_RATIO:
         return []
-    pixel_like = facts.x_min >= 0 and facts.x_abs_max >= PIXEL_LIKE and ratio < SCALE_RATIO
-    reason = (f"inputs reach {facts.x_abs_max:.4g} (raw pixels or counts)" if facts.x_abs_max >= PIXEL_LIKE
+    pixel_like = scale.min >= 0 and scale.abs_max >= PIXEL_LIKE and ratio < SCALE_RATIO
+    reason = (f"inputs reach {scale.abs_max:.4g} (raw pixels or counts)" if scale.abs_max >= PIXEL_LIKE
               else f"feature scales differ {ratio:.3g}-fold")
     first = "rescale" if pixel_like else "standardize"
     second = "standardize" if pixel_like else "minmax"
@@ -28,16 +60,17 @@ def unscaled_inputs(view: SpecView, facts: DataFacts) -> list[Finding]:
         code=Code.unscaled_inputs, severity="warning", phase="preflight",
         message=f"The inputs are far from unit scale: {reason}. Large inputs saturate activations and make the "
                 "first layers learn far slower than the rest.",
-        evidence={"x_abs_max": facts.x_abs_max, "feature_std_ratio": ratio},
-        suggestions=[Suggestion(summary=f"scale_x: {m}", patch=patch_from(view.spec, lambda s, m=m: s["data"].update(scale_x=m)))
+        evidence={"x_abs_max": scale.abs_max, "feature_std_ratio": ratio},
+        suggestions=[Suggestion(summary=f"scale_x: {m}",
+                                patch=patch_from(view.spec, lambda s, m=m: s["data"].update(scale_x=m)))
                      for m in (first, second)])]
 
 
 def _split_bounds(view: SpecView, n: int) -> tuple[int, int]:
+    """Where the unshuffled validation part starts and ends: as the worker splits (``models.spec.split_sizes``)."""
     data = view.spec["data"]
-    n_test = int(round(n * data.get("test_split", 0.0)))
-    n_val = int(round(n * data.get("validation_split", 0.2)))
-    return n - n_val - n_test, n - n_test
+    n_train, n_val, _ = split_sizes(n, data["validation_split"], data["test_split"])
+    return n_train, n_train + n_val
 
 
 def _distribution(labels: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -58,8 +91,9 @@ def validation_split_skew(view: SpecView, facts: DataFacts) -> list[Finding]:
         distance = float(0.5 * np.abs(train - val).sum())
         if distance < SKEW_DISTANCE:
             return []
-        evidence = {"train_distribution": dict(zip(map(str, classes.tolist()), train.round(3).tolist(), strict=True)),
-                    "validation_distribution": dict(zip(map(str, classes.tolist()), val.round(3).tolist(), strict=True)),
+        names = list(map(str, classes.tolist()))
+        evidence = {"train_distribution": dict(zip(names, train.round(3).tolist(), strict=True)),
+                    "validation_distribution": dict(zip(names, val.round(3).tolist(), strict=True)),
                     "total_variation": round(distance, 3)}
     else:
         y = np.asarray(facts.y, dtype=np.float64).reshape(facts.samples, -1)
@@ -70,9 +104,11 @@ def validation_split_skew(view: SpecView, facts: DataFacts) -> list[Finding]:
     return [Finding(
         code=Code.validation_split_skew, severity="warning", phase="preflight",
         message="With shuffle off, the validation part is the last stretch of the stored data and its targets are "
-                "distributed very differently from the training part (sorted data gives a validation set of one class).",
+                "distributed very differently from the training part "
+                "(sorted data gives a validation set of one class).",
         evidence=evidence,
-        suggestions=[Suggestion(summary="shuffle before splitting", patch=patch_from(view.spec, lambda s: s["data"].update(shuffle=True)))])]
+        suggestions=[Suggestion(summary="shuffle before splitting",
+                                patch=patch_from(view.spec, lambda s: s["data"].update(shuffle=True)))])]
 
 
 def class_imbalance(view: SpecView, facts: DataFacts) -> list[Finding]:
@@ -89,8 +125,8 @@ def class_imbalance(view: SpecView, facts: DataFacts) -> list[Finding]:
     if len(counts) == 2:
         suggestions.append(Suggestion(
             summary="watch AUC, precision and recall",
-            patch=patch_from(view.spec, lambda s: s["compile"].update(
-                metrics=[*s["compile"].get("metrics", []), {"type": "AUC"}, {"type": "Precision"}, {"type": "Recall"}]))))
+            patch=patch_from(view.spec, lambda s: s["compile"].update(metrics=[
+                *s["compile"].get("metrics", []), {"type": "AUC"}, {"type": "Precision"}, {"type": "Recall"}]))))
     return [Finding(
         code=Code.class_imbalance, severity="warning" if uses_accuracy else "info", phase="preflight",
         message=f"Class {majority_label} is {share:.0%} of the samples: always predicting it already scores "

@@ -25,7 +25,8 @@ def tiny_batch(view: SpecView) -> list[Finding]:
         message=f"A batch of {size} gives very noisy gradient estimates: the loss jumps around and results vary "
                 "from run to run.",
         evidence={"batch_size": size},
-        suggestions=[Suggestion(summary="batch size 32", patch=patch_from(view.spec, lambda s: s["fit"].update(batch_size=32)))])]
+        suggestions=[Suggestion(summary="batch size 32",
+                                patch=patch_from(view.spec, lambda s: s["fit"].update(batch_size=32)))])]
 
 
 def learning_rate_extreme(view: SpecView) -> list[Finding]:
@@ -45,7 +46,8 @@ def learning_rate_extreme(view: SpecView) -> list[Finding]:
     return [Finding(
         code=Code.learning_rate_extreme, severity="warning", phase="preflight",
         message=f"A learning rate of {rate:g} is far {direction} for {name} (usual range {low:g} to {high:g}): "
-                + ("steps overshoot and outputs saturate or diverge." if direction == "high" else "training will barely move."),
+                + ("steps overshoot and outputs saturate or diverge." if direction == "high"
+                   else "training will barely move."),
         evidence={"optimizer": name, "learning_rate": rate, "usual_range": [low, high]},
         suggestions=[Suggestion(summary=f"learning rate {default:g} (the Keras default for {name})",
                                 patch=patch_from(view.spec, fix))])]

@@ -2,12 +2,10 @@
 
 from typing import Any
 
-from diagnosis.facts import DataFacts, SpecView
+from diagnosis.facts import CLASSIFICATION_LOSSES, DataFacts, SpecView
 from diagnosis.patches import patch_from
 from models.findings import Code, Finding, Suggestion
 
-CLASSIFICATION_LOSSES = {"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
-                         "categorical_focal_crossentropy", "binary_focal_crossentropy"}
 ACCURACY_METRICS = {"accuracy", "acc", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy"}
 
 
@@ -50,24 +48,30 @@ def output_shape(view: SpecView, facts: DataFacts) -> list[Finding]:
             rnn = next((lyr for lyr in reversed(view.layers) if lyr.args.get("return_sequences")), None)
             if rnn is not None:
                 idx = rnn.index
-                suggestions.append(Suggestion(summary=f"set return_sequences=false on layer {idx} ({rnn.type})",
-                                              patch=patch_from(view.spec, lambda s: s["model"]["layers"][idx].update(return_sequences=False))))
-            suggestions.append(Suggestion(summary="add Flatten before the output layer",
-                                          patch=patch_from(view.spec, lambda s: s["model"]["layers"].insert(-1, {"type": "Flatten"}))))
-        return [_mismatch(view.spec, f"The model outputs a sequence of shape {out} per sample but there is one target of "
+                suggestions.append(Suggestion(
+                    summary=f"set return_sequences=false on layer {idx} ({rnn.type})",
+                    patch=patch_from(view.spec, lambda s: s["model"]["layers"][idx].update(return_sequences=False))))
+            suggestions.append(Suggestion(
+                summary="add Flatten before the output layer",
+                patch=patch_from(view.spec, lambda s: s["model"]["layers"].insert(-1, {"type": "Flatten"}))))
+        return [_mismatch(view.spec,
+                          f"The model outputs a sequence of shape {out} per sample but there is one target of "
                           f"shape {target} per sample; Keras 3 silently broadcasts the loss over the extra axes.",
                           evidence, suggestions)]
     if view.loss == "sparse_categorical_crossentropy":
         classes = int(facts.y_max) + 1
         if out and out[-1] is not None and out[-1] < classes:
-            fix = [Suggestion(summary=f"make the output layer {classes} units", patch=patch_from(view.spec, _set_last_layer(units=classes)))] if last_is_dense else []
+            fix = [Suggestion(summary=f"make the output layer {classes} units",
+                              patch=patch_from(view.spec, _set_last_layer(units=classes)))] if last_is_dense else []
             return [_mismatch(view.spec, f"The labels go up to {classes - 1} but the model outputs only {out[-1]} "
                               "class scores per sample.", {**evidence, "classes": classes}, fix)]
         return []
     if view.loss == "binary_crossentropy" and facts.labels is not None and target in ([], [1]):
         return [] if out in ([], [1]) else [_mismatch(
             view.spec, f"Binary cross-entropy needs one output per sample, the model gives {out}.", evidence,
-            [Suggestion(summary="one sigmoid output unit", patch=patch_from(view.spec, _set_last_layer(units=1, activation="sigmoid")))] if last_is_dense else [])]
+            [Suggestion(summary="one sigmoid output unit",
+                        patch=patch_from(view.spec, _set_last_layer(units=1, activation="sigmoid")))]
+            if last_is_dense else [])]
     if out == target or (out == [1] and target == []) or (out == [] and target == [1]):
         return []
     fix = []
@@ -75,7 +79,8 @@ def output_shape(view: SpecView, facts: DataFacts) -> list[Finding]:
         fix = [Suggestion(summary=f"make the output layer {target[0]} units",
                           patch=patch_from(view.spec, _set_last_layer(units=target[0])))]
     elif last_is_dense and target == [] and out != [1]:
-        fix = [Suggestion(summary="make the output layer 1 unit", patch=patch_from(view.spec, _set_last_layer(units=1)))]
+        fix = [Suggestion(summary="make the output layer 1 unit",
+                          patch=patch_from(view.spec, _set_last_layer(units=1)))]
     return [_mismatch(view.spec, f"The model outputs shape {out} per sample but the targets have shape {target}.",
                       evidence, fix)]
 
@@ -93,13 +98,16 @@ def loss_target(view: SpecView, facts: DataFacts) -> list[Finding]:
         findings.append(finding(
             "Categorical cross-entropy expects one-hot targets but y holds integer class labels.",
             {"target_shape": list(facts.y_sample_shape)},
-            [Suggestion(summary="use sparse_categorical_crossentropy", patch=patch_from(view.spec, _set(("compile", "loss"), "sparse_categorical_crossentropy"))),
-             Suggestion(summary="one-hot encode the labels", patch=patch_from(view.spec, _set(("data", "one_hot"), True)))]))
+            [Suggestion(summary="use sparse_categorical_crossentropy",
+                        patch=patch_from(view.spec, _set(("compile", "loss"), "sparse_categorical_crossentropy"))),
+             Suggestion(summary="one-hot encode the labels",
+                        patch=patch_from(view.spec, _set(("data", "one_hot"), True)))]))
     if view.loss == "sparse_categorical_crossentropy" and (one_hot or facts.one_hot_stored):
         findings.append(finding(
             "Sparse categorical cross-entropy expects integer labels but the targets are one-hot.",
             {"one_hot": one_hot, "target_shape": list(facts.y_sample_shape)},
-            [Suggestion(summary="use categorical_crossentropy", patch=patch_from(view.spec, _set(("compile", "loss"), "categorical_crossentropy")))]))
+            [Suggestion(summary="use categorical_crossentropy",
+                        patch=patch_from(view.spec, _set(("compile", "loss"), "categorical_crossentropy")))]))
     if view.output_activation == "softmax" and view.output_shape in ([1], []):
         findings.append(finding(
             "A softmax over one unit always outputs 1.0, so nothing can be learned (Keras 3 trains it with only a "
@@ -107,20 +115,24 @@ def loss_target(view: SpecView, facts: DataFacts) -> list[Finding]:
             {"output_shape": view.output_shape, "output_activation": "softmax"},
             [Suggestion(summary="use a sigmoid output with binary_crossentropy",
                         patch=patch_from(view.spec, _set_last_layer(activation="sigmoid"),
-                                         _set(("compile", "loss"), "binary_crossentropy")))] if view.layers and view.layers[-1].type == "Dense" else []))
-    if view.loss == "binary_crossentropy" and labels is not None and int(facts.y_max) > 1 and not facts.one_hot_stored and not one_hot:
+                                         _set(("compile", "loss"), "binary_crossentropy")))]
+            if view.layers and view.layers[-1].type == "Dense" else []))
+    if (view.loss == "binary_crossentropy" and labels is not None and int(facts.y_max) > 1
+            and not facts.one_hot_stored and not one_hot):
         classes = int(facts.y_max) + 1
         findings.append(finding(
             f"Binary cross-entropy needs 0/1 targets but y has {classes} classes.",
             {"classes": classes},
             [Suggestion(summary=f"softmax over {classes} units with sparse_categorical_crossentropy",
                         patch=patch_from(view.spec, _set_last_layer(units=classes, activation="softmax"),
-                                         _set(("compile", "loss"), "sparse_categorical_crossentropy")))] if view.layers and view.layers[-1].type == "Dense" else []))
+                                         _set(("compile", "loss"), "sparse_categorical_crossentropy")))]
+            if view.layers and view.layers[-1].type == "Dense" else []))
     if view.loss in CLASSIFICATION_LOSSES and not facts.y_integer:
         findings.append(finding(
             "A classification loss is used but y holds continuous values.",
             {"y_min": facts.y_min, "y_max": facts.y_max},
-            [Suggestion(summary="use mean_squared_error", patch=patch_from(view.spec, _set(("compile", "loss"), "mse")))]))
+            [Suggestion(summary="use mean_squared_error",
+                        patch=patch_from(view.spec, _set(("compile", "loss"), "mse")))]))
     return findings
 
 
@@ -130,8 +142,10 @@ def metric_meaning(view: SpecView, facts: DataFacts) -> list[Finding]:
         return []
 
     def fix(spec: dict[str, Any]) -> None:
-        kept = [m for m in spec["compile"].get("metrics", []) if not (isinstance(m, str) and m.lower() in ACCURACY_METRICS)
-                and not (isinstance(m, dict) and m["type"].lower() in {"accuracy", "binaryaccuracy", "categoricalaccuracy"})]
+        kept = [m for m in spec["compile"].get("metrics", [])
+                if not (isinstance(m, str) and m.lower() in ACCURACY_METRICS)
+                and not (isinstance(m, dict)
+                         and m["type"].lower() in {"accuracy", "binaryaccuracy", "categoricalaccuracy"})]
         spec["compile"]["metrics"] = kept if any(m in ("mae", "mean_absolute_error") for m in kept) else [*kept, "mae"]
 
     return [Finding(
@@ -169,8 +183,10 @@ def activation_range(view: SpecView, facts: DataFacts) -> list[Finding]:
     return [Finding(
         code=Code.output_activation_range, severity="warning", phase="preflight",
         message=f"The output activation {activation} only produces values in [{low}, {high}] but the targets span "
-                f"[{y_low:.4g}, {y_high:.4g}]" + (" (and softmax outputs sum to 1)." if activation == "softmax" else "."),
+                f"[{y_low:.4g}, {y_high:.4g}]"
+                + (" (and softmax outputs sum to 1)." if activation == "softmax" else "."),
         evidence={"activation": activation, "activation_range": [low, high if high != float('inf') else None],
                   "target_min": y_low, "target_max": y_high},
-        suggestions=[Suggestion(summary="use a linear output", patch=patch_from(view.spec, _set_last_layer(activation="linear")))]
+        suggestions=[Suggestion(summary="use a linear output",
+                                patch=patch_from(view.spec, _set_last_layer(activation="linear")))]
         if view.layers and view.layers[-1].type == "Dense" else [])]

@@ -5,12 +5,12 @@ Revises: 0003a_datasets, 0003b_webhooks, 0003c_diagnosis
 Create Date: 2026-11-23
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 revision: str = "0004_merge"
-down_revision: Union[str, Sequence[str], None] = ("0003a_datasets", "0003b_webhooks", "0003c_diagnosis")
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = ("0003a_datasets", "0003b_webhooks", "0003c_diagnosis")
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -6,7 +6,7 @@ Create Date: 2026-11-23
 
 Rows that exist before this migration belong to the tenant "default".
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
@@ -14,9 +14,9 @@ from alembic import op
 import models.db
 
 revision: str = "0005_tenants"
-down_revision: Union[str, Sequence[str], None] = "0004_merge"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0004_merge"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

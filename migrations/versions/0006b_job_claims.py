@@ -6,17 +6,16 @@ Create Date: 2026-11-28
 
 Existing jobs start with claim = attempts: tokens only ever grow.
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0006b_job_claims"
-down_revision: Union[str, Sequence[str], None] = "0005_tenants"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0005_tenants"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,3 +1,5 @@
+import base64
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +15,7 @@ from api.validation.pool import ProcessPool
 from api.validation.spec_checks import spec_check_pool
 from models.settings import Settings
 from models.tables import Job
-
+from tests.servers import wait_until
 
 TENANT = "tenant-a"
 
@@ -54,5 +56,17 @@ def queued_messages(settings: Settings, redis_client: redis.Redis) -> Iterator[c
     redis_client.delete(key)
 
 
+def sent_tasks(redis_client: redis.Redis, queue: str) -> list[tuple[str, dict]]:
+    """(task name, kwargs) of each message waiting in a Redis ``queue``, as Celery's JSON messages hold them."""
+    messages = [json.loads(raw) for raw in redis_client.lrange(queue, 0, -1)]
+    return [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[1]) for m in messages]
+
+
 def job_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Job)) or 0
+
+
+def replaced(pool: ProcessPool, before: list[int]) -> list[int]:
+    """The children once the pool has started the replacement of a dead one (it does so in the background)."""
+    return wait_until(lambda: now if len(now := pool.pids()) == len(before) and now != before else None, 30,
+                      f"the pool to replace a child of {before}")

@@ -10,60 +10,35 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
-from api.validation.pool import ProcessPool
-from migrations import upgrade
-from models.db import make_engine, make_session_factory
-from models.settings import Settings
+from datastore.artifacts import ArtifactStore
 from models.tables import Dataset
-from tests.auth import new_key
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.api.committed_app import CommittedApp, committed_app
 
 RACES = 200
 
 
-@dataclass
-class World:
-    settings: Settings
-    factory: sessionmaker[Session]
-    a: TestClient
-    b: TestClient
-    validator: ProcessPool
+def rows(world: CommittedApp) -> list[Dataset]:
+    with world.factory() as session:
+        return list(session.scalars(select(Dataset)))
 
-    def rows(self) -> list[Dataset]:
-        with self.factory() as session:
-            return list(session.scalars(select(Dataset)))
 
-    def folder(self, sha256: str) -> Path:
-        return self.settings.artifacts / "datasets" / sha256
+def folder(world: CommittedApp, sha256: str) -> Path:
+    return world.settings.artifacts / "datasets" / sha256
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, validator_pool) -> Iterator[World]:
-    url = create_database("trainyard_lifecycle")
-    upgrade(url)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("lifecycle"), database_url=url, broker_url=REDIS_URL,
-                        train_queue=f"void-{uuid.uuid4().hex[:8]}", api_key_cache_s=60)
-    engine = make_engine(url)
-    factory = make_session_factory(engine)
-    app = create_app(settings, validator=validator_pool)
-    with TestClient(app) as a, TestClient(app) as b:
-        a.headers["Authorization"] = f"Bearer {new_key(factory, 'acme')}"
-        b.headers["Authorization"] = f"Bearer {new_key(factory, 'globex')}"
-        yield World(settings, factory, a, b, validator_pool)
-    engine.dispose()
-    drop_database(url)
+def world(tmp_path_factory, validator_pool) -> Iterator[CommittedApp]:
+    with committed_app("lifecycle", tmp_path_factory.mktemp("lifecycle"), validator_pool, api_key_cache_s=60) as world:
+        yield world
 
 
 def npz(seed: int) -> bytes:
@@ -76,40 +51,43 @@ def upload(client: TestClient, content: bytes):
     return client.post("/v1/datasets", files={"file": ("d.npz", content, "application/octet-stream")})
 
 
-def assert_every_row_has_its_files(world: World) -> None:
-    for row in world.rows():
-        assert (world.settings.artifacts / row.path / "manifest.json").is_file(), f"{row.id} ({row.tenant}) lost its files"
+def assert_every_row_has_its_files(world: CommittedApp) -> None:
+    for row in rows(world):
+        manifest = world.settings.artifacts / row.path / "manifest.json"
+        assert manifest.is_file(), f"{row.id} ({row.tenant}) lost its files"
 
 
-def test_shared_bytes_stay_until_the_last_tenant_deletes_them(world: World):
+def test_shared_bytes_stay_until_the_last_tenant_deletes_them(world: CommittedApp):
     content = npz(10_000)
     first, second = upload(world.a, content).json(), upload(world.b, content).json()
     assert first["sha256"] == second["sha256"] and first["id"] != second["id"]
 
     assert world.a.delete(f"/v1/datasets/{first['id']}").status_code == 204
-    assert world.folder(first["sha256"]).is_dir() and world.b.get(f"/v1/datasets/{second['id']}").status_code == 200
+    assert folder(world, first["sha256"]).is_dir() and world.b.get(f"/v1/datasets/{second['id']}").status_code == 200
 
     assert world.b.delete(f"/v1/datasets/{second['id']}").status_code == 204
-    assert not world.folder(first["sha256"]).exists()
+    assert not folder(world, first["sha256"]).exists()
 
 
-def test_a_delete_racing_another_tenants_upload_of_the_same_bytes_never_loses_files(world: World):
+def test_a_delete_racing_another_tenants_upload_of_the_same_bytes_never_loses_files(world: CommittedApp):
     """Used to leave a row without files about once in 160 tries."""
     rng = random.Random(0)
     orders = {"upload reused the folder": 0, "delete went first": 0}
     for attempt in range(RACES):
         content = npz(attempt)
         owned = upload(world.a, content).json()
-        before = world.folder(owned["sha256"]).stat().st_ino
+        before = folder(world, owned["sha256"]).stat().st_ino
         start = threading.Barrier(2)
         results: dict[str, int] = {}
 
-        def delete(dataset_id: str = owned["id"], pause: float = rng.random() * 0.004) -> None:
+        # This iteration's values bound as defaults: the threads end before the next iteration anyway.
+        def delete(dataset_id: str = owned["id"], pause: float = rng.random() * 0.004, start=start,
+                   results=results) -> None:
             start.wait()
             time.sleep(pause)
             results["delete"] = world.a.delete(f"/v1/datasets/{dataset_id}").status_code
 
-        def reupload(pause: float = rng.random() * 0.004) -> None:
+        def reupload(pause: float = rng.random() * 0.004, start=start, results=results, content=content) -> None:
             start.wait()
             time.sleep(pause)
             response = upload(world.b, content)
@@ -123,15 +101,15 @@ def test_a_delete_racing_another_tenants_upload_of_the_same_bytes_never_loses_fi
 
         assert results["delete"] == 204 and results["upload"] == 201, results
         assert_every_row_has_its_files(world)
-        same = world.folder(owned["sha256"]).stat().st_ino == before
+        same = folder(world, owned["sha256"]).stat().st_ino == before
         orders["upload reused the folder" if same else "delete went first"] += 1
         assert world.b.delete(f"/v1/datasets/{results['id']}").status_code == 204
-        assert not world.folder(owned["sha256"]).exists()
-    assert world.rows() == []
+        assert not folder(world, owned["sha256"]).exists()
+    assert rows(world) == []
     print("race orders:", orders)
 
 
-def test_a_folder_without_a_row_and_stale_part_files_are_swept_at_start_up(world: World):
+def test_a_folder_without_a_row_and_stale_part_files_are_swept_at_start_up(world: CommittedApp):
     """What a crash between the folder's rename and the row's commit leaves, or a crash mid-upload."""
     kept = upload(world.a, npz(20_000)).json()
     artifacts = world.settings.artifacts
@@ -141,7 +119,7 @@ def test_a_folder_without_a_row_and_stale_part_files_are_swept_at_start_up(world
     (artifacts / "uploads" / "tmpdead.part").write_bytes(b"half an upload")
     (artifacts / "uploads" / "tmplive.part").write_bytes(b"an upload in progress")
     old = time.time() - 2 * world.settings.upload_grace_s
-    for path in (orphan, artifacts / "uploads" / "tmpdead.part", world.folder(kept["sha256"])):
+    for path in (orphan, artifacts / "uploads" / "tmpdead.part", folder(world, kept["sha256"])):
         os.utime(path, (old, old))
 
     with TestClient(create_app(world.settings, validator=world.validator)):
@@ -154,7 +132,7 @@ def test_a_folder_without_a_row_and_stale_part_files_are_swept_at_start_up(world
     assert world.a.delete(f"/v1/datasets/{kept['id']}").status_code == 204
 
 
-def test_the_beat_task_sweeps_the_same_way(world: World, monkeypatch):
+def test_the_beat_task_sweeps_the_same_way(world: CommittedApp, monkeypatch):
     from worker import housekeeping
 
     orphan = world.settings.artifacts / "datasets" / ("9" * 64)
@@ -167,7 +145,7 @@ def test_the_beat_task_sweeps_the_same_way(world: World, monkeypatch):
     assert not orphan.exists()
 
 
-def test_a_failed_commit_leaves_a_folder_without_a_row_which_the_sweep_collects(world: World):
+def test_a_failed_commit_leaves_a_folder_without_a_row_which_the_sweep_collects(world: CommittedApp):
     """The folder is renamed into place just before the row commits: if the commit fails, the client
     sees no dataset (nothing visible), and the orphan folder is collected."""
     from sqlalchemy import event
@@ -187,9 +165,10 @@ def test_a_failed_commit_leaves_a_folder_without_a_row_which_the_sweep_collects(
     finally:
         event.remove(AnySession, "before_commit", fail)
     orphans = list((world.settings.artifacts / "datasets").iterdir())
-    assert len(orphans) == 1 and world.rows() == []
+    assert len(orphans) == 1 and rows(world) == []
 
-    sweep_stale_uploads(world.settings.model_copy(update={"upload_grace_s": 0.0}), world.factory)
+    sweep_stale_uploads(world.settings.model_copy(update={"upload_grace_s": 0.0}),
+                        ArtifactStore(world.settings.artifacts), world.factory)
 
     assert list((world.settings.artifacts / "datasets").iterdir()) == []
     assert list((world.settings.artifacts / "uploads").iterdir()) == []

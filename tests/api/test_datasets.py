@@ -10,6 +10,7 @@ from models.settings import Settings
 from models.tables import Dataset, Job
 from tests.data_files import csv_bytes, image_zip, npz_bytes, sequences
 from tests.specs import IRIS_MLP, spec
+from worker.training import run_training
 
 
 def upload(client: TestClient, content: bytes, filename: str = "data.npz"):
@@ -48,11 +49,20 @@ def test_upload_describes_arrays_and_deduplicates(client: TestClient, settings: 
     assert stored_files(settings) == [f"{folder}/a000.npy", f"{folder}/a001.npy", f"{folder}/manifest.json"]
 
 
-def test_an_uploaded_dataset_can_be_trained_on(client: TestClient):
+def test_an_uploaded_dataset_can_be_trained_on(client: TestClient, session_factory, db_session: Session,
+                                               settings: Settings):
     content = npz_bytes(x=np.random.default_rng(0).normal(size=(40, 4)).astype("float32"), y=np.arange(40) % 3)
     dataset_id = upload(client, content).json()["id"]
-    response = client.post("/v1/jobs", json=spec(IRIS_MLP, dataset=dataset_id))
+    response = client.post("/v1/jobs", json=spec(IRIS_MLP, dataset=dataset_id, fit={"epochs": 2}))
     assert response.status_code == 202, response.text
+
+    # What the worker does with the queued message: train the job from the uploaded files.
+    run_training(session_factory, response.json()["id"], settings=settings)
+
+    job = client.get(f"/v1/jobs/{response.json()['id']}").json()
+    assert job["status"] == "succeeded" and job["progress"] == {"epoch": 2, "epochs": 2}, job
+    assert sum(split["samples"] for split in job["data"]["splits"].values()) == 40  # every uploaded row
+    assert job["model_available"] is True
 
 
 def sequence_job(dataset_id: str, input_shape: list) -> dict:
@@ -157,3 +167,41 @@ def test_delete_refused_while_a_job_uses_it_then_allowed(client, db_session, set
     assert client.get(f"/v1/datasets/{dataset_id}").status_code == 404
     assert stored_files(settings) == []
     assert client.delete("/v1/datasets/builtin:iris").status_code == 409
+
+
+def preflight(client: TestClient, body: dict) -> dict[str, dict]:
+    response = client.post("/v1/jobs:validate", json=body)
+    assert response.status_code == 200, response.text
+    return {f["code"]: f for f in response.json()["findings"]}
+
+
+def test_sequences_get_the_scale_check_like_the_same_values_stored_dense(client: TestClient):
+    # Story 1: pen strokes whose coordinates reach thousands, stored as variable-length sequences.
+    data = sequences(n=40)
+    data["x_values"] = data["x_values"] * 2000.0
+    seq = upload(client, npz_bytes(**data)).json()["id"]
+    steps = np.split(data["x_values"], np.cumsum(data["x_lengths"])[:-1])
+    longest = int(data["x_lengths"].max())
+    padded = np.stack([np.pad(s, ((0, longest - len(s)), (0, 0))) for s in steps])  # the same values, zero-padded
+    dense = upload(client, npz_bytes(x=padded, y=data["y"])).json()["id"]
+
+    as_sequences = preflight(client, sequence_job(seq, [None, 7]))["unscaled_inputs"]
+    as_dense = preflight(client, sequence_job(dense, [longest, 7]))["unscaled_inputs"]
+
+    assert as_sequences["evidence"]["x_abs_max"] == as_dense["evidence"]["x_abs_max"] > 1000
+    standardized = spec(sequence_job(seq, [None, 7]), data={"scale_x": "standardize"})
+    assert "unscaled_inputs" not in preflight(client, standardized)
+
+
+def test_raw_image_pixels_get_the_scale_check_from_the_pixels_described_at_upload(client: TestClient):
+    dataset_id = upload(client, image_zip(per_class=5, size=12), "faces.zip").json()["id"]
+    cnn = spec(IRIS_MLP, dataset=dataset_id,
+               data={"image_size": [12, 12], "color_mode": "grayscale", "one_hot": False, "scale_x": None},
+               model={"input_shape": [12, 12, 1], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 2}]},
+               compile={"loss": "sparse_categorical_crossentropy"})
+
+    finding = preflight(client, cnn)["unscaled_inputs"]
+
+    assert finding["evidence"]["x_abs_max"] > 200  # raw 0-255 pixels
+    assert finding["suggestions"][0]["patch"] == {"data": {"scale_x": "rescale"}}
+    assert "unscaled_inputs" not in preflight(client, spec(cnn, data={"scale_x": "rescale"}))

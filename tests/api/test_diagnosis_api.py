@@ -8,8 +8,10 @@ from models.tables import Job
 from tests.api.conftest import job_count
 from tests.specs import IRIS_MLP, spec
 
-SOFTMAX_ON_ONE_UNIT = spec(IRIS_MLP, dataset="builtin:breast_cancer", data={"one_hot": False}, model={"input_shape": [30], "layers": [
-    {"type": "Dense", "units": 8, "activation": "relu"}, {"type": "Dense", "units": 1, "activation": "softmax"}]},
+SOFTMAX_ON_ONE_UNIT = spec(IRIS_MLP, dataset="builtin:breast_cancer", data={"one_hot": False}, model={
+    "input_shape": [30],
+    "layers": [{"type": "Dense", "units": 8, "activation": "relu"},
+               {"type": "Dense", "units": 1, "activation": "softmax"}]},
     compile={"loss": "binary_crossentropy"})
 RAW_BATCH_OF_TWO = spec(IRIS_MLP, data={"scale_x": None}, fit={"batch_size": 2})
 
@@ -54,7 +56,8 @@ def test_retry_with_a_findings_suggestion_links_parent_and_child(client: TestCli
     assert child["spec"]["fit"]["batch_size"] == 32 and child["spec"]["seed"] == parent["spec"]["seed"]
     assert child["findings"] == []
     assert client.get(f"/v1/jobs/{parent['id']}").json()["children"] == [child["id"]]
-    assert db_session.get(Job, child["id"]).origin == {"finding": "tiny_batch", "suggestion": "batch size 32", "auto": False}
+    origin = db_session.get(Job, child["id"]).origin
+    assert origin == {"finding": "tiny_batch", "suggestion": "batch size 32", "auto": False}
 
 
 def test_retry_with_a_merge_patch_and_bad_retries(client: TestClient):

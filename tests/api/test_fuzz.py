@@ -30,11 +30,12 @@ import httpx
 import pytest
 import redis
 import uvicorn
+from sqlalchemy import select
 
 from api.app import create_app
-from api.validation.pool import ProcessPool
 from api.errors import ApiError
 from api.services.jobs import cancel_job
+from api.validation.pool import ProcessPool
 from datastore.artifacts import ArtifactStore
 from migrations import upgrade
 from models.db import make_engine, make_session_factory, utcnow
@@ -42,11 +43,10 @@ from models.enums import EventType, JobStatus, StopReason
 from models.events import job_event
 from models.settings import Settings
 from models.tables import EpochMetric, Job
-from sqlalchemy import select
 from tests.auth import new_key
-from tests.servers import free_port
 from tests.conftest import REDIS_URL, create_database, drop_database
 from tests.data_files import csv_bytes
+from tests.servers import free_port
 from tests.specs import IRIS_MLP, spec
 
 pytestmark = pytest.mark.fuzz

@@ -9,10 +9,11 @@ def test_liveness_and_readiness_check_real_database_and_broker(client: TestClien
 
 
 def test_readiness_fails_when_the_broker_is_unreachable(client: TestClient):
+    from api.deps import get_queue
     from api.queue import TrainingQueue
     from models.settings import Settings
 
-    client.app.state.queue = TrainingQueue(Settings(broker_url="redis://127.0.0.1:1/0"))
+    client.app.dependency_overrides[get_queue] = lambda: TrainingQueue(Settings(broker_url="redis://127.0.0.1:1/0"))
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"]["broker"].startswith("error")

@@ -2,15 +2,23 @@
 a refusal stores nothing and sends nothing."""
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from models.settings import Settings
 from models.tables import Job
-from tests.api.conftest import job_count
+from tests.api.conftest import job_count, sent_tasks
 from tests.specs import DIGITS_CNN, spec
 
 
-def test_submit_queues_the_job_and_sends_its_id_after_commit(client: TestClient, db_session: Session, queued_messages):
+def test_submit_queues_the_job_and_sends_its_id_after_commit(
+    client: TestClient, db_session: Session, settings: Settings, redis_client: redis.Redis, queued_messages
+):
+    at_commits: list[int] = []  # the broker's queue as each commit of the request ends
+    event.listen(db_session, "after_commit", lambda _: at_commits.append(queued_messages()))
+
     response = client.post("/v1/jobs", json=DIGITS_CNN)
 
     assert response.status_code == 202, response.text
@@ -21,12 +29,14 @@ def test_submit_queues_the_job_and_sends_its_id_after_commit(client: TestClient,
     assert body["model_summary"]["output_shape"] == [None, 10]
     stored = db_session.get(Job, body["id"])
     assert stored is not None and stored.spec["seed"] == 7
-    assert queued_messages() == 1
+    assert at_commits and set(at_commits) == {0}  # nothing was sent before the job's row committed
+    assert sent_tasks(redis_client, settings.train_queue) == [("trainyard.train", {"job_id": body["id"]})]
 
 
 def test_a_missing_seed_is_fixed_at_submit_so_reruns_are_identical(client: TestClient):
     body = client.post("/v1/jobs", json=spec(DIGITS_CNN, seed=None)).json()
     assert isinstance(body["spec"]["seed"], int)
+    assert client.get(f"/v1/jobs/{body['id']}").json()["spec"]["seed"] == body["spec"]["seed"]  # stored, not redrawn
 
 
 @pytest.mark.parametrize(
@@ -96,7 +106,8 @@ def test_validate_returns_summary_and_trains_nothing(client: TestClient, db_sess
 def test_keras_json_model_is_accepted_and_lambda_refused(client: TestClient):
     import keras
 
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
     import json
 
     config = json.loads(model.to_json())

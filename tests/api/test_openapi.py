@@ -133,7 +133,8 @@ def test_what_the_api_answers_is_what_the_document_says(client: TestClient, keye
                            headers={"Content-Type": "multipart/form-data; boundary=b"})
     assert response.status_code == 400
     check(response, "post", "/v1/datasets")
-    response = client.post("/v1/jobs:validate", content=b'{"name": "\xff"}', headers={"Content-Type": "application/json"})
+    response = client.post("/v1/jobs:validate", content=b'{"name": "\xff"}',
+                           headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     check(response, "post", "/v1/jobs:validate")
     # 415, 422, 404 (also on the event stream, as JSON)

@@ -78,6 +78,7 @@ def submit(client: httpx.Client, name: str, key: str | None = None) -> httpx.Res
     return client.post("/v1/jobs", json=spec(IRIS_MLP, name=name), headers=headers)
 
 
+@pytest.mark.e2e  # private Postgres, Redis and API servers
 def test_a_database_outage_is_503_on_every_route_and_keeps_the_connection(world: World):
     with world.client() as client, world.client(world.fresh_key) as fresh:
         job_id = submit(client, "before-outage").json()["id"]
@@ -115,6 +116,7 @@ def test_a_database_outage_is_503_on_every_route_and_keeps_the_connection(world:
     assert world.jobs_named("during-outage") == 0
 
 
+@pytest.mark.e2e  # private Postgres, Redis and API servers
 def test_a_broker_outage_accepts_the_submit_and_keeps_the_job_once(world: World):
     queue = redis.Redis.from_url(world.redis.url)
     with world.client() as client:
@@ -138,6 +140,7 @@ def test_a_broker_outage_accepts_the_submit_and_keeps_the_job_once(world: World)
     queue.close()
 
 
+@pytest.mark.e2e  # private Postgres, Redis and API servers
 def test_a_failed_commit_is_503_and_changes_nothing(world: World, tmp_path, validator_pool):
     """The unit of work's commit fails because the server ends the connection (as a
     failover or an operator's pg_terminate_backend does): 503, and the cancel is not applied."""

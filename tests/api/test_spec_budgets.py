@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session
 from tests.api.conftest import job_count
 from tests.specs import DIGITS_CNN, spec
 
-SET_MAX_EPOCHS = {"module": "keras.config", "class_name": "function", "config": "set_max_epochs", "registered_name": None}
+SET_MAX_EPOCHS = {"module": "keras.config", "class_name": "function", "config": "set_max_epochs",
+                  "registered_name": None}
 
 
 def small_model(*layers: dict) -> dict:
-    return {"input_shape": [8, 8, 1], "layers": [*layers, {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]}
+    return {"input_shape": [8, 8, 1],
+            "layers": [*layers, {"type": "Flatten"}, {"type": "Dense", "units": 10, "activation": "softmax"}]}
 
 
 def refusal(response) -> tuple[int, list[str]]:
@@ -34,7 +36,8 @@ def test_a_function_from_another_module_is_a_422_and_no_job(client: TestClient, 
 
 
 def test_the_keras_form_with_a_hostile_activation_is_a_422(client: TestClient):
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
     config = json.loads(model.to_json())
     config["config"]["layers"][-1]["config"]["activation"] = SET_MAX_EPOCHS
     status, paths = refusal(client.post("/v1/jobs:validate", json=spec(DIGITS_CNN, model={"keras": config})))
@@ -43,7 +46,8 @@ def test_the_keras_form_with_a_hostile_activation_is_a_422(client: TestClient):
 
 def test_an_over_deep_argument_is_a_422_naming_it(client: TestClient):
     body = spec(DIGITS_CNN, model=small_model(
-        {"type": "Dense", "units": 2, "kernel_initializer": {"type": "Constant", "value": json.loads("[" * 9 + "1" + "]" * 9)}}))
+        {"type": "Dense", "units": 2,
+         "kernel_initializer": {"type": "Constant", "value": json.loads("[" * 9 + "1" + "]" * 9)}}))
     response = client.post("/v1/jobs:validate", json=body)
     assert refusal(response) == (422, ["model.layers[0].kernel_initializer"])
     assert "at most 8 levels" in response.json()["error"]["details"][0]["message"]

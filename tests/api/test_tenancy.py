@@ -2,52 +2,33 @@
 every endpoint, keys are checked, and the per-tenant limits hold."""
 
 import io
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from api.validation.pool import ProcessPool
-from migrations import upgrade
-from models.db import make_engine, make_session_factory
 from models.keys import revoke
-from models.settings import Settings
 from models.tables import ApiKey
+from tests.api.committed_app import CommittedApp, committed_app
 from tests.auth import new_key
-from tests.conftest import REDIS_URL, create_database, drop_database
 from tests.specs import IRIS_MLP, spec
 
 
-@dataclass
-class World:
-    app_settings: Settings
-    factory: sessionmaker[Session]
-    a: TestClient
-    b: TestClient
-    anonymous: TestClient
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[CommittedApp]:
+    with committed_app("tenancy", tmp_path_factory.mktemp("tenancy"), validator_pool, max_queued_jobs_per_tenant=4,
+                       max_epoch_samples=100_000, max_request_bytes=64 * 1024, api_key_cache_s=0) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[World]:
-    url = create_database("trainyard_tenancy")
-    upgrade(url)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("tenancy"), database_url=url, broker_url=REDIS_URL,
-                        train_queue=f"void-{uuid.uuid4().hex[:8]}", max_queued_jobs_per_tenant=4,
-                        max_epoch_samples=100_000, max_request_bytes=64 * 1024, api_key_cache_s=0)
-    engine = make_engine(url)
-    factory = make_session_factory(engine)
-    app = create_app(settings, validator=validator_pool)
-    with TestClient(app) as a, TestClient(app) as b, TestClient(app, client=("127.0.0.1", 5000)) as anonymous:
-        a.headers["Authorization"] = f"Bearer {new_key(factory, 'acme')}"
-        b.headers["Authorization"] = f"Bearer {new_key(factory, 'globex')}"
-        yield World(settings, factory, a, b, anonymous)
-    engine.dispose()
-    drop_database(url)
+def anonymous(world: CommittedApp) -> Iterator[TestClient]:
+    """A client without a key, from an address of this machine."""
+    with TestClient(world.app, client=("127.0.0.1", 5000)) as client:
+        yield client
 
 
 def npz(seed: int = 0) -> bytes:
@@ -57,31 +38,31 @@ def npz(seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def test_requests_without_a_valid_key_are_401(world: World):
-    assert world.anonymous.get("/v1/jobs").status_code == 401
+def test_requests_without_a_valid_key_are_401(anonymous: TestClient):
+    assert anonymous.get("/v1/jobs").status_code == 401
     for header in ("Bearer", "Basic abc", "Bearer ty_not-a-key"):
-        response = world.anonymous.get("/v1/jobs", headers={"Authorization": header})
+        response = anonymous.get("/v1/jobs", headers={"Authorization": header})
         assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
-    assert world.anonymous.get("/healthz").status_code == 200  # probes need no key
+    assert anonymous.get("/healthz").status_code == 200  # probes need no key
 
 
-def test_a_revoked_key_is_refused(world: World):
+def test_a_revoked_key_is_refused(world: CommittedApp, anonymous: TestClient):
     key = new_key(world.factory, "acme")
-    assert world.anonymous.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert anonymous.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 200
     with world.factory() as session, session.begin():
         key_id = session.query(ApiKey).filter(ApiKey.prefix == key[:10]).one().id
         assert revoke(session, key_id)
-    assert world.anonymous.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    assert anonymous.get("/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 401
 
 
-def test_keys_are_stored_hashed(world: World):
+def test_keys_are_stored_hashed(world: CommittedApp):
     key = new_key(world.factory, "acme")
     with world.factory() as session:
         rows = session.query(ApiKey).all()
     assert all(key not in (row.sha256, row.prefix, row.name) for row in rows)
 
 
-def test_every_endpoint_of_another_tenants_job_and_dataset_is_404(world: World):
+def test_every_endpoint_of_another_tenants_job_and_dataset_is_404(world: CommittedApp):
     dataset = world.a.post("/v1/datasets", files={"file": ("a.npz", npz())}).json()
     job = world.a.post("/v1/jobs", json=spec(IRIS_MLP, dataset=dataset["id"], data={"one_hot": True})).json()
     job_id, ds = job["id"], dataset["id"]
@@ -105,7 +86,7 @@ def test_every_endpoint_of_another_tenants_job_and_dataset_is_404(world: World):
     assert world.a.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
 
 
-def test_the_same_file_and_the_same_idempotency_key_in_two_tenants_stay_apart(world: World):
+def test_the_same_file_and_the_same_idempotency_key_in_two_tenants_stay_apart(world: CommittedApp):
     content = npz(seed=7)
     mine = world.a.post("/v1/datasets", files={"file": ("same.npz", content)}).json()
     theirs = world.b.post("/v1/datasets", files={"file": ("same.npz", content)}).json()
@@ -120,9 +101,9 @@ def test_the_same_file_and_the_same_idempotency_key_in_two_tenants_stay_apart(wo
         client.post(f"/v1/jobs/{job_id}/cancel")
 
 
-def test_queued_jobs_per_tenant_are_capped_with_429(world: World):
+def test_queued_jobs_per_tenant_are_capped_with_429(world: CommittedApp):
     queued = []
-    for _ in range(world.app_settings.max_queued_jobs_per_tenant):
+    for _ in range(world.settings.max_queued_jobs_per_tenant):
         response = world.b.post("/v1/jobs", json=IRIS_MLP)
         if response.status_code == 429:
             break
@@ -134,16 +115,18 @@ def test_queued_jobs_per_tenant_are_capped_with_429(world: World):
         world.b.post(f"/v1/jobs/{job_id}/cancel")
 
 
-def test_a_job_too_big_is_413_and_so_is_a_huge_body(world: World):
+def test_a_job_too_big_is_413_and_so_is_a_huge_body(world: CommittedApp):
     too_long = world.a.post("/v1/jobs", json=spec(IRIS_MLP, fit={"epochs": 2000}))
     assert too_long.status_code == 413 and "sample passes" in too_long.json()["error"]["message"]
     huge = world.a.post("/v1/jobs", content=b'{"name": "' + b"x" * 100_000 + b'"}',
                         headers={"Content-Type": "application/json"})
-    assert huge.status_code == 413 and huge.json()["error"]["code"] == "payload_too_large"
+    assert huge.status_code == 413 and huge.headers["content-type"] == "application/json"
+    assert huge.json() == {"error": {"code": "payload_too_large", "details": [],  # the one error shape
+                                     "message": "the request body is larger than the limit of 65536 bytes"}}
 
 
-def test_anonymous_access_from_this_machine_only_when_configured(world: World, validator_pool: ProcessPool):
-    settings = world.app_settings.model_copy(update={"allow_anonymous_localhost": True})
+def test_anonymous_access_from_this_machine_only_when_configured(world: CommittedApp, validator_pool: ProcessPool):
+    settings = world.settings.model_copy(update={"allow_anonymous_localhost": True})
     with TestClient(create_app(settings, validator=validator_pool), client=("127.0.0.1", 5000)) as local, \
             TestClient(create_app(settings, validator=validator_pool), client=("10.1.2.3", 5000)) as remote:
         assert local.get("/v1/jobs").status_code == 200

@@ -8,31 +8,27 @@ import resource
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
 from api.deps import get_validator
 from api.validation.pool import ProcessPool
 from api.validation.spec_checks import RESET, child_env
-from migrations import upgrade
-from models.db import make_engine, make_session_factory
-from models.settings import Settings
+from tests.api.committed_app import CommittedApp, committed_app
+from tests.api.conftest import replaced
 from tests.auth import new_key
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.conftest import REDIS_URL
 from tests.specs import IRIS_MLP, spec
+from tests.staggered import staggered
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,66 +51,25 @@ SLOW = spec(IRIS_MLP, model={"input_shape": [4], "layers": [{"type": "Dense", "u
     {"type": "Dense", "units": 3, "activation": "softmax"}]})
 
 
-@dataclass
-class World:
-    settings: Settings
-    engine: Engine
-    factory: sessionmaker[Session]
-    app: Any
-    a: TestClient
-    b: TestClient
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[World]:
-    url = create_database("trainyard_isolation")
-    upgrade(url)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("isolation"), database_url=url, broker_url=REDIS_URL,
-                        train_queue=f"void-{uuid.uuid4().hex[:8]}", api_key_cache_s=0)
-    engine = make_engine(url)
-    factory = make_session_factory(engine)
-    app = create_app(settings, validator=validator_pool)
-    with TestClient(app) as a, TestClient(app) as b:
-        a.headers["Authorization"] = f"Bearer {new_key(factory, 'acme')}"
-        b.headers["Authorization"] = f"Bearer {new_key(factory, 'globex')}"
-        yield World(settings, engine, factory, app, a, b)
-    redis.Redis.from_url(REDIS_URL).delete(settings.train_queue)
-    engine.dispose()
-    drop_database(url)
+def world(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[CommittedApp]:
+    with committed_app("isolation", tmp_path_factory.mktemp("isolation"), validator_pool, api_key_cache_s=0) as world:
+        yield world
 
 
-def in_order(*calls: tuple[str, TestClient, dict[str, Any]], started: Any = None) -> tuple[list[str], dict[str, httpx.Response]]:
+def in_order(*calls: tuple[str, TestClient, dict[str, Any]],
+             started: Callable[[str], bool] | None = None) -> tuple[list[str], dict[str, httpx.Response]]:
     """POST each body to :validate from its own thread, each a moment after the previous
     one is under way (``started(label)`` says when); returns the order the responses
     came back in and the responses."""
-    order: list[str] = []
-    responses: dict[str, httpx.Response] = {}
-    lock = threading.Lock()
-
-    def post(label: str, client: TestClient, body: dict[str, Any]) -> None:
-        response = client.post("/v1/jobs:validate", json=body)
-        with lock:
-            order.append(label)
-            responses[label] = response
-
-    threads = []
-    for label, client, body in calls:
-        thread = threading.Thread(target=post, args=(label, client, body))
-        thread.start()
-        threads.append(thread)
-        for _ in range(500):
-            if started is None or started(label):
-                break
-            time.sleep(0.01)
-        time.sleep(0.3)
-    for thread in threads:
-        thread.join()
-    return order, responses
+    posts = [(label, partial(client.post, "/v1/jobs:validate", json=body)) for label, client, body in calls]
+    return staggered(posts, under_way=started, wait_s=5.0, settle_s=0.3)
 
 
-def test_the_budgets_refuse_the_aborting_and_the_huge_spec_before_keras_sees_them(world: World):
+def test_the_budgets_refuse_the_aborting_and_the_huge_spec_before_keras_sees_them(world: CommittedApp):
     deep = world.a.post("/v1/jobs:validate", json=ABORTS_TENSORFLOW)
-    assert deep.status_code == 422 and deep.json()["error"]["details"][0]["path"] == "model.layers[0].kernel_initializer"
+    assert deep.status_code == 422
+    assert deep.json()["error"]["details"][0]["path"] == "model.layers[0].kernel_initializer"
     assert "nested at most 8 levels" in deep.text
     huge = world.a.post("/v1/jobs:validate", json=HUGE)
     assert huge.status_code == 422 and huge.json()["error"]["details"][0]["path"] == "model.layers[0]"
@@ -131,7 +86,7 @@ def crashing_pool() -> Iterator[ProcessPool]:
     pool.stop()
 
 
-def test_a_spec_that_aborts_its_validator_is_a_422_and_the_api_keeps_answering(world: World,
+def test_a_spec_that_aborts_its_validator_is_a_422_and_the_api_keeps_answering(world: CommittedApp,
                                                                                 crashing_pool: ProcessPool):
     world.app.dependency_overrides[get_validator] = lambda: crashing_pool
     try:
@@ -151,12 +106,12 @@ def test_a_spec_that_aborts_its_validator_is_a_422_and_the_api_keeps_answering(w
         submitted = world.a.post("/v1/jobs", json=crashing)
         assert submitted.status_code == 422 and "SIGABRT" in submitted.json()["error"]["message"], submitted.text
         assert world.a.get("/v1/jobs").json()["items"] == jobs_before  # nothing created
-        assert len(crashing_pool.pids()) == len(before) and crashing_pool.pids() != before  # replaced
+        replaced(crashing_pool, before)
     finally:
         del world.app.dependency_overrides[get_validator]
 
 
-def test_a_spec_past_the_memory_limit_is_refused_and_the_api_does_not_grow(world: World):
+def test_a_spec_past_the_memory_limit_is_refused_and_the_api_does_not_grow(world: CommittedApp):
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
     response = world.a.post("/v1/jobs:validate", json=HUGE)
 
@@ -177,7 +132,7 @@ def all_ready(pool: ProcessPool) -> None:
     raise AssertionError(f"only {pool.ready()} of {pool.processes} validator processes are ready")
 
 
-def test_a_slow_spec_of_one_tenant_does_not_hold_up_another_tenant(world: World, validator_pool: ProcessPool,
+def test_a_slow_spec_of_one_tenant_does_not_hold_up_another_tenant(world: CommittedApp, validator_pool: ProcessPool,
                                                                      monkeypatch):
     monkeypatch.setattr(world.settings, "max_layers", 1000)  # SLOW is deeper than the default budget allows
     all_ready(validator_pool)
@@ -201,7 +156,7 @@ def slow_pool() -> Iterator[ProcessPool]:
     pool.stop()
 
 
-def test_a_tenant_over_its_turns_gets_429_with_retry_after(world: World, slow_pool: ProcessPool):
+def test_a_tenant_over_its_turns_gets_429_with_retry_after(world: CommittedApp, slow_pool: ProcessPool):
     world.app.dependency_overrides[get_validator] = lambda: slow_pool
     try:
         order, responses = in_order(("first", world.a, spec(IRIS_MLP, name="slow-3")),
@@ -230,7 +185,7 @@ class ConnectionWatch:
         return self.pool.run(payload, tenant=tenant)
 
 
-def test_no_database_connection_is_held_while_the_validator_works(world: World, validator_pool: ProcessPool):
+def test_no_database_connection_is_held_while_the_validator_works(world: CommittedApp, validator_pool: ProcessPool):
     watch = ConnectionWatch(validator_pool, world.app.state.engine)
     world.app.dependency_overrides[get_validator] = lambda: watch
     key = {"Idempotency-Key": f"watch-{uuid.uuid4().hex[:6]}"}
@@ -248,7 +203,8 @@ def test_no_database_connection_is_held_while_the_validator_works(world: World, 
     assert watch.held == [0, 0, 0], watch.held  # validate, submit, retry; the replay and the 409 need no check
 
 
-def test_the_api_process_loads_no_tensorflow(world: World):
+@pytest.mark.e2e  # an API process of its own
+def test_the_api_process_loads_no_tensorflow(world: CommittedApp):
     """The real start-up (the app starts its own pool), then :validate and POST /v1/jobs,
     in a fresh process, which then says what it imported; its children end with it."""
     script = textwrap.dedent(f"""

@@ -11,24 +11,20 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from api.validation.spec_checks import child_env
+from tests.api.conftest import replaced
+from tests.servers import alive
+from tests.staggered import staggered
 
 TARGETS = "tests.api.validator_targets"
 LIMIT = 256 * 1024**2
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def make_pool(target: str = "echo", **options) -> ProcessPool:
@@ -42,16 +38,6 @@ def pool(request) -> Iterator[ProcessPool]:
     pool.start()
     yield pool
     pool.stop()
-
-
-def replaced(pool: ProcessPool, before: list[int]) -> list[int]:
-    """The children once the pool has started the replacement of a dead one."""
-    for _ in range(600):
-        now = pool.pids()
-        if len(now) == len(before) and now != before:
-            return now
-        time.sleep(0.05)
-    raise AssertionError(f"the pool never replaced its child: before {before}, now {pool.pids()}")
 
 
 @pytest.mark.parametrize("target, payload, reason", [
@@ -125,36 +111,24 @@ def test_a_child_that_keeps_most_of_its_memory_retires_after_answering(pool: Pro
     assert pool.run({"bytes": 1}, tenant="acme") == {"pid": after[0]}
 
 
+def answer(pool: ProcessPool, tenant: str, payload: dict) -> object:
+    """The child's answer, or the error it ended in."""
+    try:
+        return pool.run(payload, tenant=tenant)
+    except (ChildFailed, PoolBusy) as exc:
+        return exc
+
+
 def run_in_threads(pool: ProcessPool, requests: list[tuple[str, dict]]) -> tuple[list[str], dict[str, object]]:
     """Start each (tenant, payload) a little after the previous; returns the order the
     answers came back in (by request label) and each answer or error."""
-    order: list[str] = []
-    answers: dict[str, object] = {}
-    lock = threading.Lock()
-
-    def one(label: str, tenant: str, payload: dict) -> None:
-        try:
-            answer: object = pool.run(payload, tenant=tenant)
-        except (ChildFailed, PoolBusy) as exc:
-            answer = exc
-        with lock:
-            order.append(label)
-            answers[label] = answer
-
-    threads = []
-    for label, (tenant, payload) in enumerate(requests):
-        thread = threading.Thread(target=one, args=(f"{tenant}{label}", tenant, payload))
-        thread.start()
-        threads.append(thread)
-        # The next one only once this one holds its turn (or waits for it), so the order is known.
-        for _ in range(200):
-            if pool.running(tenant) or label == len(requests) - 1:
-                break
-            time.sleep(0.01)
-        time.sleep(0.2)
-    for thread in threads:
-        thread.join()
-    return order, answers
+    calls = [(f"{tenant}{index}", partial(answer, pool, tenant, payload))
+             for index, (tenant, payload) in enumerate(requests)]
+    tenants = {label: tenant for (label, _), (tenant, _) in zip(calls, requests, strict=True)}
+    last = calls[-1][0]
+    # The next one only once this one holds its turn (or waits for it), so the order is known.
+    return staggered(calls, under_way=lambda label: pool.running(tenants[label]) or label == last,
+                     wait_s=2.0, settle_s=0.2)
 
 
 def test_one_tenant_s_slow_requests_leave_a_child_for_another_tenant():

@@ -36,7 +36,8 @@ def test_sequences_are_padded_with_zeros_to_the_longest_sample_of_the_batch(tmp_
     batch = pad_sequences(take_steps(sequences, np.array([2, 0])))
 
     assert batch.shape == (2, 2, 2)  # the longest of this batch, not of the dataset
-    np.testing.assert_array_equal(batch[0, 0], values[7]) and np.testing.assert_array_equal(batch[0, 1], [0, 0])
+    np.testing.assert_array_equal(batch[0, 0], values[7])
+    np.testing.assert_array_equal(batch[0, 1], [0, 0])  # the padding step
     np.testing.assert_array_equal(batch[1], values[0:2])
     np.testing.assert_array_equal(sequences[1], values[2:7])
 

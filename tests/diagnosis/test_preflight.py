@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from datastore.builtin import load_builtin
 from diagnosis.facts import data_facts
 from diagnosis.patches import merge_patch
 from diagnosis.preflight import run_preflight
@@ -51,8 +52,8 @@ def test_output_shape_mismatch_one_unit_for_a_3d_target():
 
 def test_output_shape_mismatch_sequence_output_against_one_target_per_sample():
     x = RNG.normal(size=(100, 10, 4)).astype("float32")
-    bad = job([{"type": "LSTM", "units": 4, "return_sequences": True}, {"type": "Dense", "units": 1, "activation": "sigmoid"}],
-              [10, 4], "binary_crossentropy")
+    bad = job([{"type": "LSTM", "units": 4, "return_sequences": True},
+               {"type": "Dense", "units": 1, "activation": "sigmoid"}], [10, 4], "binary_crossentropy")
     assert codes(bad, x, LABELS[:100])["output_shape_mismatch"].severity == "error"
     healthy = job([{"type": "LSTM", "units": 4}, {"type": "Dense", "units": 1, "activation": "sigmoid"}], [10, 4],
                   "binary_crossentropy")
@@ -68,15 +69,16 @@ def test_output_shape_mismatch_sequence_output_against_one_target_per_sample():
     ],
 )
 def test_loss_target_mismatch(loss, units, activation, one_hot, y):
-    bad = job([*DENSE, {"type": "Dense", "units": units, "activation": activation}], [64], loss, data={"one_hot": one_hot})
+    bad = job([*DENSE, {"type": "Dense", "units": units, "activation": activation}], [64], loss,
+              data={"one_hot": one_hot})
     finding = codes(bad, X64, y)["loss_target_mismatch"]
     assert finding.severity == "error"
     assert codes(applied(bad, finding), X64, y) == {}
 
 
 def test_healthy_classifiers_get_nothing():
-    sparse = job([*DENSE, {"type": "Dense", "units": 2, "activation": "softmax"}], [64], "sparse_categorical_crossentropy",
-                 compile={"metrics": ["accuracy"]})
+    sparse = job([*DENSE, {"type": "Dense", "units": 2, "activation": "softmax"}], [64],
+                 "sparse_categorical_crossentropy", compile={"metrics": ["accuracy"]})
     onehot = job([*DENSE, {"type": "Dense", "units": 2, "activation": "softmax"}], [64], "categorical_crossentropy",
                  data={"one_hot": True})
     binary = job([*DENSE, {"type": "Dense", "units": 1, "activation": "sigmoid"}], [64], "binary_crossentropy")
@@ -93,7 +95,8 @@ def test_metric_not_meaningful_and_output_activation_range():
     assert applied(bad, found["metric_not_meaningful"])["compile"]["metrics"] == ["mse", "mae"]
     assert applied(bad, found["output_activation_range"])["model"]["layers"][-1]["activation"] == "linear"
     # Story 2's targets were MinMax-scaled: a sigmoid can reach them.
-    scaled = job([*DENSE, {"type": "Dense", "units": 3, "activation": "sigmoid"}], [64], "mse", data={"scale_y": "minmax"})
+    scaled = job([*DENSE, {"type": "Dense", "units": 3, "activation": "sigmoid"}], [64], "mse",
+                 data={"scale_y": "minmax"})
     assert codes(scaled, X64, y) == {}
 
 
@@ -110,14 +113,14 @@ def test_unscaled_inputs_raw_pixels_and_mixed_scales():
 
 
 def test_saturating_activation_in_a_deep_stack_not_in_a_shallow_one():
-    deep = job([{"type": "Dense", "units": 16, "activation": "sigmoid"}] * 3 + [{"type": "Dense", "units": 2, "activation": "softmax"}],
-               [64], "sparse_categorical_crossentropy")
+    deep = job([{"type": "Dense", "units": 16, "activation": "sigmoid"}] * 3
+               + [{"type": "Dense", "units": 2, "activation": "softmax"}], [64], "sparse_categorical_crossentropy")
     finding = codes(deep, X64, LABELS)["saturating_activation"]
     assert [lyr["index"] for lyr in finding.evidence["layers"]] == [0, 1, 2]
     assert applied(deep, finding)["model"]["layers"][0] == {"type": "Dense", "units": 16, "activation": "relu",
                                                             "kernel_initializer": "he_normal"}
-    shallow = job([{"type": "Dense", "units": 16, "activation": "tanh"}, {"type": "Dense", "units": 2, "activation": "softmax"}],
-                  [64], "sparse_categorical_crossentropy")
+    shallow = job([{"type": "Dense", "units": 16, "activation": "tanh"},
+                   {"type": "Dense", "units": 2, "activation": "softmax"}], [64], "sparse_categorical_crossentropy")
     assert codes(shallow, X64, LABELS) == {}
 
 
@@ -146,8 +149,9 @@ def test_tiny_batch_and_extreme_learning_rate():
 
 def test_masking_after_convolutions_story_1():
     x = RNG.normal(size=(60, 30, 7)).astype("float32")
-    model = [{"type": "Conv1D", "filters": 8, "kernel_size": 3, "activation": "relu"}, {"type": "MaxPooling1D", "pool_size": 3},
-             {"type": "Masking", "mask_value": 0.0}, {"type": "LSTM", "units": 4}, {"type": "Dense", "units": 2, "activation": "softmax"}]
+    model = [{"type": "Conv1D", "filters": 8, "kernel_size": 3, "activation": "relu"},
+             {"type": "MaxPooling1D", "pool_size": 3}, {"type": "Masking", "mask_value": 0.0},
+             {"type": "LSTM", "units": 4}, {"type": "Dense", "units": 2, "activation": "softmax"}]
     bad = job(model, [None, 7], "sparse_categorical_crossentropy")
     finding = codes(bad, x, LABELS[:60])["masking_misplaced"]
     assert finding.evidence["masking_index"] == 2
@@ -171,6 +175,42 @@ def test_class_imbalance_warns_when_accuracy_would_mislead():
     y = (np.arange(200) < 190).astype("int64")
     model = [*DENSE, {"type": "Dense", "units": 1, "activation": "sigmoid"}]
     found = codes(job(model, [64], "binary_crossentropy", compile={"metrics": ["accuracy"]}), X64, y)
-    assert found["class_imbalance"].severity == "warning" and found["class_imbalance"].evidence["majority_share"] == 0.95
+    assert found["class_imbalance"].severity == "warning"
+    assert found["class_imbalance"].evidence["majority_share"] == 0.95
     assert codes(job(model, [64], "binary_crossentropy"), X64, y)["class_imbalance"].severity == "info"
     assert codes(job(model, [64], "binary_crossentropy", compile={"metrics": ["accuracy"]}), X64, LABELS) == {}
+
+
+def test_unscaled_inputs_ignores_a_few_near_constant_features_but_not_one_dominant_feature():
+    pixels = RNG.uniform(size=(200, 64)).astype("float32")  # already in [0, 1]
+    pixels[:, :4] = 0.0
+    pixels[0, :4] = 0.001  # corner pixels that one image barely touches: std ~7e-5, max/min ratio ~4000
+    model = job([*DENSE, {"type": "Dense", "units": 2, "activation": "softmax"}], [64],
+                "sparse_categorical_crossentropy")
+    assert codes(model, pixels, LABELS) == {}
+    dominant = X64.copy()
+    dominant[:, 5] *= 1000.0  # one column in other units: it swamps the first layer's sums
+    finding = codes(model, dominant, LABELS)["unscaled_inputs"]
+    assert finding.evidence["feature_std_ratio"] > 300
+    assert finding.suggestions[0].patch == {"data": {"scale_x": "standardize"}}
+
+
+def test_unscaled_inputs_trusts_a_model_that_scales_its_own_inputs():
+    pixels = RNG.integers(0, 256, size=(200, 8, 8, 1)).astype("float32")
+    head = [{"type": "Flatten"}, {"type": "Dense", "units": 2, "activation": "softmax"}]
+    rescaled = job([{"type": "Rescaling", "scale": 1 / 255}, *head], [8, 8, 1], "sparse_categorical_crossentropy")
+    assert "unscaled_inputs" not in codes(rescaled, pixels, LABELS)
+    late = job([*head[:1], {"type": "Dense", "units": 8}, {"type": "BatchNormalization"}, head[1]], [8, 8, 1],
+               "sparse_categorical_crossentropy")  # normalizes after the first weights: too late for the inputs
+    assert "unscaled_inputs" in codes(late, pixels, LABELS)
+
+
+def test_flattened_digit_pixels_in_0_1_are_scaled_despite_their_nearly_blank_border():
+    # Real pixels: the border of the 8x8 digits is almost never inked (spreads down to 0.0015
+    # against 0.4 in the middle): the old max/min rule called this "feature scales differ 277-fold".
+    digits = load_builtin("builtin:digits")
+    pixels, labels = digits["x"].reshape(len(digits["x"]), 64) / 16.0, digits["y"]
+    model = job([*DENSE, {"type": "Dense", "units": 10, "activation": "softmax"}], [64],
+                "sparse_categorical_crossentropy")
+    assert "unscaled_inputs" not in codes(model, pixels, labels)
+    assert "unscaled_inputs" in codes(model, pixels * 255.0, labels)  # the same pixels raw: still found

@@ -8,7 +8,7 @@ import pytest
 
 from diagnosis.curves import Epoch, Task
 from diagnosis.noise import CLEAR
-from diagnosis.training_rules import RESOLVERS, RULES
+from diagnosis.registry import RESOLVERS, RULES
 from models.findings import Code
 
 LN8 = math.log(8)
@@ -244,8 +244,8 @@ def test_plateau_for_regression_and_classification():
     task = Task(classification=False, loss="mean_squared_error", target_variance=1.51)
     assert first_epoch(Code.plateau, noisy_level, task) in (6, 7)
     # Converged with a generalization gap (train 0.41 against validation 0.53): a limit of the data, not a plateau.
-    converged_with_gap = run([0.93, 0.58, 0.46, 0.44, 0.435, 0.434, 0.433, 0.434], [0.70, 0.58, 0.556, 0.55, 0.53, 0.531, 0.53,
-                             0.531], train_cv=1.0, n_train=354, n_val=88)
+    converged_with_gap = run([0.93, 0.58, 0.46, 0.44, 0.435, 0.434, 0.433, 0.434],
+                             [0.70, 0.58, 0.556, 0.55, 0.53, 0.531, 0.53, 0.531], train_cv=1.0, n_train=354, n_val=88)
     assert first_epoch(Code.plateau, converged_with_gap, REGRESSOR, warning=False) is None
     at_constant = run([1.2, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [1.2, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
     assert first_epoch(Code.plateau, at_constant, REGRESSOR, warning=False) is None  # stuck_at_chance's

@@ -29,8 +29,8 @@ def test_converged_only_when_flat_within_noise():
 
 
 def test_a_last_epoch_that_blew_up_is_not_converged():
-    story3 = run([0.27, 0.02, 0.013, 0.014, 0.025, 0.008, 0.056], [0.0295, 0.0063, 0.0192, 0.0093, 0.0015, 0.0042, 0.03],
-                 val_cv=1.5, n_val=200)
+    story3 = run([0.27, 0.02, 0.013, 0.014, 0.025, 0.008, 0.056],
+                 [0.0295, 0.0063, 0.0192, 0.0093, 0.0015, 0.0042, 0.03], val_cv=1.5, n_val=200)
     verdict = final_verdict(story3, REGRESSOR, [], SPEC)
     assert verdict.evidence["verdict"] == "diverged" and verdict.evidence["last_jump"] >= 7
     assert "jumped" in verdict.message and verdict.severity == "warning"
@@ -49,7 +49,8 @@ def test_a_regression_verdict_states_the_explained_variance():
 def test_a_learnt_job_with_an_unstable_warning_is_not_offered_the_preflight_fix():
     learnt = run([2.0, 1.0, 0.5, 0.3, 0.2, 0.15], [2.0, 1.1, 0.6, 0.4, 0.3, 0.28])
     unstable = {"code": "unstable", "severity": "warning", "phase": "training",
-                "suggestions": [PREFLIGHT_FIX.model_dump(), {"summary": "batch size 32", "patch": {"fit": {"batch_size": 32}}}]}
+                "suggestions": [PREFLIGHT_FIX.model_dump(),
+                                {"summary": "batch size 32", "patch": {"fit": {"batch_size": 32}}}]}
     verdict = final_verdict(learnt, CLASSIFIER, [unstable], SPEC, preflight_fix=PREFLIGHT_FIX)
     assert [s.summary for s in verdict.suggestions] == ["batch size 32"]
 

@@ -14,12 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from models.db import make_engine, make_session_factory
-from tests.auth import authorize
-from migrations import upgrade
 from cli.processes import training_queues
+from migrations import upgrade
+from models.db import make_engine, make_session_factory
 from models.settings import Settings
+from tests.auth import authorize
 from tests.conftest import create_database, drop_database
+from tests.servers import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_TENANT = "e2e"
@@ -97,11 +98,7 @@ class WorkerProcess:
         return [int(pid) for pid in out.split()]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
         self.log.close()
 
 

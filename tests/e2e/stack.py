@@ -1,94 +1,17 @@
-"""A private distributed stack for fault tests: its own Redis (killed and restarted
-freely, never the shared one), a database of its own, and workers started as
-operators start them (`trainyard worker`, supervised), each in a session of its own
-so that a test can kill a whole worker."""
+"""Workers for the distributed fault tests, started as operators start them (`trainyard
+worker`, supervised), each in a session of its own so that a test can kill a whole worker.
+Their private Redis and the waiting and process-tree helpers are those of tests/servers.py."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import redis
+from tests.servers import descendants, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-PRIVATE_REDIS_PORTS = range(56400, 56410)
 WAIT = 300  # the longest any step may take on a loaded machine; every wait is bounded by it
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str, poll: float = 0.2) -> object:
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid``, parents before their children."""
-    found, frontier = [], [pid]
-    while frontier:
-        out = subprocess.run(["pgrep", "-P", str(frontier.pop(0))], capture_output=True, text=True).stdout
-        children = [int(child) for child in out.split()]
-        found += children
-        frontier += children
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-
-
-def free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-class RedisServer:
-    """``redis-server`` without persistence (or with AOF) on one of this suite's ports."""
-
-    def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
-        self.port = next(p for p in PRIVATE_REDIS_PORTS if free(p))
-        self.workdir = workdir
-        self.appendonly = appendonly
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.start()
-
-    def start(self) -> None:
-        subprocess.run(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.workdir),
-                        "--daemonize", "yes", "--pidfile", str(self.workdir / "redis.pid")], check=True)
-        wait_until(self.ping, 30, f"redis on {self.port}")
-
-    def ping(self) -> bool:
-        try:
-            return self.client().ping()
-        except redis.ConnectionError:
-            return False
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
-
-    def stop(self) -> None:
-        try:
-            self.client().shutdown(nosave=not self.appendonly)
-        except redis.ConnectionError:
-            pass  # shutting down closes the connection under the command
-        wait_until(lambda: free(self.port), 30, f"redis on {self.port} to stop")
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
 
 class SupervisedWorker:

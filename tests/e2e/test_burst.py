@@ -18,6 +18,8 @@ from tests.burst import Answer, burst_keys, fire
 from tests.servers import ApiServer, PostgresServer, RedisServer, api_env, api_key
 from tests.specs import IRIS_MLP, spec
 
+pytestmark = pytest.mark.e2e
+
 BODY = spec(IRIS_MLP, name="burst", force=True)
 # One tenant's spec checks take turns (TRAINYARD_VALIDATOR_PER_TENANT): a burst beyond its
 # waiting room gets 429 with Retry-After, and the client retries then, as clients should.

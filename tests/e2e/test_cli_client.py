@@ -11,6 +11,8 @@ from cli.main import main
 from tests.e2e.conftest import finished, wait_for
 from tests.specs import DIGITS_CNN, IRIS_MLP, spec
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def trainyard(live: TestClient, monkeypatch, capsys):

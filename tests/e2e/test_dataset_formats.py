@@ -1,10 +1,13 @@
 """Each upload format end to end: the API stores it, a real Celery worker trains on it."""
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.data_files import csv_bytes, image_zip, npz_bytes, sequences
 from tests.e2e.conftest import finished, wait_for
+
+pytestmark = pytest.mark.e2e
 
 
 def upload(live: TestClient, name: str, content: bytes) -> dict:

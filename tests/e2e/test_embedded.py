@@ -16,6 +16,8 @@ from cli.sse import parse
 from tests.receiver import Receiver
 from tests.specs import DIGITS_CNN, spec
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

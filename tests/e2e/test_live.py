@@ -1,10 +1,13 @@
 """Server-Sent Events while a real worker process trains: every epoch once, in order, resumable."""
 
+import pytest
 from fastapi.testclient import TestClient
 
 from cli.sse import ServerEvent, parse
 from tests.e2e.conftest import finished, wait_for
 from tests.specs import DIGITS_CNN, spec
+
+pytestmark = pytest.mark.e2e
 
 
 def stream(client: TestClient, job_id: str, **request) -> list[ServerEvent]:

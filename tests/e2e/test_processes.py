@@ -8,15 +8,18 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.e2e.stack import WAIT, alive, descendants, free, wait_until
+from tests.e2e.stack import WAIT
+from tests.servers import alive, descendants, free_port, wait_until
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVE_PORTS = range(18400, 18500)
 
 
 def test_killing_the_api_of_trainyard_serve_leaves_no_worker_behind(tmp_path):
-    port = next(p for p in SERVE_PORTS if free(p))
+    port = free_port("TRAINYARD_TEST_SERVE_PORTS", "18400-18499")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRAINYARD_")}
     env.update({"TRAINYARD_DATA_DIR": str(tmp_path / "var"), "PORT": str(port), "CUDA_VISIBLE_DEVICES": "",
                 "PYTHONPATH": str(ROOT)})
@@ -40,7 +43,8 @@ def test_killing_the_api_of_trainyard_serve_leaves_no_worker_behind(tmp_path):
         serve.wait()
         killed_at = time.monotonic()
         wait_until(lambda: not any(alive(pid) for pid in workers), 120, "the orphaned workers to stop")
-        print(f"\nserve killed: its {len(workers)} worker processes were gone after {time.monotonic() - killed_at:.1f} s")
+        gone_after_s = time.monotonic() - killed_at
+        print(f"\nserve killed: its {len(workers)} worker processes were gone after {gone_after_s:.1f} s")
     finally:
         for pid in [*workers, *descendants(serve.pid)]:
             if alive(pid):

@@ -25,17 +25,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
+from broker.tasks import resume_queue
 from migrations import upgrade
 from models.db import make_engine, make_session_factory, utcnow
 from models.enums import EventType, JobStatus
-from models.settings import Settings, resume_queue
 from models.holder import Holder, this_process
+from models.settings import Settings
 from models.tables import Job, JobEvent
 from tests.auth import authorize
 from tests.conftest import create_database, drop_database
 from tests.e2e.conftest import finished
-from tests.e2e.stack import WAIT, RedisServer, SupervisedWorker, descendants, wait_until
+from tests.e2e.stack import WAIT, SupervisedWorker
+from tests.servers import RedisServer, descendants, wait_until
 from tests.specs import DIGITS_CNN, spec
+
+pytestmark = pytest.mark.e2e
 
 # Enough epochs that a fault lands mid-training, few enough to finish in a minute on a busy host.
 LONG = spec(DIGITS_CNN, fit={"epochs": 30, "batch_size": 16})
@@ -83,8 +87,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("recovery")
-    redis_server = RedisServer(root)
+    with RedisServer.started() as redis_server:
+        yield from _stack(tmp_path_factory.mktemp("recovery"), redis_server)
+
+
+def _stack(root: Path, redis_server: RedisServer) -> Iterator[Stack]:
     url = create_database("trainyard_recovery")
     upgrade(url)
     tag = uuid.uuid4().hex[:6]
@@ -108,7 +115,6 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     finally:
         control.stop()
         engine.dispose()
-        redis_server.stop()
         drop_database(url)
 
 
@@ -187,7 +193,7 @@ def test_sigterm_hands_the_job_back_and_another_worker_resumes_it(stack, start_w
 
 
 @pytest.mark.parametrize("host", ["same-host", "another-host"])
-def test_a_whole_worker_killed_is_replaced_within_the_default_recovery_time(stack, start_worker, host):
+def test_a_whole_worker_killed_is_replaced_and_its_job_ends_with_every_epoch_once(stack, start_worker, host):
     # On this host the reconciler sees the holder's process is gone; from another host
     # (as between containers) it only sees the heartbeat go stale.
     doomed = start_worker(hostname=None if host == "same-host" else "trainyard-test-other-host")
@@ -199,7 +205,7 @@ def test_a_whole_worker_killed_is_replaced_within_the_default_recovery_time(stac
     killed_at = time.monotonic()
     doomed.kill()
     stack.wait(job_id, attempt_started(2), "taken back after its worker was killed")
-    recovered_s = time.monotonic() - killed_at
+    recovered_s = time.monotonic() - killed_at  # a figure for the log, not asserted: it depends on the machine
     print(f"\nwhole worker kill ({host}): job running again after {recovered_s:.1f} s")
     job = stack.finish(job_id)
 
@@ -278,7 +284,8 @@ def test_jobs_taken_back_run_before_later_submissions(stack, start_worker):
             job.worker, job.holder = holder.name, holder.as_json()
     later = [stack.submit(spec(DIGITS_CNN, name=f"later-{i}")) for i in range(2)]
     broker = stack.redis.client()
-    wait_until(lambda: broker.llen(resume_queue(stack.settings.train_queue)) == 2, 60, "the reconciler to take them back")
+    wait_until(lambda: broker.llen(resume_queue(stack.settings.train_queue)) == 2, 60,
+               "the reconciler to take them back")
 
     start_worker()
     for job_id in [*lost, *later]:

@@ -10,6 +10,8 @@ from tests.e2e.conftest import finished, wait_for
 from tests.receiver import Receiver, verify
 from tests.specs import DIGITS_CNN, spec
 
+pytestmark = pytest.mark.e2e
+
 SECRET = "whsec-e2e-0123456789abcdef"
 ALL_EVENTS = ["job.queued", "job.started", "job.epoch", "job.finding", "job.succeeded", "job.failed",
               "job.cancelled"]

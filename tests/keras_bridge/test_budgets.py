@@ -26,7 +26,8 @@ def deep(levels: int) -> list:
 
 
 def dense_model(*layers: dict, input_shape=(4,)) -> dict:
-    return {"input_shape": list(input_shape), "layers": [*layers, {"type": "Dense", "units": 3, "activation": "softmax"}]}
+    return {"input_shape": list(input_shape),
+            "layers": [*layers, {"type": "Dense", "units": 3, "activation": "softmax"}]}
 
 
 def issues(body: dict, **settings) -> list[tuple[tuple, str]]:
@@ -46,10 +47,12 @@ def test_a_300_deep_constant_is_refused_before_tensorflow_sees_it():
 
 def test_a_300_deep_value_in_the_keras_form_is_refused_too():
     inputs = keras.Input((4,))
-    config = json.loads(keras.Model(inputs, keras.layers.Dense(3, kernel_initializer=keras.initializers.Constant(1.0))(inputs)).to_json())
+    outputs = keras.layers.Dense(3, kernel_initializer=keras.initializers.Constant(1.0))(inputs)
+    config = json.loads(keras.Model(inputs, outputs).to_json())
     config["config"]["layers"][1]["config"]["kernel_initializer"]["config"]["value"] = deep(300)
     found = check_capped(spec(IRIS_MLP, model={"keras": config}))["issues"]
-    assert found[0]["loc"] == ["model", "keras", "config", "layers", 1, "config", "kernel_initializer", "config", "value"]
+    assert found[0]["loc"] == ["model", "keras", "config", "layers", 1, "config", "kernel_initializer", "config",
+                               "value"]
     assert "300 levels" in found[0]["message"]
 
 
@@ -60,7 +63,8 @@ def test_a_300_deep_value_in_the_keras_form_is_refused_too():
 ], ids=["scalars", "string", "depth"])
 def test_argument_values_are_limited_with_the_limit_and_the_value_named(value, words):
     # The argument is the whole initializer object: its "type" counts as one more string, one more level.
-    body = spec(IRIS_MLP, model=dense_model({"type": "Dense", "units": 2, "kernel_initializer": {"type": "Constant", "value": value}}))
+    body = spec(IRIS_MLP, model=dense_model(
+        {"type": "Dense", "units": 2, "kernel_initializer": {"type": "Constant", "value": value}}))
     found = issues(body)
     assert found == [(("model", "layers", 0, "kernel_initializer"), found[0][1])] and words in found[0][1]
 
@@ -88,10 +92,12 @@ def test_the_parameter_limit_is_a_setting():
 def test_the_layer_count_is_checked_from_the_spec_in_both_forms():
     many = [{"type": "Dense", "units": 2} for _ in range(10)]
     found = issues(spec(IRIS_MLP, model=dense_model(*many)), max_layers=10)
-    assert found == [(("model", "layers"), "a model may have at most 10 layers (nested ones included). Received: 11 layers.")]
+    assert found == [(("model", "layers"),
+                      "a model may have at most 10 layers (nested ones included). Received: 11 layers.")]
 
     wrapped = [{"type": "Bidirectional", "layer": {"type": "LSTM", "units": 2, "return_sequences": True}}] * 3
-    assert "Received: 7 layers" in issues(spec(IRIS_MLP, model=dense_model(*wrapped, input_shape=(3, 4))), max_layers=5)[0][1]
+    found = issues(spec(IRIS_MLP, model=dense_model(*wrapped, input_shape=(3, 4))), max_layers=5)
+    assert "Received: 7 layers" in found[0][1]
 
     stack = keras.Sequential([keras.Input((4,)), *(keras.layers.Dense(2) for _ in range(10))])
     found = issues(spec(IRIS_MLP, model={"keras": json.loads(stack.to_json())}), max_layers=10)
@@ -100,10 +106,12 @@ def test_the_layer_count_is_checked_from_the_spec_in_both_forms():
 
 def test_a_batch_that_cannot_fit_names_batch_size_and_image_size():
     body = spec(DIGITS_CNN, data={"image_size": [4096, 4096]}, fit={"batch_size": 32}, model=dense_model(
-        {"type": "Conv2D", "filters": 8, "kernel_size": 3}, {"type": "GlobalAveragePooling2D"}, input_shape=(4096, 4096, 3)))
+        {"type": "Conv2D", "filters": 8, "kernel_size": 3}, {"type": "GlobalAveragePooling2D"},
+        input_shape=(4096, 4096, 3)))
     found = dict(issues(body))
     assert set(found) == {("fit", "batch_size"), ("data", "image_size")}
-    assert "a worker offers 4.00 GiB" in found[("fit", "batch_size")] and "at most batch_size=" in found[("fit", "batch_size")]
+    batch_size = found[("fit", "batch_size")]
+    assert "a worker offers 4.00 GiB" in batch_size and "at most batch_size=" in batch_size
 
 
 def test_the_worker_memory_is_a_setting_and_the_estimate_is_in_the_summary():
@@ -139,7 +147,8 @@ def test_the_worker_build_materializes_only_within_budget():
 
 
 @pytest.mark.parametrize(("loss", "metrics", "units", "activation"), [
-    ("sparse_categorical_crossentropy", ["accuracy", "sparse_top_k_categorical_accuracy", {"type": "SparseCategoricalAccuracy"}], 3, "softmax"),
+    ("sparse_categorical_crossentropy",
+     ["accuracy", "sparse_top_k_categorical_accuracy", {"type": "SparseCategoricalAccuracy"}], 3, "softmax"),
     ("categorical_crossentropy", ["accuracy", {"type": "AUC"}, {"type": "F1Score"}], 3, "softmax"),
     ("binary_crossentropy", ["accuracy", {"type": "AUC"}, {"type": "Precision"}], 1, "sigmoid"),
     ({"type": "Huber", "delta": 2.0}, ["mae", {"type": "R2Score"}, {"type": "RootMeanSquaredError"}], 1, None),

@@ -26,7 +26,8 @@ TOKEN = 5
 
 
 def events(session, job_id: str) -> list[str]:
-    return [e.value for e in session.scalars(select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.id))]
+    query = select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+    return [e.value for e in session.scalars(query)]
 
 
 def _claim(session, job):
@@ -108,7 +109,8 @@ def test_a_released_job_does_not_count_as_a_lost_worker(session_factory):
 
 
 def new_job(tenant: str) -> Job:
-    return Job(id=new_id("job"), tenant=tenant, name="n", spec=IRIS_MLP, dataset_ref="builtin:iris", epochs=3, findings=[])
+    return Job(id=new_id("job"), tenant=tenant, name="n", spec=IRIS_MLP, dataset_ref="builtin:iris", epochs=3,
+               findings=[])
 
 
 def test_create_caps_the_queued_jobs_of_each_tenant(session_factory):
@@ -155,7 +157,8 @@ def test_create_writes_the_queued_event_and_one_per_preflight_finding(session_fa
         job.findings = [finding]
         lifecycle.create(session, job, max_queued=10, parent_id="job_x")
         rows = session.scalars(select(JobEvent).where(JobEvent.job_id == job.id).order_by(JobEvent.id)).all()
-        assert [(e.type, e.data.get("parent_id")) for e in rows] == [(EventType.queued, "job_x"), (EventType.finding, None)]
+        assert [(e.type, e.data.get("parent_id")) for e in rows] == [(EventType.queued, "job_x"),
+                                                                     (EventType.finding, None)]
 
 
 def _status_writes(source: str) -> list[int]:
@@ -193,7 +196,7 @@ ok = job.status == JobStatus.failed or JobOut(status=job.status)
 
 def test_only_the_lifecycle_module_changes_a_job_status():
     home = ROOT / "models" / "lifecycle.py"
-    sources = [p for top in ("api", "worker", "models", "cli", "broker", "datastore", "diagnosis", "keras_bridge", "bench")
-               for p in (ROOT / top).rglob("*.py") if p != home]
+    tops = ("api", "worker", "models", "cli", "broker", "datastore", "diagnosis", "keras_bridge", "bench")
+    sources = [p for top in tops for p in (ROOT / top).rglob("*.py") if p != home]
     writers = {str(p.relative_to(ROOT)): lines for p in sources if (lines := _status_writes(p.read_text()))}
     assert writers == {}, "a job's status changes only in models/lifecycle.py"

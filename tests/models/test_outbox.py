@@ -6,8 +6,8 @@ import pytest
 
 from models.db import utcnow
 from models.enums import EventType
-from models.lifecycle import Claim
 from models.events import job_event
+from models.lifecycle import Claim
 from models.outbox import notify_after_commit
 from models.tables import Job
 from tests.specs import IRIS_MLP, spec

@@ -5,8 +5,8 @@ import socket
 
 import pytest
 
-from models.spec import DEFAULT_WEBHOOK_EVENTS, JobSpec, WebhookEvent
 from models.enums import EventType
+from models.spec import DEFAULT_WEBHOOK_EVENTS, JobSpec, WebhookEvent
 from models.webhook_url import UnsafeUrl, check_url
 from tests.specs import IRIS_MLP, spec
 

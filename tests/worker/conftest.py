@@ -1,12 +1,15 @@
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.db import utcnow
+from migrations import upgrade
+from models.db import make_engine, make_session_factory, utcnow
 from models.ids import new_id
 from models.spec import JobSpec
 from models.tables import Job
+from tests.conftest import create_database, drop_database
 
 
 def insert_job(factory: sessionmaker[Session], body: dict[str, Any], **columns: Any) -> str:
@@ -22,3 +25,15 @@ def insert_job(factory: sessionmaker[Session], body: dict[str, Any], **columns: 
 @pytest.fixture
 def make_job(session_factory):
     return lambda body, **columns: insert_job(session_factory, body, **columns)
+
+
+@pytest.fixture
+def own_db(request) -> Iterator[tuple[str, sessionmaker[Session]]]:
+    """A database of its own (URL, session factory): for tests that commit for real, from several
+    connections and processes."""
+    url = create_database(f"trainyard_{request.module.__name__.rpartition('.')[2].removeprefix('test_')}")
+    upgrade(url)
+    engine = make_engine(url)
+    yield url, make_session_factory(engine)
+    engine.dispose()
+    drop_database(url)

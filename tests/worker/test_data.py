@@ -1,7 +1,11 @@
 import numpy as np
 import pytest
 
-from models.spec import DataSpec
+from api.errors import PayloadTooLarge
+from api.limits import check_tenant_limits
+from models.settings import Settings
+from models.spec import DataSpec, JobSpec
+from tests.specs import IRIS_MLP
 from worker.data import DataError, prepare
 
 
@@ -49,3 +53,16 @@ def test_one_hot_and_bad_inputs():
         prepare(arrays(), DataSpec(x="z"), seed=0)
     with pytest.raises(DataError, match="x has 100 samples but y has 99"):
         prepare({"x": arrays()["x"], "y": np.zeros(99)}, DataSpec(), seed=0)
+
+
+# Where rounding each part (the worker) and flooring the training fraction (the API before) differ: 30 x 0.15.
+@pytest.mark.parametrize(("n", "validation_split", "test_split"), [(30, 0.15, 0.0), (18, 0.25, 0.0), (10, 0.45, 0.05),
+                                                                  (1000, 0.2, 0.1)])
+def test_the_api_limit_counts_the_training_samples_the_worker_trains_on(n, validation_split, test_split):
+    data_spec = DataSpec(validation_split=validation_split, test_split=test_split)
+    trained = len(prepare(arrays(n), data_spec, seed=0).train)
+    assert data_spec.split_sizes(n)[0] == trained
+    job = JobSpec.model_validate({**IRIS_MLP, "data": data_spec.model_dump(), "fit": {"epochs": 3, "batch_size": 8}})
+    check_tenant_limits(None, job, n, Settings(max_epoch_samples=3 * trained), "t")  # type: ignore[arg-type]
+    with pytest.raises(PayloadTooLarge, match=f"3 epochs x {trained} samples"):
+        check_tenant_limits(None, job, n, Settings(max_epoch_samples=3 * trained - 1), "t")  # type: ignore[arg-type]

@@ -22,11 +22,13 @@ LONG_AGO = timedelta(hours=1)
 
 def event_types(session, job_id: str) -> list[str]:
     session.expire_all()
-    return [t.value for t in session.scalars(select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.id))]
+    query = select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+    return [t.value for t in session.scalars(query)]
 
 
 def epochs(session, job_id: str) -> list[int]:
-    return list(session.scalars(select(EpochMetric.epoch).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch)))
+    return list(session.scalars(select(EpochMetric.epoch).where(EpochMetric.job_id == job_id)
+                                .order_by(EpochMetric.epoch)))
 
 
 def lose_the_worker(factory, job_id: str) -> None:
@@ -35,7 +37,9 @@ def lose_the_worker(factory, job_id: str) -> None:
         session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow() - LONG_AGO))
 
 
-def test_a_job_failed_by_the_reconciler_is_not_succeeded_by_its_slow_worker(make_job, session_factory, db_session, settings):
+def test_a_job_failed_by_the_reconciler_is_not_succeeded_by_its_slow_worker(
+    make_job, session_factory, db_session, settings
+):
     job_id = make_job(IRIS_MLP, attempts=settings.max_attempts - 1)
     claim = Claim.of(job_store.claim(session_factory, job_id, stale_before=utcnow()))
     lose_the_worker(session_factory, job_id)

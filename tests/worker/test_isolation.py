@@ -7,15 +7,18 @@ import pytest
 import tensorflow as tf
 from sqlalchemy import select
 
-from keras_bridge import global_state, layers as bridge_layers
+from keras_bridge import global_state
+from keras_bridge import layers as bridge_layers
 from models.enums import JobStatus
 from models.tables import EpochMetric, Job
-from worker.training import run_training
 from tests.specs import IRIS_MLP, spec
+from worker.training import run_training
 
-SET_MAX_EPOCHS = {"module": "keras.config", "class_name": "function", "config": "set_max_epochs", "registered_name": None}
+SET_MAX_EPOCHS = {"module": "keras.config", "class_name": "function", "config": "set_max_epochs",
+                  "registered_name": None}
 POISON = spec(IRIS_MLP, model={"input_shape": [4], "layers": [
-    {"type": "Dense", "units": 8, "activation": SET_MAX_EPOCHS}, {"type": "Dense", "units": 3, "activation": "softmax"}]})
+    {"type": "Dense", "units": 8, "activation": SET_MAX_EPOCHS},
+    {"type": "Dense", "units": 3, "activation": "softmax"}]})
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +32,9 @@ def epochs_of(db_session, job_id: str) -> int:
     return len(db_session.scalars(select(EpochMetric).where(EpochMetric.job_id == job_id)).all())
 
 
-def test_the_worker_refuses_a_function_from_another_module_and_the_next_job_trains(make_job, session_factory, db_session, settings):
+def test_the_worker_refuses_a_function_from_another_module_and_the_next_job_trains(
+    make_job, session_factory, db_session, settings
+):
     poisoned, normal = make_job(POISON), make_job(IRIS_MLP)
 
     run_training(session_factory, poisoned, settings=settings)
@@ -47,7 +52,9 @@ def skip_the_namespace_check(monkeypatch):
     monkeypatch.setattr(bridge_layers, "check_activation", lambda value, loc: None)
 
 
-def test_a_job_that_changed_global_state_does_not_reach_the_next_one(monkeypatch, make_job, session_factory, db_session, settings):
+def test_a_job_that_changed_global_state_does_not_reach_the_next_one(
+    monkeypatch, make_job, session_factory, db_session, settings
+):
     skip_the_namespace_check(monkeypatch)
     poisoned, normal = make_job(POISON), make_job(IRIS_MLP)
 

@@ -21,7 +21,9 @@ def test_only_one_delivery_claims_a_job(make_job, session_factory):
     assert job_store.claim(session_factory, job_id, holder=B, stale_before=stale) is None
 
 
-def test_a_running_job_with_a_stale_heartbeat_or_held_by_this_process_is_claimed_again(make_job, session_factory, db_session):
+def test_a_running_job_with_a_stale_heartbeat_or_held_by_this_process_is_claimed_again(
+    make_job, session_factory, db_session
+):
     job_id = make_job(IRIS_MLP)
     first = job_store.claim(session_factory, job_id, holder=A, stale_before=utcnow())
     # Same process (a retry after a database outage) takes it back at once.
@@ -35,8 +37,18 @@ def test_a_running_job_with_a_stale_heartbeat_or_held_by_this_process_is_claimed
 
 
 def test_a_cancelled_job_is_never_claimed(make_job, session_factory):
-    job_id = make_job(IRIS_MLP, status=JobStatus.cancelled, cancel_requested=True)
+    # The status guard alone: no cancel flag, which is the other guard.
+    job_id = make_job(IRIS_MLP, status=JobStatus.cancelled, cancel_requested=False)
     assert job_store.claim(session_factory, job_id, holder=A, stale_before=utcnow()) is None
+
+
+def test_an_abandoned_running_job_whose_cancel_was_requested_is_not_claimed_again(make_job, session_factory):
+    # The cancel flag alone: without it this job is claimable (its twin shows it), its heartbeat being stale.
+    abandoned = {"status": JobStatus.running, "claim": 1, "worker": B.name, "holder": B.as_json(),
+                 "heartbeat_at": utcnow() - timedelta(hours=1)}
+    flagged, twin = make_job(IRIS_MLP, cancel_requested=True, **abandoned), make_job(IRIS_MLP, **abandoned)
+    assert job_store.claim(session_factory, flagged, holder=A, stale_before=utcnow()) is None
+    assert job_store.claim(session_factory, twin, holder=A, stale_before=utcnow()) is not None
 
 
 def test_recording_an_epoch_twice_keeps_the_first_record_and_one_event(make_job, session_factory, db_session):

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from migrations import upgrade
-from models.db import make_engine, make_session_factory
 from models.enums import JobStatus
 from models.settings import Settings
 from models.tables import Job
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.conftest import REDIS_URL
 from tests.specs import IRIS_MLP, spec
 from tests.worker.conftest import insert_job
 from worker.memory_limit import training_memory_limit
@@ -38,16 +36,6 @@ run_training(make_session_factory(make_engine(url)), job_id, settings=settings)
 """
 
 
-@pytest.fixture
-def own_db():
-    url = create_database("trainyard_memory")
-    upgrade(url)
-    engine = make_engine(url)
-    yield url, make_session_factory(engine)
-    engine.dispose()
-    drop_database(url)
-
-
 def test_the_limit_is_set_on_cpu_hosts_only(monkeypatch, tmp_path):
     settings = Settings(data_dir=tmp_path, worker_memory_bytes=3 * 1024**3, worker_runtime_bytes=1024**3)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
@@ -56,6 +44,7 @@ def test_the_limit_is_set_on_cpu_hosts_only(monkeypatch, tmp_path):
     assert training_memory_limit(settings) is None
 
 
+@pytest.mark.e2e  # a training process of its own
 def test_a_job_past_the_process_limit_fails_as_out_of_memory_and_the_process_lives(own_db, tmp_path):
     url, factory = own_db
     # 36 M float32 weights (144 MiB), their gradients and Adam's two slots: past 500 MiB with TensorFlow, within

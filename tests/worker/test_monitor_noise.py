@@ -18,7 +18,8 @@ def test_each_epoch_carries_the_spread_and_counts_of_its_losses():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
                               keras.layers.Dense(2, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    watch = DiagnosisMonitor(task=Task.from_labels(y_train, "sparse_categorical_crossentropy"), probe=(x_train, y_train),
+    task = Task(classification=True, loss="sparse_categorical_crossentropy", chance_loss=0.69, majority_rate=0.5)
+    watch = DiagnosisMonitor(task=task, probe=(x_train, y_train),
                              loss=keras.losses.get("sparse_categorical_crossentropy"), report=lambda f: None,
                              suggest=lambda c: [], stop_on=set(), train_samples=600, batch_size=30,
                              validation=(x_val, y_val))

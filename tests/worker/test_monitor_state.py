@@ -23,7 +23,8 @@ def monitor(state_path) -> DiagnosisMonitor:
 def test_a_resumed_monitor_remembers_up_to_the_checkpoint_and_what_it_raised(tmp_path):
     path = tmp_path / "backup" / "monitor.json"
     before = monitor(path)
-    before.history = [Epoch(e, {"loss": 1.0 / e, "val_loss": math.nan}, [0.5, 0.4], None, [0.1, 0.2]) for e in (1, 2, 3)]
+    before.history = [Epoch(e, {"loss": 1.0 / e, "val_loss": math.nan}, [0.5, 0.4], None, [0.1, 0.2])
+                      for e in (1, 2, 3)]
     before.raised = {Code.unstable: Finding(code=Code.unstable, severity="warning", phase="training", epoch=2,
                                             message="jumpy", evidence={"loss": [1, 2]})}
     before.epoch_seconds = [0.1, 0.1, 0.1]

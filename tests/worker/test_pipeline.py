@@ -10,7 +10,8 @@ from datastore.reader import open_directory
 from models.spec import DataSpec
 from tests.data_files import csv_bytes, image_png, image_zip, npz_bytes, sequences
 from worker.data import prepare
-from worker.pipeline import decode_image, make_dataset
+from worker.image_decode import decode_image
+from worker.pipeline import make_dataset
 
 
 def stored(tmp_path, name: str, content: bytes):
@@ -90,7 +91,7 @@ def test_a_jpeg_decodes_to_four_channels_with_an_opaque_alpha(tmp_path):
 
 
 def test_small_dense_data_kept_in_memory_gives_the_same_batches_as_streaming_from_disk(tmp_path, monkeypatch):
-    import worker.pipeline as pipeline
+    from worker import pipeline
 
     x = np.random.default_rng(1).normal(size=(120, 3)).astype("float32")
     arrays = stored(tmp_path, "m.npz", npz_bytes(x=x, y=np.arange(120) % 3))

@@ -16,29 +16,17 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import OperationalError
 
 from datastore.artifacts import ArtifactStore
-from migrations import upgrade
-from models.db import make_engine, make_session_factory, utcnow
+from models.db import utcnow
 from models.enums import JobStatus
 from models.settings import Settings
 from models.tables import EpochMetric, Job, JobEvent
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.conftest import REDIS_URL
 from tests.specs import DIGITS_CNN, spec
 from tests.worker.conftest import insert_job
 from tests.worker.test_diagnosis_runs import DEEP_SIGMOID
 from worker.training import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def own_db():
-    """A database of its own: these tests commit for real, from several connections and processes."""
-    url = create_database("trainyard_resume")
-    upgrade(url)
-    engine = make_engine(url)
-    yield url, make_session_factory(engine)
-    engine.dispose()
-    drop_database(url)
 
 
 def settings_for(url: str, data_dir: Path) -> Settings:
@@ -48,7 +36,8 @@ def settings_for(url: str, data_dir: Path) -> Settings:
 def recorded(factory, job_id: str) -> tuple[list[int], list[int]]:
     """The epochs of the curve, and of the job.epoch events."""
     with factory() as session:
-        rows = session.scalars(select(EpochMetric.epoch).where(EpochMetric.job_id == job_id).order_by(EpochMetric.epoch))
+        rows = session.scalars(select(EpochMetric.epoch).where(EpochMetric.job_id == job_id)
+                               .order_by(EpochMetric.epoch))
         events = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "job.epoch")
                                  .order_by(JobEvent.id))
         return list(rows), [e.data["epoch"] for e in events]
@@ -122,6 +111,7 @@ run_training(make_session_factory(make_engine(url)), job_id, settings=settings)
 """
 
 
+@pytest.mark.e2e  # a training process of its own
 def test_a_worker_killed_after_a_finding_resumes_with_each_finding_and_epoch_once(own_db, tmp_path):
     url, factory = own_db
     settings = settings_for(url, tmp_path)
@@ -165,5 +155,6 @@ def test_a_worker_killed_after_a_finding_resumes_with_each_finding_and_epoch_onc
             select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "job.finding"))
             if e.data["finding"]["phase"] != "preflight" and not e.data.get("resolved"))
         assert raised_events == codes
-        started = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.type == "job.started")).all()
+        started = session.scalars(select(JobEvent).where(JobEvent.job_id == job_id,
+                                                         JobEvent.type == "job.started")).all()
         assert len(started) == 2 and started[1].created_at - started[0].created_at < utcnow() - started[0].created_at

@@ -1,3 +1,5 @@
+"""The record of one webhook delivery attempt, as GET /v1/jobs/{id}/deliveries lists it."""
+
 from datetime import datetime
 
 from pydantic import BaseModel, Field

@@ -77,6 +77,13 @@ def read(lines: Iterator[str], count: int) -> list[ServerEvent]:
     return [next(events) for _ in range(count)]
 
 
+def frame_id(data: bytes) -> int:
+    """The id of one SSE message as the hub encodes it ("id: N" first)."""
+    first = data.split(b"\n", 1)[0]
+    assert first.startswith(b"id: "), data
+    return int(first[4:])
+
+
 def wait_until(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -166,7 +173,7 @@ def test_many_clients_of_one_job_share_one_poller_and_its_one_query(live: Live):
         # Connected while the job ran, each after `started`: gather starts them all before the
         # poller that the first one creates reads (asyncio runs ready callbacks in FIFO order).
         async def one() -> list[int]:
-            return [event["id"] async for event in hub.stream(job_id, after=started, finished=False)]
+            return [frame_id(data) async for data in hub.stream(job_id, after=started, finished=False)]
         try:
             return await asyncio.gather(*(one() for _ in range(clients)))
         finally:

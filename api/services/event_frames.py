@@ -31,6 +31,10 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def frame_terminal(event_type: str) -> bool:
+    return event_type in TERMINAL_TYPES
+
+
 def frame(event: dict[str, Any]) -> Frame:
     """``event``: an envelope (models/events.py), the body a webhook receiver gets too."""
     try:
@@ -39,4 +43,4 @@ def frame(event: dict[str, Any]) -> Frame:
         data = json.dumps(_finite(event))
     # json.dumps escapes newlines, so the data is one line; the type is an EventType value.
     text = f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
-    return Frame(event["id"], event["type"] in TERMINAL_TYPES, text.encode())
+    return Frame(event["id"], frame_terminal(event["type"]), text.encode())

@@ -42,7 +42,7 @@ import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.services.event_frames import PING, Frame, frame
+from api.services.event_frames import PING, Frame, frame, frame_terminal
 from models.events import envelope
 from models.tables import JobEvent
 
@@ -70,7 +70,8 @@ class _Client:
 
 @dataclass(eq=False)
 class _Watch:
-    cursor: int  # the last event id handed to the clients
+    cursor: int | None = None  # the last event id handed to the clients; None until the first read
+    positioned: asyncio.Event = field(default_factory=asyncio.Event)  # cursor is set
     clients: set[_Client] = field(default_factory=set)
     done: bool = False  # the job's terminal event was seen: nothing follows it
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -149,6 +150,15 @@ class EventHub:
 
     # --- reads ---
 
+    def _last(self, job_id: str) -> tuple[int, bool]:
+        """The job's last event id (0: none yet), and whether it ends the job."""
+        query = (select(JobEvent.id, JobEvent.type).where(JobEvent.job_id == job_id)
+                 .order_by(JobEvent.id.desc()).limit(1))
+        with self.factory() as session:
+            row = session.execute(query).first()
+        self.counts.queries += 1
+        return (row.id, frame_terminal(row.type.value)) if row else (0, False)
+
     def _read(self, job_id: str, after: int) -> list[Frame]:
         query = (select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after)
                  .order_by(JobEvent.id).limit(self.page))
@@ -167,12 +177,12 @@ class EventHub:
                 self._pages.popitem(last=False)
         return page
 
-    async def _page(self, job_id: str, after: int, *, share: bool) -> list[Frame]:
+    async def _page(self, job_id: str, after: int, *, share: bool = True) -> list[Frame]:
         """The events after ``after``, at most ``page``: from the LRU, else read.
 
-        ``share``: join a read of the same page already in flight. Only for finished
-        jobs: a read that started before an event's commit may lack it, which a live
-        reader, woken by that very commit, must not take for an answer.
+        ``share``: join a read of the same page already in flight. Not for a job's
+        reader: a read that started before an event's commit may lack it, which a
+        reader woken by that very commit must not take for an answer.
         """
         key = (job_id, after)
         cached = self._pages.get(key)
@@ -194,15 +204,26 @@ class EventHub:
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter may have left
 
-    async def _history(self, job_id: str, after: int, *, finished: bool) -> AsyncIterator[Frame]:
-        """Stored events after ``after``, page by page: a client holds one page at a time."""
+    async def _history(self, job_id: str, after: int, upto: int | None) -> AsyncIterator[Frame]:
+        """Stored events after ``after`` (up to ``upto``), page by page: a client holds one page at a time.
+
+        Reads of the same page are shared. One that started before an event up to ``upto``
+        was committed may end short of it: then the rest is read afresh, so a live client
+        gets every event up to the cursor it joined at (or, the job deleted, an end).
+        """
+        fresh = False
         while True:
-            page = await self._page(job_id, after, share=finished)
+            page = await self._page(job_id, after, share=not fresh)
             for item in page:
+                if upto is not None and item.id > upto:
+                    return
                 yield item
-            if len(page) < self.page:
+                after = item.id
+            if len(page) == self.page:
+                continue
+            if upto is None or after >= upto or fresh:
                 return
-            after = page[-1].id
+            fresh = True
 
     # --- streams ---
 
@@ -215,22 +236,24 @@ class EventHub:
         The stream also ends, early, when the client fell ``backlog`` events behind.
         """
         if finished:
-            async for item in self._history(job_id, after, finished=True):
+            async for item in self._history(job_id, after, None):
                 yield item.data
                 if item.terminal:
                     return
             return
         client = _Client()
-        watch = self._join(job_id, after, client)
-        # Nothing awaits between reading the cursor and joining: the reader hands
-        # this client everything after watch.cursor, the history below the rest.
-        caught_up_to = watch.cursor
+        watch = self._join(job_id, client)
         last = after
         try:
+            # A new job's reader starts at the job's last event. Whenever this client
+            # joined, the reader hands it everything after watch.cursor as read here,
+            # so the history below that (read in shared pages) completes it; a
+            # reconnecting client catches up from the pages, not through its backlog.
+            await watch.positioned.wait()
+            caught_up_to = watch.cursor
+            assert caught_up_to is not None
             if after < caught_up_to:
-                async for item in self._history(job_id, after, finished=False):
-                    if item.id > caught_up_to:
-                        break  # the backlog has it
+                async for item in self._history(job_id, after, caught_up_to):
                     yield item.data
                     last = item.id
                     if item.terminal:
@@ -258,10 +281,10 @@ class EventHub:
         finally:
             self._leave(job_id, watch, client)
 
-    def _join(self, job_id: str, after: int, client: _Client) -> _Watch:
+    def _join(self, job_id: str, client: _Client) -> _Watch:
         watch = self._watches.get(job_id)
         if watch is None:
-            watch = self._watches[job_id] = _Watch(cursor=after)
+            watch = self._watches[job_id] = _Watch()
             watch.task = asyncio.create_task(self._follow(job_id, watch), name=f"sse-follow-{job_id}")
         watch.clients.add(client)
         return watch
@@ -282,6 +305,11 @@ class EventHub:
         while not watch.done:
             watch.wake.clear()  # before the read: a NOTIFY during the read wakes the next wait
             try:
+                if watch.cursor is None:
+                    watch.cursor, watch.done = await anyio.to_thread.run_sync(self._last, job_id,
+                                                                              limiter=self._limiter)
+                    watch.positioned.set()
+                    continue
                 page = await self._page(job_id, watch.cursor, share=False)
                 failures = 0
             except Exception as exc:  # the database is away: the clients wait, the reader keeps trying

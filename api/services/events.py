@@ -315,7 +315,7 @@ class EventHub:
             except Exception as exc:  # the database is away: the clients wait, the reader keeps trying
                 failures += 1
                 log.warning("reading events of job %s failed (%s); retrying", job_id, type(exc).__name__)
-                await asyncio.sleep(min(self.interval_s * 2**failures, 10.0))
+                await self._wait(watch, min(min(self.interval_s, 1.0) * 2**failures, 10.0))
                 continue
             for item in page:
                 watch.cursor = item.id
@@ -325,10 +325,14 @@ class EventHub:
                     watch.done = True
             if len(page) == self.page or watch.done:
                 continue  # a backlog: the next page at once
-            wait = max(self.interval_s, PUSH_SAFETY_S) if self.pushed else self.interval_s
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await watch.wake.wait()
+            await self._wait(watch, max(self.interval_s, PUSH_SAFETY_S) if self.pushed else self.interval_s)
+
+    @staticmethod
+    async def _wait(watch: _Watch, seconds: float) -> None:
+        """Until the job's reader is woken (a NOTIFY, the listener coming or going), at most ``seconds``."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await watch.wake.wait()
 
     async def close(self) -> None:
         tasks = [w.task for w in self._watches.values() if w.task is not None]

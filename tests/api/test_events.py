@@ -7,7 +7,6 @@ their rows, to a database of their own.
 import asyncio
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,18 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
 from api.services.events import EventHub
 from api.validation.pool import ProcessPool
 from cli.sse import ServerEvent, parse
-from migrations import upgrade
-from models.db import make_engine, make_session_factory
 from models.enums import EventType, JobStatus
 from models.events import job_event
-from models.settings import Settings
 from models.tables import Job
-from tests.auth import authorize
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.api.hub_helpers import frame_id, serving, until
 from tests.specs import IRIS_MLP
 from tests.worker.conftest import insert_job
 
@@ -59,29 +53,13 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[Live]:
-    url = create_database("trainyard_sse")
-    upgrade(url)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("sse"), database_url=url, broker_url=REDIS_URL,
-                        train_queue=f"test-{uuid.uuid4().hex[:8]}", events_poll_interval_s=POLL_S)
-    engine = make_engine(url)
-    with TestClient(create_app(settings, validator=validator_pool)) as client:
-        factory = make_session_factory(engine)
-        authorize(client, factory)  # the tenant insert_job gives its jobs
+    with serving(tmp_path_factory.mktemp("sse"), validator_pool, POLL_S) as (client, factory):
         yield Live(client, factory)
-    engine.dispose()
-    drop_database(url)
 
 
 def read(lines: Iterator[str], count: int) -> list[ServerEvent]:
     events = parse(lines)
     return [next(events) for _ in range(count)]
-
-
-def frame_id(data: bytes) -> int:
-    """The id of one SSE message as the hub encodes it ("id: N" first)."""
-    first = data.split(b"\n", 1)[0]
-    assert first.startswith(b"id: "), data
-    return int(first[4:])
 
 
 def wait_until(predicate, timeout: float = 10.0) -> None:
@@ -214,13 +192,6 @@ def test_errors_are_json_before_the_stream_starts(live: Live):
     response = live.client.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "abc"})
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["path"] == "header.Last-Event-ID"
-
-
-async def until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 def test_many_clients_share_one_encoding_of_each_event(live: Live):

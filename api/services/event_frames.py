@@ -6,6 +6,7 @@ however many streams carry it, and a client's backlog holds references, not copi
 
 import json
 import math
+from functools import cached_property
 from typing import Any, NamedTuple
 
 from models.events import TERMINAL_EVENTS
@@ -44,3 +45,13 @@ def frame(event: dict[str, Any]) -> Frame:
     # json.dumps escapes newlines, so the data is one line; the type is an EventType value.
     text = f"id: {event['id']}\nevent: {event['type']}\ndata: {data}\n\n"
     return Frame(event["id"], frame_terminal(event["type"]), text.encode())
+
+
+class Page(list[Frame]):
+    """Events read in one query, in id order."""
+
+    @cached_property
+    def whole(self) -> Frame:
+        """The page as one message chunk: one write per page for a client replaying history,
+        joined once however many clients replay it."""
+        return Frame(self[-1].id, self[-1].terminal, b"".join(item.data for item in self))

@@ -42,7 +42,7 @@ import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.services.event_frames import PING, Frame, frame, frame_terminal
+from api.services.event_frames import PING, Frame, Page, frame, frame_terminal
 from models.events import envelope
 from models.tables import JobEvent
 
@@ -113,8 +113,8 @@ class EventHub:
         self.pushed = False  # a listener is connected: a committed event wakes its job's reader
         self._limiter = anyio.CapacityLimiter(readers)
         self._watches: dict[str, _Watch] = {}
-        self._pages: OrderedDict[tuple[str, int], list[Frame]] = OrderedDict()
-        self._reading: dict[tuple[str, int], asyncio.Task[list[Frame]]] = {}
+        self._pages: OrderedDict[tuple[str, int], Page] = OrderedDict()
+        self._reading: dict[tuple[str, int], asyncio.Task[Page]] = {}
 
     @property
     def queries(self) -> int:
@@ -159,7 +159,7 @@ class EventHub:
         self.counts.queries += 1
         return (row.id, frame_terminal(row.type.value)) if row else (0, False)
 
-    def _read(self, job_id: str, after: int) -> list[Frame]:
+    def _read(self, job_id: str, after: int) -> Page:
         query = (select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after)
                  .order_by(JobEvent.id).limit(self.page))
         with self.factory() as session:
@@ -167,9 +167,9 @@ class EventHub:
         self.counts.queries += 1
         self.counts.rows += len(events)
         self.counts.frames += len(events)
-        return [frame(event) for event in events]  # encoded in the thread, off the event loop
+        return Page(frame(event) for event in events)  # encoded in the thread, off the event loop
 
-    async def _fetch(self, key: tuple[str, int]) -> list[Frame]:
+    async def _fetch(self, key: tuple[str, int]) -> Page:
         page = await anyio.to_thread.run_sync(self._read, *key, limiter=self._limiter)
         if len(page) == self.page or (page and page[-1].terminal):  # it cannot change any more
             self._pages[key] = page
@@ -177,7 +177,7 @@ class EventHub:
                 self._pages.popitem(last=False)
         return page
 
-    async def _page(self, job_id: str, after: int, *, share: bool = True) -> list[Frame]:
+    async def _page(self, job_id: str, after: int, *, share: bool = True) -> Page:
         """The events after ``after``, at most ``page``: from the LRU, else read.
 
         ``share``: join a read of the same page already in flight. Not for a job's
@@ -199,13 +199,14 @@ class EventHub:
             task.add_done_callback(lambda done: self._read_done(key, done))
         return await asyncio.shield(task)
 
-    def _read_done(self, key: tuple[str, int], task: asyncio.Task[list[Frame]]) -> None:
+    def _read_done(self, key: tuple[str, int], task: asyncio.Task[Page]) -> None:
         self._reading.pop(key, None)
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter may have left
 
     async def _history(self, job_id: str, after: int, upto: int | None) -> AsyncIterator[Frame]:
         """Stored events after ``after`` (up to ``upto``), page by page: a client holds one page at a time.
+        A ``Frame`` here may carry a whole page (its id and terminal flag: the page's last).
 
         Reads of the same page are shared. One that started before an event up to ``upto``
         was committed may end short of it: then the rest is read afresh, so a live client
@@ -214,11 +215,15 @@ class EventHub:
         fresh = False
         while True:
             page = await self._page(job_id, after, share=not fresh)
-            for item in page:
-                if upto is not None and item.id > upto:
-                    return
-                yield item
-                after = item.id
+            if page and (upto is None or page[-1].id <= upto):
+                yield page.whole  # the whole page at once: one write, not one per event
+                after = page[-1].id
+            else:
+                for item in page:
+                    if upto is not None and item.id > upto:
+                        return
+                    yield item
+                    after = item.id
             if len(page) == self.page:
                 continue
             if upto is None or after >= upto or fresh:
@@ -305,12 +310,13 @@ class EventHub:
         while not watch.done:
             watch.wake.clear()  # before the read: a NOTIFY during the read wakes the next wait
             try:
-                if watch.cursor is None:
+                if watch.cursor is None:  # where the job stands; what follows comes with the next wake-up
                     watch.cursor, watch.done = await anyio.to_thread.run_sync(self._last, job_id,
                                                                               limiter=self._limiter)
                     watch.positioned.set()
-                    continue
-                page = await self._page(job_id, watch.cursor, share=False)
+                    page = Page()
+                else:
+                    page = await self._page(job_id, watch.cursor, share=False)
                 failures = 0
             except Exception as exc:  # the database is away: the clients wait, the reader keeps trying
                 failures += 1

@@ -3,7 +3,7 @@
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,11 +19,16 @@ from tests.auth import authorize
 from tests.conftest import REDIS_URL, create_database, drop_database
 
 
-def frame_id(data: bytes) -> int:
-    """The id of one SSE message as the hub encodes it ("id: N" first)."""
-    first = data.split(b"\n", 1)[0]
-    assert first.startswith(b"id: "), data
-    return int(first[4:])
+def frame_ids(data: bytes) -> list[int]:
+    """The ids of the SSE messages in one chunk of the hub's output (an event, or a page of them)."""
+    ids = [int(line[4:]) for line in data.split(b"\n") if line.startswith(b"id: ")]
+    assert ids and data.count(b"\n\n") == len(ids), data
+    return ids
+
+
+async def ids_of(stream: AsyncIterator[bytes]) -> list[int]:
+    """The event ids of the rest of a hub stream, to its end."""
+    return [i async for data in stream for i in frame_ids(data)]
 
 
 async def until(predicate, timeout: float = 30.0) -> None:

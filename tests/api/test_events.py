@@ -21,7 +21,7 @@ from cli.sse import ServerEvent, parse
 from models.enums import EventType, JobStatus
 from models.events import job_event
 from models.tables import Job
-from tests.api.hub_helpers import frame_id, serving, until
+from tests.api.hub_helpers import frame_ids, ids_of, serving, until
 from tests.specs import IRIS_MLP
 from tests.worker.conftest import insert_job
 
@@ -151,7 +151,7 @@ def test_many_clients_of_one_job_share_one_poller_and_its_one_query(live: Live):
         # Connected while the job ran, each after `started`: gather starts them all before the
         # poller that the first one creates reads (asyncio runs ready callbacks in FIFO order).
         async def one() -> list[int]:
-            return [frame_id(data) async for data in hub.stream(job_id, after=started, finished=False)]
+            return await ids_of(hub.stream(job_id, after=started, finished=False))
         try:
             return await asyncio.gather(*(one() for _ in range(clients)))
         finally:
@@ -197,24 +197,27 @@ def test_errors_are_json_before_the_stream_starts(live: Live):
 def test_many_clients_share_one_encoding_of_each_event(live: Live):
     job_id = live.job()
     started = live.event(job_id, EventType.started)
-    later = [live.event(job_id, EventType.epoch, epoch=e) for e in (1, 2, 3)]
-    later.append(live.event(job_id, EventType.succeeded))
-    hub = EventHub(live.factory, interval_s=3600)
+    hub = EventHub(live.factory, interval_s=3600)  # woken by hand below, as the listener would
     clients = 8
 
-    async def watch() -> list[list[bytes]]:
+    async def watch() -> tuple[list[int], list[list[bytes]]]:
         async def one() -> list[bytes]:
             return [data async for data in hub.stream(job_id, after=started, finished=False)]
         try:
-            return await asyncio.gather(*(one() for _ in range(clients)))
+            streams = [asyncio.create_task(one()) for _ in range(clients)]
+            await until(lambda: hub.clients(job_id) == clients and hub.queries == 1)  # joined, reader positioned
+            later = await asyncio.to_thread(lambda: [live.event(job_id, EventType.epoch, epoch=e) for e in (1, 2, 3)])
+            later.append(await asyncio.to_thread(live.event, job_id, EventType.succeeded))
+            hub.notify(job_id)
+            return later, await asyncio.gather(*streams)
         finally:
             await hub.close()
 
-    received = asyncio.run(watch())
-    assert [[frame_id(data) for data in got] for got in received] == [later] * clients
+    later, received = asyncio.run(watch())
+    assert [[i for data in got for i in frame_ids(data)] for got in received] == [later] * clients
     assert hub.counts.frames == len(later)  # not len(later) * clients
     # The very same bytes objects in every client's stream: encoded once, referenced by all.
-    assert all(got[i] is received[0][i] for got in received for i in range(len(later)))
+    assert all(len(got) == len(later) and all(a is b for a, b in zip(got, received[0])) for got in received)
 
 
 def test_history_is_replayed_in_pages_that_its_clients_share(live: Live):
@@ -226,7 +229,7 @@ def test_history_is_replayed_in_pages_that_its_clients_share(live: Live):
 
     async def replay(clients: int) -> list[list[int]]:
         async def one() -> list[int]:
-            return [frame_id(data) async for data in hub.stream(job_id, after=0, finished=True)]
+            return await ids_of(hub.stream(job_id, after=0, finished=True))
         return await asyncio.gather(*(one() for _ in range(clients)))
 
     async def both() -> tuple[list[list[int]], list[list[int]]]:
@@ -251,14 +254,14 @@ def test_a_client_that_falls_behind_is_dropped_with_its_backlog_and_resumes_from
     async def scenario() -> tuple[list[int], list[int]]:
         stalled = hub.stream(job_id, after=0, finished=False)
         try:
-            seen = [frame_id(await anext(stalled))]  # joined; then it stops reading
+            seen = frame_ids(await anext(stalled))  # joined; then it stops reading
             epochs = [live.event(job_id, EventType.epoch, epoch=e) for e in range(1, 21)]
             await until(lambda: hub.counts.rows >= 1 + len(epochs))  # the reader handed all 20 on
             assert hub.queued(job_id) == 0  # the 6th overflowed the cap of 5: the backlog was freed
-            rest = [frame_id(data) async for data in stalled]  # the stream ends, without the job's end
+            rest = await ids_of(stalled)  # the stream ends, without the job's end
             assert rest == [] and hub.counts.dropped == 1 and hub.clients(job_id) == 0
             done = live.event(job_id, EventType.succeeded)
-            resumed = [frame_id(data) async for data in hub.stream(job_id, after=seen[-1], finished=False)]
+            resumed = await ids_of(hub.stream(job_id, after=seen[-1], finished=False))
             return resumed, [*epochs, done]
         finally:
             await stalled.aclose()

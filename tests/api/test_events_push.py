@@ -25,7 +25,7 @@ from models.db import make_engine, make_session_factory
 from models.enums import EventType, JobStatus
 from models.events import job_event
 from models.tables import Job
-from tests.api.hub_helpers import frame_id, serving, until
+from tests.api.hub_helpers import frame_ids, ids_of, serving, until
 from tests.conftest import PG_SERVER
 from tests.servers import PostgresServer
 from tests.specs import IRIS_MLP
@@ -170,7 +170,7 @@ def test_a_database_restart_loses_no_event():
             stream = hub.stream(job_id, after=0, finished=False)
             try:
                 await until(lambda: listener.pid is not None)
-                seen = [frame_id(await asyncio.wait_for(anext(stream), 30))]
+                seen = frame_ids(await asyncio.wait_for(anext(stream), 30))
                 connects = listener.connects
                 await asyncio.to_thread(server.stop, "fast")
                 await until(lambda: not hub.pushed)  # the listener noticed: the reader polls meanwhile
@@ -179,7 +179,7 @@ def test_a_database_restart_loses_no_event():
                 await until(lambda: listener.connects > connects)
                 done = await asyncio.to_thread(add_event, factory, job_id, EventType.succeeded)
                 async with asyncio.timeout(30):
-                    seen += [frame_id(data) async for data in stream]
+                    seen += await ids_of(stream)
                 assert seen == [started, during, done]
                 return seen
             finally:

@@ -5,8 +5,10 @@ Prints p50/p99 latency, the rate achieved and errors per rate; asserts nothing.
     PYTHONPATH=. .venv/bin/python bench/api_load.py --rates 100,300 --seconds 20
 
 A Postgres of its own (tests/servers.py PostgresServer: a temporary cluster on a spare
-port, so the shared server is not loaded), 100,000 jobs of one tenant written by COPY
-(90 % succeeded, 10 % failed), one API process (uvicorn, as ApiServer starts it).
+port, so the shared server is not loaded), 100,000 jobs written by COPY: the oldest
+10,000 the benchmark tenant's (1,000 failed), the rest another tenant's; one API process
+(uvicorn, as ApiServer starts it). A request still waiting for a connection --timeout
+after it was due is counted as an error and not sent, so an overloaded run ends.
 
 Open loop: request i is due at start + i / rate whatever the earlier ones did, and
 its latency runs from that moment, so a server that falls behind shows it in the
@@ -94,6 +96,10 @@ async def open_loop(port: int, auth: str, path: Callable[[], str], run: Run, sec
 
     async def one(due: float) -> None:
         conn = await idle.get()  # waiting for a free connection counts: the latency runs from `due`
+        if time.monotonic() - due > timeout:  # hopelessly behind: counted, not sent, so a run ends in time
+            idle.put_nowait(conn)
+            run.error("not sent within timeout")
+            return
         try:
             async with asyncio.timeout(timeout):
                 status = await conn.get(path())
@@ -144,9 +150,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="trainyard-bench-load-") as tmp, PostgresServer.started() as pg:
         url = pg.create_database("trainyard_load")
         t0 = time.monotonic()
-        ids = copy_jobs(url, args.jobs - args.jobs // 10, tenant="bench", status=JobStatus.succeeded)
-        ids += copy_jobs(url, args.jobs // 10, tenant="bench", status=JobStatus.failed)
-        print(f"[{time.strftime('%H:%M:%S')}] {len(ids)} jobs written in {time.monotonic() - t0:.1f} s", flush=True)
+        # The benchmark's tenant holds the oldest tenth (its failed jobs first), another tenant the rest:
+        # the case where a list scanning the primary key would read past the other tenant's rows.
+        ids = copy_jobs(url, args.jobs // 100, tenant="bench", status=JobStatus.failed)
+        ids += copy_jobs(url, args.jobs // 10 - len(ids), tenant="bench", status=JobStatus.succeeded)
+        copy_jobs(url, args.jobs - args.jobs // 10, tenant="other", status=JobStatus.succeeded)
+        print(f"[{time.strftime('%H:%M:%S')}] {args.jobs} jobs written in {time.monotonic() - t0:.1f} s", flush=True)
         key = api_key(url, "bench")
         env = api_env(database_url=url, broker_url=REDIS, data_dir=Path(tmp) / "data", validator_processes=1)
         api = ApiServer(env, Path(tmp) / "api.log")

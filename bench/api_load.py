@@ -1,7 +1,7 @@
 """GET /v1/jobs/{id} and the job list at fixed request rates, with 100,000 jobs in Postgres.
 Prints p50/p99 latency, the rate achieved and errors per rate; asserts nothing.
 
-    PYTHONPATH=. .venv/bin/python bench/api_load.py                    # 200, 500, 1000 req/s, ~2 min
+    PYTHONPATH=. .venv/bin/python bench/api_load.py                    # 100, 200, 500, 1000 req/s, ~3 min
     PYTHONPATH=. .venv/bin/python bench/api_load.py --rates 100,300 --seconds 20
 
 A Postgres of its own (tests/servers.py PostgresServer: a temporary cluster on a spare
@@ -139,8 +139,8 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=100_000)
-    parser.add_argument("--rates", default="200,500,1000", help="requests per second, each run in turn")
-    parser.add_argument("--seconds", type=float, default=10.0, help="per rate and endpoint")
+    parser.add_argument("--rates", default="100,200,500,1000", help="requests per second, each run in turn")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per rate and endpoint")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=10.0, help="a request slower than this is an error")
     parser.add_argument("--seed", type=int, default=1)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from models.settings import Settings
-from tests.e2e.conftest import WorkerProcess, settings_env
+from tests.e2e.conftest import WorkerProcess, finished, settings_env, wait_for
 from tests.servers import ApiServer
 from tests.specs import DIGITS_CNN, IRIS_MLP, spec
 
@@ -72,16 +72,6 @@ def submit(client: httpx.Client, body: dict[str, Any]) -> str:
     return response.json()["id"]
 
 
-def wait_finished(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.25)
-    raise AssertionError(f"job {job_id} did not finish: {job}")
-
-
 def plotted(page: Any, selector: str) -> list[dict[str, Any]]:
     """The traces Plotly holds for that chart (Plotly keeps them on the element as .data)."""
     return page.eval_on_selector(selector, "node => node.data.map(t => ({name: t.name, x: t.x, y: t.y}))")
@@ -97,6 +87,7 @@ def test_the_vendored_chart_library_comes_from_the_installed_plotly_package(clie
     assert root.status_code == 307 and root.headers["location"] == "/ui/"
     assert 'src="vendor/plotly.min.js"' in client.get("/ui/").text
     assert "/ui" not in str(client.get("/openapi.json").json()["paths"])
+    assert client.post("/ui/").status_code == 405 and client.get("/ui/nope.js").json()["error"]["code"] == "not_found"
 
 
 def test_a_running_jobs_epochs_are_drawn_as_they_arrive(client: httpx.Client, page: Any, api: ApiServer):
@@ -114,8 +105,8 @@ def test_a_running_jobs_epochs_are_drawn_as_they_arrive(client: httpx.Client, pa
         page.wait_for_timeout(50)
 
     assert seen[-1] == 8 and any(0 < n < 8 for n in seen), seen  # drawn epoch by epoch, not at the end
-    page.wait_for_selector("#findings .finding[data-code=verdict]")  # the verdict, once the job ended
-    assert page.text_content("h1 + p .status") == "succeeded"
+    page.wait_for_selector("h1 + p .status-succeeded")  # the terminal event, then the verdict
+    page.wait_for_selector("#findings .finding[data-code=verdict]")
     curves = client.get(f"/v1/jobs/{job_id}/curves").json()
     traces = {t["name"]: t for t in plotted(page, "#curves")}
     assert traces["loss"]["x"] == curves["epoch"] == list(range(1, 9))
@@ -136,12 +127,13 @@ def test_retry_with_this_fix_creates_the_child_job(client: httpx.Client, page: A
     assert child["parent_id"] == parent_id and child["spec"]["fit"]["batch_size"] == 32
     assert client.get(f"/v1/jobs/{parent_id}").json()["children"] == [child_id]
     page.wait_for_selector(f"#chain [data-role=parent] a[href='#/jobs/{parent_id}']")  # side by side
+    client.post(f"/v1/jobs/{child_id}/cancel")  # its training is not this test's subject: free the worker
 
 
 def test_the_compare_view_overlays_two_jobs_curves(client: httpx.Client, page: Any, api: ApiServer):
     ids = [submit(client, spec(IRIS_MLP, fit={"epochs": epochs}, seed=epochs)) for epochs in (3, 5)]
     for job_id in ids:
-        wait_finished(client, job_id)
+        wait_for(client, job_id, finished)
     epochs = {job_id: len(client.get(f"/v1/jobs/{job_id}/curves").json()["epoch"]) for job_id in ids}
     page.goto(f"{api.url}/ui/#/jobs")
     for job_id in ids:
@@ -161,7 +153,7 @@ def test_the_compare_view_overlays_two_jobs_curves(client: httpx.Client, page: A
 
 def test_the_list_filters_by_status(client: httpx.Client, page: Any, api: ApiServer):
     done = submit(client, spec(IRIS_MLP, fit={"epochs": 1}))
-    assert wait_finished(client, done)["status"] == "succeeded"
+    assert wait_for(client, done, finished)["status"] == "succeeded"
     unfinished = submit(client, spec(DIGITS_CNN, fit={"epochs": 300}))  # cancelled below
     try:
         page.goto(f"{api.url}/ui/")

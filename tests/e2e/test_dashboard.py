@@ -91,7 +91,7 @@ def test_the_vendored_chart_library_comes_from_the_installed_plotly_package(clie
 
 
 def test_a_running_jobs_epochs_are_drawn_as_they_arrive(client: httpx.Client, page: Any, api: ApiServer):
-    job_id = submit(client, spec(DIGITS_CNN, fit={"epochs": 8, "batch_size": 16}))
+    job_id = submit(client, spec(DIGITS_CNN, fit={"epochs": 8, "batch_size": 32}))
     page.goto(f"{api.url}/ui/#/jobs/{job_id}")
 
     seen: list[int] = []  # the number of epochs on the chart, sampled while the job trains
@@ -130,12 +130,25 @@ def test_retry_with_this_fix_creates_the_child_job(client: httpx.Client, page: A
     client.post(f"/v1/jobs/{child_id}/cancel")  # its training is not this test's subject: free the worker
 
 
-def test_the_compare_view_overlays_two_jobs_curves(client: httpx.Client, page: Any, api: ApiServer):
-    ids = [submit(client, spec(IRIS_MLP, fit={"epochs": epochs}, seed=epochs)) for epochs in (3, 5)]
-    for job_id in ids:
-        wait_for(client, job_id, finished)
-    epochs = {job_id: len(client.get(f"/v1/jobs/{job_id}/curves").json()["epoch"]) for job_id in ids}
-    page.goto(f"{api.url}/ui/#/jobs")
+def test_the_list_filtered_by_status_then_two_jobs_compared(client: httpx.Client, page: Any, api: ApiServer):
+    ids = [submit(client, spec(IRIS_MLP, fit={"epochs": epochs}, seed=epochs)) for epochs in (2, 3)]
+    unfinished = submit(client, spec(DIGITS_CNN, fit={"epochs": 300}))  # queued behind them, cancelled below
+    try:
+        for job_id in ids:
+            wait_for(client, job_id, finished)
+        page.goto(f"{api.url}/ui/")
+        page.wait_for_selector(f"tr[data-job='{unfinished}']")
+        page.select_option("#status-filter", "succeeded")
+        page.wait_for_function("location.hash === '#/jobs?status=succeeded'")
+        for job_id in ids:
+            page.wait_for_selector(f"#jobs tbody tr[data-job='{job_id}']")
+            assert page.text_content(f"tr[data-job='{job_id}'] .verdict")  # the verdict's name in the list
+        assert page.query_selector(f"tr[data-job='{unfinished}']") is None
+        statuses = page.eval_on_selector_all("#jobs tbody tr .status", "nodes => nodes.map(n => n.textContent)")
+        assert set(statuses) == {"succeeded"}
+    finally:
+        client.post(f"/v1/jobs/{unfinished}/cancel")
+
     for job_id in ids:
         page.check(f"tr[data-job='{job_id}'] input[type=checkbox]")
     page.click("#compare-selected")
@@ -147,23 +160,7 @@ def test_the_compare_view_overlays_two_jobs_curves(client: httpx.Client, page: A
     traces = plotted(page, "#compare-plot")
     for job_id in ids:
         (trace,) = [t for t in traces if job_id in t["name"]]
-        assert trace["name"].endswith("val_loss") and len(trace["x"]) == epochs[job_id]
-    assert sorted(epochs.values()) == [3, 5]
-
-
-def test_the_list_filters_by_status(client: httpx.Client, page: Any, api: ApiServer):
-    done = submit(client, spec(IRIS_MLP, fit={"epochs": 1}))
-    assert wait_for(client, done, finished)["status"] == "succeeded"
-    unfinished = submit(client, spec(DIGITS_CNN, fit={"epochs": 300}))  # cancelled below
-    try:
-        page.goto(f"{api.url}/ui/")
-        page.wait_for_selector(f"tr[data-job='{unfinished}']")
-        assert page.text_content(f"tr[data-job='{done}'] .verdict")  # the verdict's name in the list
-        page.select_option("#status-filter", "succeeded")
-        page.wait_for_function("location.hash === '#/jobs?status=succeeded'")
-        page.wait_for_selector(f"#jobs tbody tr[data-job='{done}']")
-        assert page.query_selector(f"tr[data-job='{unfinished}']") is None
-    finally:
-        client.post(f"/v1/jobs/{unfinished}/cancel")
-    statuses = page.eval_on_selector_all("#jobs tbody tr .status", "nodes => nodes.map(n => n.textContent)")
-    assert statuses and set(statuses) == {"succeeded"}
+        curves = client.get(f"/v1/jobs/{job_id}/curves").json()
+        assert trace["name"].endswith("val_loss") and trace["x"] == curves["epoch"]
+        assert trace["y"] == pytest.approx(curves["val_loss"])
+    assert sorted(len(t["x"]) for t in traces) == [2, 3]

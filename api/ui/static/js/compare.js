@@ -16,7 +16,8 @@ export function compareView(root, query) {
   const plot = el('div', { class: 'plot', id: 'compare-plot' });
   const message = el('div');
   const legend = el('ul');
-  const input = el('input', { id: 'compare-ids', size: 60, value: ids.join(','), placeholder: 'job ids, comma-separated' });
+  const input = el('input', { id: 'compare-ids', size: 60, value: ids.join(','),
+    placeholder: 'job ids, comma-separated' });
   const metric = el('select', { id: 'compare-metric', 'aria-label': 'metric',
     onchange: () => go(ids, metric.value) }, el('option', { value: '' }, 'all metrics'));
   root.replaceChildren(

@@ -54,8 +54,13 @@ async function chainSection(job) {
   cards.push(chainCard(job, 'this job'));
   for (const id of job.children ?? []) if (byId.has(id)) cards.push(chainCard(byId.get(id), 'child'));
   const family = [job.parent_id, job.id, ...(job.children ?? [])].filter(Boolean);
+  const attempt = (a) => el('div', { class: `card ${a.job_id === job.id ? 'current' : ''}`, 'data-role': 'attempt' },
+    el('div', {}, jobLink(a.job_id)), el('div', {}, statusBadge(a.status), a.verdict ? ` · ${a.verdict}` : ''),
+    a.applied ? el('div', { class: 'muted' }, `applied: ${a.applied}`) : '');
+  const repair = (job.repair?.attempts ?? []).map(attempt);
   return el('section', { class: 'card', id: 'chain' },
     el('h2', {}, 'Parent and children'), el('div', { class: 'chain' }, cards),
+    repair.length ? [el('h3', {}, 'Auto-repair attempts'), el('div', { class: 'chain' }, repair)] : '',
     family.length > 1 ? el('p', {}, el('a', { href: `#/compare?ids=${family.map(encodeURIComponent).join(',')}` },
       'Compare their curves')) : '');
 }

@@ -12,7 +12,7 @@ import pytest
 
 from models.settings import Settings
 from tests.e2e.conftest import WorkerProcess, finished, settings_env, wait_for
-from tests.servers import ApiServer
+from tests.servers import ApiServer, api_key
 from tests.specs import DIGITS_CNN, IRIS_MLP, spec
 
 pytestmark = pytest.mark.e2e
@@ -164,3 +164,22 @@ def test_the_list_filtered_by_status_then_two_jobs_compared(client: httpx.Client
         assert trace["name"].endswith("val_loss") and trace["x"] == curves["epoch"]
         assert trace["y"] == pytest.approx(curves["val_loss"])
     assert sorted(len(t["x"]) for t in traces) == [2, 3]
+
+
+def test_a_pasted_api_key_is_sent_as_a_bearer_header(client: httpx.Client, page: Any, api: ApiServer,
+                                                     e2e_settings: Settings):
+    key = api_key(e2e_settings.database_dsn, "dashboard-keyed")
+    keyed = client.post("/v1/jobs", json=spec(IRIS_MLP, fit={"epochs": 1}), headers={"Authorization": f"Bearer {key}"})
+    anonymous = submit(client, spec(IRIS_MLP, fit={"epochs": 1}))
+    page.goto(f"{api.url}/ui/")
+    page.wait_for_selector(f"tr[data-job='{anonymous}']")
+
+    page.fill("#api-key", key)
+    page.click("#auth button[type=submit]")
+    page.wait_for_selector(f"tr[data-job='{keyed.json()['id']}']")  # the key's tenant sees its own jobs only
+
+    assert page.query_selector(f"tr[data-job='{anonymous}']") is None
+    assert page.evaluate("sessionStorage.getItem('trainyard.apiKey')") == key and key not in page.url
+    assert page.input_value("#api-key") == ""
+    client.post(f"/v1/jobs/{keyed.json()['id']}/cancel", headers={"Authorization": f"Bearer {key}"})
+    client.post(f"/v1/jobs/{anonymous}/cancel")

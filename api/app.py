@@ -18,6 +18,7 @@ from api.services.datasets import sweep_stale_uploads
 from api.services.event_listener import PgListener
 from api.services.events import EventHub
 from api.tenancy import KeyCache
+from api.ui.mount import install_ui
 from api.validation.pool import ProcessPool
 from api.validation.spec_checks import spec_check_pool
 from datastore.artifacts import ArtifactStore
@@ -94,5 +95,6 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.include_router(datasets.router)
     app.include_router(events.router)
     app.include_router(deliveries.router)
+    install_ui(app)
     install_openapi(app)
     return app

@@ -46,6 +46,8 @@ class Epoch:
     batch_losses: list[float] = field(default_factory=list)
     pinned_fraction: float | None = None  # probe: share of predictions pinned at 0 or 1
     gradient_norms: list[float] | None = None  # probe: per weight layer, input side first
+    # Batches behind each value of batch_losses: steps_per_execution (each value a chunk's mean loss).
+    batches_per_loss: int = 1
 
     def get(self, key: str) -> float | None:
         value = self.logs.get(key)
@@ -68,11 +70,15 @@ class Epoch:
                                            "val_categorical_accuracy", "val_binary_accuracy") if k in self.logs), None)
 
     def batch_variation(self) -> float | None:
-        """Coefficient of variation of the per-batch losses within the epoch."""
+        """Coefficient of variation of the per-batch losses within the epoch.
+
+        A value that is the mean of k batches' losses has 1/k their variance (batches of
+        different samples are independent draws), so its spread is scaled by sqrt(k).
+        """
         losses = np.array([b for b in self.batch_losses if math.isfinite(b)])
         if len(losses) < 3 or losses.mean() == 0:
             return None
-        return float(losses.std() / abs(losses.mean()))
+        return float(losses.std() * math.sqrt(self.batches_per_loss) / abs(losses.mean()))
 
 
 def series(history: list[Epoch], key: str) -> list[float | None]:

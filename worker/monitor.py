@@ -1,9 +1,9 @@
 """The Keras callback that watches a run and reports findings as they become clear.
 
 Per batch it only records the loss (Keras logs running means; the per-batch
-values are recovered from them). Once per epoch it measures one fixed probe
-batch: how many predictions are pinned at 0 or 1, and the gradient norm that
-reaches each weight layer. Then every training rule reads the history.
+values are recovered from them, per chunk of batches under ``steps_per_execution``).
+Once per epoch it measures one fixed probe batch: how many predictions are pinned
+at 0 or 1, and the gradient norm that reaches each weight layer. Then every training rule reads the history.
 """
 
 import json
@@ -122,14 +122,24 @@ class DiagnosisMonitor(keras.callbacks.Callback):
         self.seconds += time.perf_counter() - started
 
     def _batch_losses(self) -> list[float]:
+        """Each call's own loss, from the running means (Keras weighs each batch by its samples).
+
+        With ``steps_per_execution=k`` Keras calls the batch hook once per chunk of k batches,
+        with ``batch`` the chunk's last batch index (past the end for the epoch's shorter last
+        chunk): the samples seen so far are counted from that index, so a value here is the mean
+        loss of the chunk's k batches (k=1: of one batch). Such a mean has 1/k the variance of a
+        batch loss; ``Epoch.batches_per_loss`` carries k so ``Epoch.batch_variation`` scales the
+        spread back to a batch's, and the noise rules read the same quantity whatever k is.
+        """
         losses, seen, previous = [], 0, 0.0
         for batch in sorted(self._means):
-            size = min(self.batch_size, self.train_samples - seen)
+            seen_after = min((batch + 1) * self.batch_size, self.train_samples)
+            size = seen_after - seen
             if size <= 0:
                 break
             mean = self._means[batch]
-            losses.append(((seen + size) * mean - seen * previous) / size)
-            seen, previous = seen + size, mean
+            losses.append((seen_after * mean - seen * previous) / size)
+            seen, previous = seen_after, mean
         return losses
 
     def _probe(self) -> tuple[float | None, list[float] | None]:
@@ -163,7 +173,8 @@ class DiagnosisMonitor(keras.callbacks.Callback):
     def _diagnose(self, epoch: int, logs: dict[str, Any] | None) -> None:
         pinned, norms = self._probe()
         record = Epoch(epoch + 1, {k: float(v) for k, v in (logs or {}).items()}, self._batch_losses(),
-                       pinned if self.task.classification else None, norms)
+                       pinned if self.task.classification else None, norms,
+                       batches_per_loss=int(getattr(self.model, "steps_per_execution", 1) or 1))
         self.history.append(record)
         self._resolve(record.epoch)
         for code, rule in RULES.items():

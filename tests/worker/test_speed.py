@@ -145,3 +145,15 @@ def test_a_job_runs_with_the_spec_s_steps_per_execution_and_reports_its_settings
     losses = [[r.metrics[k] for r in curve(db_session, j) for k in ("loss", "val_loss")] for j in jobs]
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
 
+
+
+def test_mixed_precision_builds_float16_layers_until_the_next_job_resets_it():
+    from keras_bridge import global_state
+
+    Speed(steps_per_execution=1, jit_compile="auto", mixed_precision=True).apply_policy()
+    try:
+        layer = keras.layers.Dense(2)
+        assert (layer.compute_dtype, layer.variable_dtype) == ("float16", "float32")
+    finally:
+        global_state.reset()
+    assert keras.layers.Dense(2).compute_dtype == "float32"

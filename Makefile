@@ -6,7 +6,7 @@ PORT ?= 8000
 # The CUDA build of TensorFlow on GPU hosts, tensorflow-cpu elsewhere.
 TF_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 
-.PHONY: run test install bench fuzz clean
+.PHONY: run test install bench calibration fuzz clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ fuzz: install
 
 bench: install
 	$(BIN)/python bench/overhead.py
+
+# The diagnosis's recall, false alarms and onset lag on 72 runs of real data (~15 min on 2 cores).
+calibration: install
+	$(BIN)/python -m bench.calibration --json bench/out/calibration.json
 
 clean:
 	rm -rf $(VENV) var

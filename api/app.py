@@ -15,6 +15,7 @@ from api.openapi import install_openapi
 from api.queue import TrainingQueue
 from api.routers import datasets, deliveries, events, health, jobs
 from api.services.datasets import sweep_stale_uploads
+from api.services.event_listener import PgListener
 from api.services.events import EventHub
 from api.tenancy import KeyCache
 from api.validation.pool import ProcessPool
@@ -45,9 +46,13 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
         await anyio.to_thread.run_sync(sweep_stale_uploads, settings, app.state.store, app.state.session_factory)
         if owns_validator:
             await run_in_threadpool(pool.start)
+        if app.state.event_listener is not None:
+            app.state.event_listener.start()
         try:
             yield
         finally:
+            if app.state.event_listener is not None:
+                await app.state.event_listener.stop()
             await app.state.event_hub.close()
             if owns_validator:
                 await run_in_threadpool(pool.stop)
@@ -70,7 +75,13 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.state.keys = KeyCache(settings.api_key_cache_s)
     # Events the API commits (submit, cancel) wake the webhook delivery, as the worker's do.
     notify_after_commit(app.state.session_factory, lambda job_id: app.state.queue.send_deliveries(job_id))
-    app.state.event_hub = EventHub(app.state.session_factory, settings.events_poll_interval_s)
+    # SSE streams: woken by Postgres NOTIFY in distributed mode, polling in embedded mode (and
+    # while the listener is down). Webhook deliveries keep their own wake-up above (a Celery
+    # message after commit): they run in the delivery workers, which hold no listener.
+    app.state.event_hub = EventHub(app.state.session_factory, settings.events_poll_interval_s,
+                                   backlog=settings.events_client_backlog)
+    push = settings.events_push and settings.database_dsn.startswith("postgresql")
+    app.state.event_listener = PgListener(settings.database_dsn, app.state.event_hub) if push else None
     app.state.registry = CollectorRegistry()
     app.state.jobs_gauge = Gauge("trainyard_jobs", "Jobs by status", ["status"], registry=app.state.registry)
     app.state.oldest_queued_gauge = Gauge("trainyard_oldest_queued_job_age_seconds",

@@ -4,8 +4,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 
 @dataclass
 class Task:
@@ -46,6 +44,13 @@ class Epoch:
     batch_losses: list[float] = field(default_factory=list)
     pinned_fraction: float | None = None  # probe: share of predictions pinned at 0 or 1
     gradient_norms: list[float] | None = None  # probe: per weight layer, input side first
+    # The noise of the epoch's mean losses (diagnosis/noise.py): per-sample standard deviations and
+    # the sample counts they are means over. None where not measured (states saved before they were).
+    loss_std: float | None = None  # from the spread of the per-batch losses
+    n_train: int | None = None
+    val_loss_std: float | None = None  # from a forward pass over a fixed validation probe
+    n_val: int | None = None
+    top_class_share: float | None = None  # probe: share of the predictions in the most predicted class
     # Batches behind each value of batch_losses: steps_per_execution (each value a chunk's mean loss).
     batches_per_loss: int = 1
 
@@ -69,16 +74,12 @@ class Epoch:
         return next((self.get(k) for k in ("val_accuracy", "val_acc", "val_sparse_categorical_accuracy",
                                            "val_categorical_accuracy", "val_binary_accuracy") if k in self.logs), None)
 
-    def batch_variation(self) -> float | None:
-        """Coefficient of variation of the per-batch losses within the epoch.
 
-        A value that is the mean of k batches' losses has 1/k their variance (batches of
-        different samples are independent draws), so its spread is scaled by sqrt(k).
-        """
-        losses = np.array([b for b in self.batch_losses if math.isfinite(b)])
-        if len(losses) < 3 or losses.mean() == 0:
-            return None
-        return float(losses.std() * math.sqrt(self.batches_per_loss) / abs(losses.mean()))
+def reference_loss(task: Task) -> float | None:
+    """The loss of the best constant predictor: what a model that ignores its input reaches."""
+    if task.chance_loss is not None:
+        return task.chance_loss
+    return task.target_variance if task.loss == "mean_squared_error" else None
 
 
 def series(history: list[Epoch], key: str) -> list[float | None]:

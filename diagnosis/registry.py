@@ -15,10 +15,10 @@ from typing import Any
 from diagnosis import suggest, training_rules
 from diagnosis.curves import Epoch, Task
 from diagnosis.suggest import Builder, Context
-from diagnosis.training_rules import Verdict
+from diagnosis.training_rules import RuleResult
 from models.findings import INFO, Code, CodeInfo, Suggestion
 
-Rule = Callable[[list[Epoch], Task], Verdict]
+Rule = Callable[[list[Epoch], Task], RuleResult | None]
 Resolver = Callable[[list[Epoch], Task], bool]
 
 

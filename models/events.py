@@ -32,4 +32,9 @@ def envelope(event: JobEvent) -> dict[str, Any]:
     }
 
 
+# In distributed mode every insert into job_events sends a NOTIFY on this channel,
+# payload the job id, when its transaction commits: a trigger (migration
+# 0007e_event_notify), so no writer can forget it. The API's streams listen on it.
+EVENTS_CHANNEL = "trainyard_job_events"
+
 TERMINAL_EVENTS = frozenset({EventType.succeeded, EventType.failed, EventType.cancelled})

@@ -103,9 +103,15 @@ class Settings(BaseSettings):
     # and exits. A deployment's kill timeout (compose stop_grace_period) must be longer.
     stop_grace_s: float = Field(default=30.0, gt=0)
 
-    # Live results: each API process polls job_events once per interval for every
-    # job that has SSE clients, however many clients watch it.
+    # Live results: each API process reads job_events for every job that has SSE
+    # clients, once per wake-up however many clients watch it. In distributed mode
+    # a committed event wakes it (Postgres LISTEN/NOTIFY, events_push); otherwise,
+    # and while the listener is reconnecting, it polls every events_poll_interval_s.
     events_poll_interval_s: float = Field(default=0.5, gt=0)
+    events_push: bool = True
+    # A client this many live events behind (a stalled connection) is dropped; its
+    # EventSource reconnects with Last-Event-ID and replays the rest from the database.
+    events_client_backlog: int = Field(default=1000, gt=0)
 
     # Webhooks. Deliveries have their own queue so a slow receiver never holds a
     # training worker. Retries wait base, 2*base, ... up to max between attempts:

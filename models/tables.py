@@ -36,10 +36,12 @@ class Dataset(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_id", "status", "id"),)
+    # Lists are per tenant, newest first: (tenant, id) and (tenant, status, id) serve them (migration 0007f).
+    __table_args__ = (Index("ix_jobs_status_id", "status", "id"), Index("ix_jobs_tenant_id", "tenant", "id"),
+                      Index("ix_jobs_tenant_status_id", "tenant", "status", "id"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    tenant: Mapped[str] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(200), index=True)
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.queued)
     stop_reason: Mapped[StopReason | None] = mapped_column(_enum(StopReason))

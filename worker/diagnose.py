@@ -78,10 +78,13 @@ class Diagnosis:
         self.monitor = DiagnosisMonitor(
             task=self.task, probe=(self.data.train.x, self.data.train.y),
             loss=keras.losses.get(loss) if isinstance(loss, str) else loss,
-            report=self.report, resolve=self.resolve, suggest=self.suggestions, stop_on=set(self.spec.diagnosis.stop_on),
+            report=self.report, resolve=self.resolve, suggest=self.suggestions,
+            stop_on=set(self.spec.diagnosis.stop_on),
             train_samples=len(self.data.train.x), batch_size=self.spec.fit.batch_size,
-            from_logits=bool(getattr(loss, "from_logits", False) or (getattr(loss, "_fn_kwargs", None) or {}).get("from_logits")),
+            from_logits=bool(getattr(loss, "from_logits", False)
+                             or (getattr(loss, "_fn_kwargs", None) or {}).get("from_logits")),
             state_path=state_path,
+            validation=(self.data.validation.x, self.data.validation.y) if self.data.validation is not None else None,
         )
         return self.monitor
 

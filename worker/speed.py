@@ -35,7 +35,7 @@ import tensorflow as tf
 from models.spec import SpeedSpec
 
 # An epoch keeps at least this many chunks: loss points for the diagnosis's noise estimate
-# (``Epoch.batch_variation`` needs 3) and chances for a cancel or a NaN stop to act mid-epoch.
+# (``diagnosis/noise.py`` needs 3) and chances for a cancel or a NaN stop to act mid-epoch.
 MIN_CHUNKS = 8
 # Past this the per-call cost is already a few percent of a step's (measured: bench/overhead.py).
 MAX_STEPS_PER_EXECUTION = 32

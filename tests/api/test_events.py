@@ -7,7 +7,6 @@ their rows, to a database of their own.
 import asyncio
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,18 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
 from api.services.events import EventHub
 from api.validation.pool import ProcessPool
 from cli.sse import ServerEvent, parse
-from migrations import upgrade
-from models.db import make_engine, make_session_factory
 from models.enums import EventType, JobStatus
 from models.events import job_event
-from models.settings import Settings
 from models.tables import Job
-from tests.auth import authorize
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.api.hub_helpers import frame_ids, ids_of, serving, until
 from tests.specs import IRIS_MLP
 from tests.worker.conftest import insert_job
 
@@ -59,17 +53,8 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, validator_pool: ProcessPool) -> Iterator[Live]:
-    url = create_database("trainyard_sse")
-    upgrade(url)
-    settings = Settings(data_dir=tmp_path_factory.mktemp("sse"), database_url=url, broker_url=REDIS_URL,
-                        train_queue=f"test-{uuid.uuid4().hex[:8]}", events_poll_interval_s=POLL_S)
-    engine = make_engine(url)
-    with TestClient(create_app(settings, validator=validator_pool)) as client:
-        factory = make_session_factory(engine)
-        authorize(client, factory)  # the tenant insert_job gives its jobs
+    with serving(tmp_path_factory.mktemp("sse"), validator_pool, POLL_S) as (client, factory):
         yield Live(client, factory)
-    engine.dispose()
-    drop_database(url)
 
 
 def read(lines: Iterator[str], count: int) -> list[ServerEvent]:
@@ -166,14 +151,16 @@ def test_many_clients_of_one_job_share_one_poller_and_its_one_query(live: Live):
         # Connected while the job ran, each after `started`: gather starts them all before the
         # poller that the first one creates reads (asyncio runs ready callbacks in FIFO order).
         async def one() -> list[int]:
-            return [event["id"] async for event in hub.stream(job_id, after=started, finished=False)]
+            return await ids_of(hub.stream(job_id, after=started, finished=False))
         try:
             return await asyncio.gather(*(one() for _ in range(clients)))
         finally:
             await hub.close()
 
     assert asyncio.run(watch()) == [[done]] * clients
-    assert hub.queries == 1  # a poller per client would have read once each
+    # One read finds where the job stands, one page read is shared by the six: a
+    # reader per client would have read twice each.
+    assert hub.queries == 2
     assert hub.clients(job_id) == 0
 
 
@@ -205,3 +192,81 @@ def test_errors_are_json_before_the_stream_starts(live: Live):
     response = live.client.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "abc"})
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["path"] == "header.Last-Event-ID"
+
+
+def test_many_clients_share_one_encoding_of_each_event(live: Live):
+    job_id = live.job()
+    started = live.event(job_id, EventType.started)
+    hub = EventHub(live.factory, interval_s=3600)  # woken by hand below, as the listener would
+    clients = 8
+
+    async def watch() -> tuple[list[int], list[list[bytes]]]:
+        async def one() -> list[bytes]:
+            return [data async for data in hub.stream(job_id, after=started, finished=False)]
+        try:
+            streams = [asyncio.create_task(one()) for _ in range(clients)]
+            await until(lambda: hub.clients(job_id) == clients and hub.queries == 1)  # joined, reader positioned
+            later = await asyncio.to_thread(lambda: [live.event(job_id, EventType.epoch, epoch=e) for e in (1, 2, 3)])
+            later.append(await asyncio.to_thread(live.event, job_id, EventType.succeeded))
+            hub.notify(job_id)
+            return later, await asyncio.gather(*streams)
+        finally:
+            await hub.close()
+
+    later, received = asyncio.run(watch())
+    assert [[i for data in got for i in frame_ids(data)] for got in received] == [later] * clients
+    assert hub.counts.frames == len(later)  # not len(later) * clients
+    # The very same bytes objects in every client's stream: encoded once, referenced by all.
+    assert all(len(got) == len(later) and all(a is b for a, b in zip(got, received[0])) for got in received)
+
+
+def test_history_is_replayed_in_pages_that_its_clients_share(live: Live):
+    job_id = live.job()
+    ids = [live.event(job_id, EventType.started)]
+    ids += [live.event(job_id, EventType.epoch, epoch=e) for e in range(1, 24)]
+    ids.append(live.event(job_id, EventType.succeeded))  # 25 events
+    hub = EventHub(live.factory, interval_s=3600, page=10)
+
+    async def replay(clients: int) -> list[list[int]]:
+        async def one() -> list[int]:
+            return await ids_of(hub.stream(job_id, after=0, finished=True))
+        return await asyncio.gather(*(one() for _ in range(clients)))
+
+    async def both() -> tuple[list[list[int]], list[list[int]]]:
+        try:
+            return await replay(5), await replay(3)
+        finally:
+            await hub.close()
+
+    first, again = asyncio.run(both())
+    assert first == [ids] * 5 and again == [ids] * 3
+    # Pages of 10, 10 and 5 rows, read once for the five concurrent clients; the three
+    # that came later got the same pages from the hub's cache (full, or ending the job).
+    assert (hub.counts.queries, hub.counts.rows) == (3, 25)
+    assert hub.counts.page_hits == 3 * 3
+
+
+def test_a_client_that_falls_behind_is_dropped_with_its_backlog_and_resumes_from_its_last_event(live: Live):
+    job_id = live.job()
+    started = live.event(job_id, EventType.started)
+    hub = EventHub(live.factory, interval_s=0.02, backlog=5)
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        stalled = hub.stream(job_id, after=0, finished=False)
+        try:
+            seen = frame_ids(await anext(stalled))  # joined; then it stops reading
+            epochs = [live.event(job_id, EventType.epoch, epoch=e) for e in range(1, 21)]
+            await until(lambda: hub.counts.rows >= 1 + len(epochs))  # the reader handed all 20 on
+            assert hub.queued(job_id) == 0  # the 6th overflowed the cap of 5: the backlog was freed
+            rest = await ids_of(stalled)  # the stream ends, without the job's end
+            assert rest == [] and hub.counts.dropped == 1 and hub.clients(job_id) == 0
+            done = live.event(job_id, EventType.succeeded)
+            resumed = await ids_of(hub.stream(job_id, after=seen[-1], finished=False))
+            return resumed, [*epochs, done]
+        finally:
+            await stalled.aclose()
+            await hub.close()
+
+    resumed, expected = asyncio.run(scenario())
+    assert resumed == expected
+    assert started  # the one event the stalled client read

@@ -1,10 +1,11 @@
 """Each training-phase code on a small real run, with a healthy twin that must stay clean."""
 
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 import pytest
 from sqlalchemy import select
 
@@ -13,6 +14,8 @@ from api.tenancy import scope
 from bench.stories.cases import SCANS
 from bench.stories.data import scans
 from datastore.artifacts import ArtifactStore
+from diagnosis.curves import Epoch, Task
+from diagnosis.training_rules import unstable
 from models.enums import StopReason
 from models.tables import Job
 from tests.specs import spec
@@ -21,17 +24,19 @@ from worker.training import run_training
 DIGITS = {"dataset": "builtin:digits", "data": {"scale_x": "rescale"}, "seed": 3,
           "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
           "fit": {"epochs": 6, "batch_size": 32}}
+SOFTMAX_10 = {"type": "Dense", "units": 10, "activation": "softmax"}
 DEEP_SIGMOID = spec(DIGITS, model={"input_shape": [8, 8, 1], "layers": [{"type": "Flatten"}] + [
-    {"type": "Dense", "units": 32, "activation": "sigmoid"}] * 8 + [{"type": "Dense", "units": 10, "activation": "softmax"}]},
+    {"type": "Dense", "units": 32, "activation": "sigmoid"}] * 8 + [SOFTMAX_10]},
     compile={"optimizer": {"type": "SGD", "learning_rate": 0.01}})
 RELU = spec(DIGITS, model={"input_shape": [8, 8, 1], "layers": [{"type": "Flatten"}] + [
-    {"type": "Dense", "units": 32, "activation": "relu"}] * 3 + [{"type": "Dense", "units": 10, "activation": "softmax"}]})
+    {"type": "Dense", "units": 32, "activation": "relu"}] * 3 + [SOFTMAX_10]})
 DIABETES = {"dataset": "builtin:diabetes", "data": {"scale_x": "standardize", "scale_y": "standardize"}, "seed": 5,
             "model": {"input_shape": [10], "layers": [{"type": "Dense", "units": 64, "activation": "relu"},
                                                        {"type": "Dense", "units": 1}]},
             "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.003}, "loss": "mse", "metrics": ["mae"]},
             "fit": {"epochs": 10, "batch_size": 32,
-                    "callbacks": [{"type": "EarlyStopping", "monitor": "val_loss", "patience": 4, "restore_best_weights": True}]}}
+                    "callbacks": [{"type": "EarlyStopping", "monitor": "val_loss", "patience": 4,
+                                   "restore_best_weights": True}]}}
 
 
 def train(make_job, session_factory, db_session, settings, body: dict[str, Any], **kwargs: Any) -> Job:
@@ -75,24 +80,36 @@ def test_saturated_outputs_story_5_and_the_scaled_twin_is_clean(trainer, db_sess
     finding = next(f for f in trainer(body).findings if f["code"] == "saturated_outputs")
     assert finding["epoch"] == 1 and finding["evidence"]["pinned_fraction"] >= 0.9
     assert finding["evidence"]["loss"] > 100 * finding["evidence"]["chance_loss"]  # Keras 3: no "stuck at 8"
-    fixed = trainer(spec(body, data={"scale_x": "rescale"}, compile={"optimizer": {"type": "RMSprop", "learning_rate": 0.001}}))
+    fixed = trainer(spec(body, data={"scale_x": "rescale"},
+                         compile={"optimizer": {"type": "RMSprop", "learning_rate": 0.001}}))
     assert training_codes(fixed) == {}
 
 
 def test_unstable_with_batches_of_one_at_a_high_rate_twin_is_clean(trainer):
-    jumpy = trainer(spec(DIABETES, seed=2, compile={"optimizer": {"type": "Adam", "learning_rate": 0.05}},
-                         fit={"batch_size": 1, "callbacks": []}))
-    assert "unstable" in training_codes(jumpy)
+    # Batches of one at a high rate take a chaotic path: whether a given run bounces beyond its noise
+    # depends on the CPU's floating point. So the rule reads a recorded run of that spec (with the noise
+    # its monitor measured), and the real run here only has to come out clean for the healthy twin.
+    recorded = json.loads((Path(__file__).parent / "histories" / "batch_of_one_adam_0.05.json").read_text())
+    history = [Epoch(**e) for e in recorded["history"]]
+    task = Task(classification=False, loss="mean_squared_error", target_variance=1.0)
+    raised = next(r for r in (unstable(history[:end], task) for end in range(1, 11)) if r is not None)
+    assert raised.severity == "warning" and raised.evidence["confidence"] >= 2 and raised.evidence["n"] == 88
     assert training_codes(trainer(DIABETES)) == {}
 
 
-def test_plateau_when_the_hidden_layer_cannot_learn(trainer):
+def test_no_better_than_a_constant_when_the_hidden_layer_cannot_learn(trainer):
+    # Zero weights everywhere: only the output bias learns, so the model predicts the mean, whose
+    # mse is the target variance (1 after standardizing): a regression's "stuck at chance".
     dead = spec(DIABETES, model={"input_shape": [10], "layers": [
         {"type": "Dense", "units": 16, "activation": "relu", "kernel_initializer": "zeros"},
         {"type": "Dense", "units": 1, "kernel_initializer": "zeros"}]}, fit={"epochs": 8, "callbacks": []})
     flat = trainer(dead)
-    assert training_codes(flat)["plateau"]["epoch"] <= 8
-    assert flat.findings[-1]["evidence"]["verdict"] == "plateau"
+    stuck = training_codes(flat)["stuck_at_chance"]
+    assert stuck["epoch"] <= 8 and stuck["evidence"]["chance_loss"] == pytest.approx(1.0, abs=0.01)
+    assert "plateau" not in training_codes(flat)
+    verdict = flat.findings[-1]["evidence"]
+    # R² against the training targets' variance: this validation part varies a little less (0.86).
+    assert verdict["verdict"] == "not_learning" and verdict["explained_variance"] < 0.2
 
 
 def test_stop_on_ends_a_doomed_job_early(trainer):

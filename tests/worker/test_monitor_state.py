@@ -1,11 +1,14 @@
 """The diagnosis monitor's memory goes with the checkpoint: saved after each epoch,
-restored when a run resumes, trimmed to the epochs the checkpoint holds."""
+restored when a run resumes, trimmed to the epochs the checkpoint holds; states saved
+before the noise fields still load; weak (info) results wait for the end of training."""
 
+import json
 import math
 
 import numpy as np
 
 from diagnosis.curves import Epoch, Task
+from diagnosis.training_rules import RuleResult
 from models.findings import Code, Finding
 from worker.monitor import DiagnosisMonitor
 
@@ -57,3 +60,33 @@ def test_a_run_resumed_after_its_last_epoch_still_has_the_history_for_its_verdic
     after.set_model(finished)
     after.on_train_end()
     assert [e.epoch for e in after.history] == [1, 2, 3]
+
+
+def test_a_state_saved_before_the_noise_fields_still_loads(tmp_path):
+    path = tmp_path / "monitor.json"
+    old = {"history": [{"epoch": e, "logs": {"loss": 1.0}, "batch_losses": [], "pinned_fraction": None,
+                        "gradient_norms": None} for e in (1, 2)],
+           "raised": [], "stopped_by": None, "seconds": 0.2, "epoch_seconds": [0.1, 0.1]}
+    path.write_text(json.dumps(old))
+    after = monitor(path)
+    after.on_epoch_begin(2)
+    assert [e.epoch for e in after.history] == [1, 2] and after.history[0].val_loss_std is None
+    assert after.pending == {}
+
+
+def test_a_weak_result_waits_and_is_reported_as_info_when_training_ends(tmp_path, monkeypatch):
+    reported: list[Finding] = []
+    watch = monitor(tmp_path / "monitor.json")
+    watch.report = reported.append
+    watch.set_model(type("Model", (), {"_initial_epoch": 0, "stop_training": False})())
+    weak = RuleResult("info", "a little jumpy", {"confidence": 1.2})
+    monkeypatch.setattr("worker.monitor.RULES", {Code.unstable: lambda history, task: weak})
+    monkeypatch.setattr(DiagnosisMonitor, "_probe", lambda self: (None, None))
+    for epoch in range(3):
+        watch.on_epoch_begin(epoch)
+        watch.on_epoch_end(epoch, {"loss": 1.0})
+    assert reported == [] and watch.pending[Code.unstable].epoch == 3
+    saved = json.loads((tmp_path / "monitor.json").read_text())
+    assert saved["pending"][0]["code"] == "unstable" and saved["history"][0]["n_train"] == 4
+    watch.on_train_end()
+    assert [(f.code, f.severity, f.epoch) for f in reported] == [(Code.unstable, "info", 3)]

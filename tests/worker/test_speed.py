@@ -10,6 +10,7 @@ import tensorflow as tf
 from pydantic import ValidationError
 
 from diagnosis.curves import Epoch, Task
+from diagnosis.noise import batch_variation, per_sample_std
 from models.enums import JobStatus
 from models.spec import JobSpec, SpeedSpec
 from models.tables import Job
@@ -72,13 +73,16 @@ def test_chunk_losses_are_recovered_from_the_running_means():
 
 def test_the_noise_of_chunk_means_is_scaled_back_to_a_batch():
     rng = np.random.default_rng(0)
-    batches = 2.0 + rng.normal(0, 0.2, 4096)
+    batches = 2.0 + rng.normal(0, 0.2, 4096)  # batches of 8 samples: per-sample std 0.2 * sqrt(8)
     chunks = batches.reshape(-1, 16).mean(axis=1)  # 256 means of 16 batches
-    per_batch = Epoch(1, {}, list(batches)).batch_variation()
-    per_chunk = Epoch(1, {}, list(chunks), batches_per_loss=16).batch_variation()
+    per_batch = batch_variation(Epoch(1, {}, list(batches)))
+    per_chunk = batch_variation(Epoch(1, {}, list(chunks), batches_per_loss=16))
     assert per_batch == pytest.approx(0.1, rel=0.1)
     assert per_chunk == pytest.approx(per_batch, rel=0.15)
-    assert Epoch(1, {}, list(chunks)).batch_variation() < per_batch / 3  # unscaled, it would look 4x calmer
+    assert batch_variation(Epoch(1, {}, list(chunks))) < per_batch / 3  # unscaled, it would look 4x calmer
+    # The monitor reads a chunk as one batch of 16 x 8 samples (worker/monitor.py _diagnose).
+    assert per_sample_std(list(chunks), 8 * 16) == pytest.approx(per_sample_std(list(batches), 8), rel=0.15)
+    assert per_sample_std(list(batches), 8) == pytest.approx(0.2 * math.sqrt(8), rel=0.1)
 
 
 def _fit(steps: int, callbacks: list[keras.callbacks.Callback], epochs: int = 2) -> keras.callbacks.History:

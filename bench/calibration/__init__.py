@@ -1,0 +1,1 @@
+"""The calibration benchmark: ``python -m bench.calibration`` (see run.py)."""

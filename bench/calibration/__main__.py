@@ -1,0 +1,3 @@
+from bench.calibration.run import main
+
+main()

@@ -12,6 +12,7 @@ asserts nothing about time. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,50 @@ def tiny_spec(seed: int) -> dict[str, Any]:
     }
 
 
+CNN = "cnn-57k"
+# One case per story: the model sizes these users train (bench/stories/cases.py), on their generated data.
+STORIES = ("story1-signature", "story2-position", "story3-signal", "story4-faces-stuck", "story5-scans")
+# The service; a plain script with Keras's defaults; a plain script with the service's speed settings.
+SIDES = ("service", "plain", "plain_speed")
+
+
+@dataclass
+class Workload:
+    name: str
+    npz: Path
+    spec: dict[str, Any]
+    spec_path: Path | None = None
+    speed: dict[str, Any] | None = None  # what the service chose (from its first job)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def upload(client: httpx.Client, npz: Path) -> str:
+    with open(npz, "rb") as f:
+        r = client.post("/v1/datasets", files={"file": (npz.name, f, "application/octet-stream")})
+    if r.status_code not in (200, 201):
+        raise SystemExit(f"POST /v1/datasets answered {r.status_code}: {r.text[:2000]}")
+    log(f"dataset {r.json()['id']} ({npz.stat().st_size / 1e6:.1f} MB)")
+    return r.json()["id"]
+
+
+def story_workloads(client: httpx.Client, workdir: Path, epochs: int) -> list[Workload]:
+    """Each story's spec as it is (its mistakes included: what these users run), for ``epochs``
+    epochs, with no diagnosis stop, so both sides train every epoch."""
+    from bench.stories.cases import CASES
+
+    workloads = []
+    for case in (c for c in CASES if c.name in STORIES):
+        assert case.dataset is not None
+        npz = workdir / f"{case.name}.npz"
+        np.savez(npz, **case.dataset())
+        spec = copy.deepcopy(case.spec)
+        # force: a story whose preflight finds an error (story 2) still trains, as the user would insist.
+        spec.update(name=f"bench-{case.name}", dataset=upload(client, npz), diagnosis={"stop_on": []}, force=True)
+        spec["fit"]["epochs"] = epochs
+        workloads.append(Workload(case.name, npz, spec))
+    return workloads
+
+
 # --------------------------------------------------------------------------- the service
 
 def parse_time(value: str) -> datetime:
@@ -178,6 +224,9 @@ def run_service_job(client: httpx.Client, service: Service, spec: dict[str, Any]
         # Time the diagnosis monitor took inside the epochs (the verdict's evidence).
         "diagnosis_s": ((job.get("verdict") or {}).get("evidence") or {}).get("diagnosis_s"),
         "splits": {k: v["samples"] for k, v in (job.get("data") or {}).get("splits", {}).items()},
+        # What the worker chose (worker/speed.py) and the first epoch's tracing apart from training.
+        "speed": (job.get("data") or {}).get("speed"),
+        "timing": (job.get("data") or {}).get("timing"),
         "timings_s": {
             "queued": (started - created).total_seconds(),
             "job": (finished - started).total_seconds(),
@@ -189,11 +238,16 @@ def run_service_job(client: httpx.Client, service: Service, spec: dict[str, Any]
 
 
 def run_plain(service: Service, spec_path: Path, npz: Path, out: Path, timeout: float,
-              shuffle: str = "keras") -> dict[str, Any]:
+              shuffle: str = "keras", speed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``speed``: the service's settings (``steps_per_execution``, ``jit_compile``) for ``model.compile``;
+    None: Keras's defaults."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     cpu0 = service.cpu_seconds()
     t0 = time.monotonic()
     argv = [PYTHON, str(BENCH / "plain_fit.py"), str(spec_path), str(npz), str(out), "--shuffle", shuffle]
+    if speed is not None:
+        argv += ["--steps-per-execution", str(speed["steps_per_execution"]),
+                 "--jit-compile", str(speed["jit_compile"]).lower()]
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise SystemExit(f"plain_fit.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -299,6 +353,55 @@ def summarize(runs: list[dict[str, Any]], latency: dict[str, Any], args: argpars
     return rows
 
 
+def workload_figures(w: Workload, tolerance: float) -> dict[str, Any]:
+    """Median steady epoch (epochs 2..N) of each side, the service's ratio to each plain script
+    (over all repeats, and per repeat), and how far the loss curves lie apart."""
+    def epochs(side: str) -> list[float]:
+        return [v for r in w.runs for v in steady(r[side]["curves"]["duration_s"])]
+
+    def per_repeat(side: str) -> list[float | None]:
+        def epoch(run: dict[str, Any]) -> float | None:
+            return median(steady(run["curves"]["duration_s"]))
+        return [ratio(epoch(r["service"]), epoch(r[side])) for r in w.runs]
+
+    def apart(side: str) -> float:
+        return max(_worst([compare_curves(r["service"]["curves"], r[side]["curves"])], k, "max_rel")
+                   for r in w.runs for k in CURVE_KEYS)
+
+    first = w.runs[0]
+    timing = [r["service"].get("timing") or {} for r in w.runs]
+    return {
+        "params": first["plain"].get("params"),
+        "train_samples": first["plain"]["splits"].get("train"),
+        "batch_size": w.spec["fit"]["batch_size"],
+        "speed": w.speed,
+        "epoch_s": {side: median(epochs(side)) for side in SIDES},
+        "ratio": {side: ratio(median(epochs("service")), median(epochs(side))) for side in SIDES[1:]},
+        "ratio_per_repeat": {side: per_repeat(side) for side in SIDES[1:]},
+        "curves_max_rel": {side: apart(side) for side in SIDES[1:]},
+        "curves_match": {side: apart(side) < tolerance for side in SIDES[1:]},
+        "warmup_s": median([t["warmup_s"] for t in timing if t.get("warmup_s") is not None]),
+        "train_s": median([t["train_s"] for t in timing if t.get("train_s") is not None]),
+    }
+
+
+def print_workloads(figures: dict[str, dict[str, Any]], config: dict[str, Any]) -> None:
+    print(f"Service epoch time over plain model.fit - {config['mode']} mode, {config['repeats']} repeats "
+          f"interleaved, {config['cpus']} CPUs; epochs 2..N (stories {config['story_epochs']}, CNN {config['epochs']})")
+    print(f"{'workload':20} {'params':>7} {'batch':>5} {'k':>3} {'service':>8} {'plain':>8} {'plain k':>8} "
+          f"{'/plain':>7} {'/plain k':>8} {'warmup':>7}  curves vs plain | plain k (max rel)")
+    for name, f in figures.items():
+        e, r, c = f["epoch_s"], f["ratio"], f["curves_max_rel"]
+        k = (f["speed"] or {}).get("steps_per_execution")
+        print(f"{name:20} {f['params'] or 0:>7} {f['batch_size']:>5} {k or '?':>3} {fmt(e['service'], '', 3):>8} "
+              f"{fmt(e['plain'], '', 3):>8} {fmt(e['plain_speed'], '', 3):>8} {fmt(r['plain'], '', 2):>7} "
+              f"{fmt(r['plain_speed'], '', 2):>8} {fmt(f['warmup_s'], '', 2):>7}  "
+              f"{c['plain']:.1e} | {c['plain_speed']:.1e}")
+        print(f"{'':20} per repeat /plain " + " ".join(fmt(x, "", 2) for x in f["ratio_per_repeat"]["plain"])
+              + ", /plain k " + " ".join(fmt(x, "", 2) for x in f["ratio_per_repeat"]["plain_speed"]))
+    print()
+
+
 def _worst(comparisons: list[dict[str, Any]], key: str, field: str) -> float:
     values = [c[key][field] for c in comparisons]
     return math.inf if any(v is None for v in values) else max(values)
@@ -398,7 +501,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="with --url: the service's database (SQLAlchemy URL), to read epoch end times")
     ap.add_argument("--redis-db", type=int,
                     help="distributed mode: the Redis database to use as broker (default: an empty one)")
+    ap.add_argument("--workload", choices=["cnn", "stories", "all"], default="all",
+                    help="the 57k-parameter CNN, the five stories' models on their generated data, or both")
+    ap.add_argument("--only", help="comma-separated workload names (cnn-57k, story1-signature, ...)")
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--story-epochs", type=int, default=4, help="epochs of each story's job (their own: 6-25)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--samples", type=int, default=20_000)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -413,28 +520,30 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=BENCH / "out" / "overhead.json")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (data, service log)")
     args = ap.parse_args(argv)
-    if args.epochs < 2:
-        ap.error("--epochs must be at least 2: epoch 1 (tracing) is left out of the epoch figures")
+    if min(args.epochs, args.story_epochs) < 2:
+        ap.error("--epochs and --story-epochs must be at least 2: epoch 1 (tracing) is left out of the epoch figures")
 
     started = datetime.now(UTC).isoformat()
     workdir = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
     service = Service(args, workdir)
     t_start = time.monotonic()
     try:
-        npz = workdir / "bench-data.npz"
-        log(f"generating {args.samples} samples of 28x28x1 float32 -> {npz}")
-        make_dataset(npz, args.samples)
         service.start()
         client = httpx.Client(base_url=service.url, timeout=120, headers=service.auth_headers())
-        with open(npz, "rb") as f:
-            r = client.post("/v1/datasets", files={"file": ("bench-data.npz", f, "application/octet-stream")})
-        if r.status_code not in (200, 201):
-            raise SystemExit(f"POST /v1/datasets answered {r.status_code}: {r.text[:2000]}")
-        dataset_id = r.json()["id"]
-        log(f"dataset {dataset_id} ({npz.stat().st_size / 1e6:.0f} MB)")
-        spec = workload_spec(dataset_id, args.epochs, args.batch_size, args.seed)
-        spec_path = workdir / "spec.json"
-        spec_path.write_text(json.dumps(spec))
+        workloads = []
+        if args.workload in ("cnn", "all"):
+            npz = workdir / "bench-data.npz"
+            log(f"generating {args.samples} samples of 28x28x1 float32 -> {npz}")
+            make_dataset(npz, args.samples)
+            workloads.append(Workload(CNN, npz, workload_spec(upload(client, npz), args.epochs, args.batch_size,
+                                                              args.seed)))
+        if args.workload in ("stories", "all"):
+            workloads += story_workloads(client, workdir, args.story_epochs)
+        if args.only:
+            workloads = [w for w in workloads if w.name in args.only.split(",")]
+        for w in workloads:
+            w.spec_path = workdir / f"{w.name}.json"
+            w.spec_path.write_text(json.dumps(w.spec))
 
         # One short job first, so the worker's first-job costs are not in repeat 1.
         log("warm-up job")
@@ -442,22 +551,25 @@ def main(argv: list[str] | None = None) -> None:
         if warm["status"] != "succeeded":
             raise SystemExit(f"warm-up job {warm['status']}: {warm.get('error')}\n{service.log_tail()}")
 
-        runs = []
-        timeout = 120 + 30 * args.epochs
+        # Interleaved: each repeat runs every workload's three runs back to back, in an order that
+        # rotates, so the shared machine's load drifts over all of them alike. The first repeat
+        # runs the service first: the plain script with the same settings takes the job's.
         for i in range(args.repeats):
-            run: dict[str, Any] = {}
-            order = ("service", "plain") if i % 2 == 0 else ("plain", "service")
-            for what in order:
-                if what == "service":
-                    run["service"] = run_service_job(client, service, spec, timeout)
-                else:
-                    run["plain"] = run_plain(service, spec_path, npz, workdir / f"plain-{i}.json", timeout,
-                                             args.plain_shuffle)
-                curves = run[what]["curves"]
-                log(f"repeat {i + 1}/{args.repeats} {what:7}: epochs "
-                    + " ".join(f"{x:.2f}" for x in curves["duration_s"]) + " s, loss "
-                    + " ".join(f"{x:.4f}" for x in curves["loss"]))
-            runs.append(run)
+            for w in workloads:
+                run: dict[str, Any] = {}
+                for what in SIDES[i % 3:] + SIDES[:i % 3]:
+                    timeout = 300 + 60 * w.spec["fit"]["epochs"]
+                    if what == "service":
+                        run[what] = run_service_job(client, service, w.spec, timeout)
+                        w.speed = w.speed or run[what]["speed"]
+                    else:
+                        run[what] = run_plain(service, w.spec_path, w.npz, workdir / f"{w.name}-{what}-{i}.json",
+                                              timeout, args.plain_shuffle, w.speed if what == "plain_speed" else None)
+                    curves = run[what]["curves"]
+                    log(f"repeat {i + 1}/{args.repeats} {w.name} {what:11}: epochs "
+                        + " ".join(f"{x:.2f}" for x in curves["duration_s"]) + " s, loss "
+                        + " ".join(f"{x:.4f}" for x in curves["loss"]))
+                w.runs.append(run)
 
         latency = {}
         if args.latency_jobs > 0:
@@ -474,8 +586,11 @@ def main(argv: list[str] | None = None) -> None:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    summary = summarize(runs, latency, args)
-    splits = runs[0]["plain"]["splits"]
+    by_name = {w.name: w for w in workloads}
+    figures = {w.name: workload_figures(w, args.tolerance) for w in workloads}
+    runs = by_name[CNN].runs if CNN in by_name else []
+    summary = summarize(runs, latency, args) if runs else {}
+    splits = runs[0]["plain"]["splits"] if runs else {}
     config = {
         "mode": args.mode,
         "url": args.url, "epochs": args.epochs, "repeats": args.repeats, "samples": args.samples,
@@ -483,13 +598,18 @@ def main(argv: list[str] | None = None) -> None:
         "latency_jobs": args.latency_jobs,
         "splits": "/".join(str(splits.get(k, 0)) for k in ("train", "validation", "test")),
         "cpus": os.cpu_count(), "python": platform.python_version(), "host": platform.node(),
-        "spec": spec, "plain_versions": runs[0]["plain"].get("versions"),
+        "workload": args.workload, "story_epochs": args.story_epochs,
+        "plain_versions": workloads[0].runs[0]["plain"].get("versions"),
         "started": started, "runtime_s": time.monotonic() - t_start,
         "serve_left_worker_running_on_sigterm": service.orphaned_worker,
     }
-    print_table(config, summary)
+    if summary:
+        print_table(config, summary)
+    print_workloads(figures, config)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"config": config, "summary": summary, "runs": runs}, indent=1, default=str))
+    out = {"config": config, "summary": summary, "workloads": figures,
+           "runs": {w.name: w.runs for w in workloads}, "specs": {w.name: w.spec for w in workloads}}
+    args.out.write_text(json.dumps(out, indent=1, default=str))
     log(f"figures written to {args.out} (total {config['runtime_s']:.0f} s)")
 
 

@@ -23,9 +23,14 @@ memory): the batch order of a worker that feeds ``fit`` from such a
 
 Only the spec features the benchmark uses are supported: a "layers" model,
 string or {"type": ...} optimizer / loss / metrics, scale_x "rescale" /
-"standardize" / "minmax", no scale_y, no one_hot, no fit callbacks.
+"standardize" / "minmax", one_hot, no scale_y, no fit callbacks.
+
+Keras's defaults unless told: ``--steps-per-execution K`` and ``--jit-compile
+auto|true|false`` are passed to ``model.compile`` (a plain script with the
+service's own speed settings).
 
 Usage: python bench/plain_fit.py SPEC.json DATA.npz OUT.json [--shuffle keras|tfdata]
+           [--steps-per-execution K] [--jit-compile auto|true|false]
 Writes the per-epoch logs (columnar, like GET /v1/jobs/{id}/curves), each
 epoch's duration_s (on_epoch_begin -> on_epoch_end, as the service's
 RecordEpochs callback measures it), the time of each epoch's end, and phase
@@ -34,7 +39,6 @@ timings.
 
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -71,9 +75,11 @@ def scaler(train, method):
 
 
 def prepare(arrays, data, seed):
-    if data.get("one_hot") or data.get("scale_y"):
-        raise SystemExit("plain_fit: one_hot and scale_y are not supported")
+    if data.get("scale_y"):
+        raise SystemExit("plain_fit: scale_y is not supported")
     x, y = arrays[data.get("x", "x")], arrays[data.get("y", "y")]
+    if data.get("one_hot"):  # classes: the largest label + 1, over all of y (as the worker)
+        y = np.eye(int(y.max()) + 1, dtype="float32")[y.astype("int64").reshape(-1)]
     n = len(x)
     order = np.random.default_rng(seed).permutation(n) if data.get("shuffle", True) else np.arange(n)
     x = x[order].astype("float32", copy=False)
@@ -118,7 +124,7 @@ def train_batches(x, y, batch_size, seed):
     return order.batch(batch_size).map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(tf.data.AUTOTUNE)
 
 
-def main(spec_path, data_path, out_path, shuffle_mode="keras"):
+def main(spec_path, data_path, out_path, shuffle_mode="keras", steps_per_execution=1, jit_compile="auto"):
     with open(spec_path) as f:
         spec = json.load(f)
     data, fit, comp, seed = spec.get("data", {}), spec.get("fit", {}), spec["compile"], spec["seed"]
@@ -145,6 +151,8 @@ def main(spec_path, data_path, out_path, shuffle_mode="keras"):
         optimizer=keras_object(keras.optimizers, comp.get("optimizer", "adam")),
         loss=keras_object(keras.losses, comp["loss"]),
         metrics=[keras_object(keras.metrics, m) for m in comp.get("metrics", [])],
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     clock = EpochClock()
     x_train, y_train = parts["train"]
@@ -195,6 +203,8 @@ def main(spec_path, data_path, out_path, shuffle_mode="keras"):
         # CPU seconds (all threads) of this process over the same span.
         "cpu_s": {"job": cpu_done - cpu0},
         "shuffle": shuffle_mode,
+        "speed": {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile},
+        "params": model.count_params(),
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
     }
     with open(out_path, "w") as f:
@@ -202,10 +212,13 @@ def main(spec_path, data_path, out_path, shuffle_mode="keras"):
 
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    mode = "keras"
-    if len(argv) == 5 and argv[3] == "--shuffle" and argv[4] in ("keras", "tfdata"):
-        mode, argv = argv[4], argv[:3]
-    if len(argv) != 3:
-        raise SystemExit(__doc__)
-    main(*argv, shuffle_mode=mode)
+    import argparse
+
+    ap = argparse.ArgumentParser(usage=__doc__)
+    ap.add_argument("spec"), ap.add_argument("data"), ap.add_argument("out")
+    ap.add_argument("--shuffle", choices=["keras", "tfdata"], default="keras")
+    ap.add_argument("--steps-per-execution", type=int, default=1)
+    ap.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
+    a = ap.parse_args()
+    jit = {"auto": "auto", "true": True, "false": False}[a.jit_compile]
+    main(a.spec, a.data, a.out, shuffle_mode=a.shuffle, steps_per_execution=a.steps_per_execution, jit_compile=jit)

@@ -51,6 +51,8 @@ class Epoch:
     val_loss_std: float | None = None  # from a forward pass over a fixed validation probe
     n_val: int | None = None
     top_class_share: float | None = None  # probe: share of the predictions in the most predicted class
+    # Batches behind each value of batch_losses: steps_per_execution (each value a chunk's mean loss).
+    batches_per_loss: int = 1
 
     def get(self, key: str) -> float | None:
         value = self.logs.get(key)

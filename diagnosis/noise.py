@@ -124,8 +124,12 @@ def per_sample_std(batch_losses: list[float], batch_size: int) -> float | None:
 
 
 def batch_variation(epoch: Epoch) -> float | None:
-    """Coefficient of variation of the per-batch losses within the epoch."""
+    """Coefficient of variation of the per-batch losses within the epoch.
+
+    A value that is the mean of k batches' losses (``steps_per_execution``) has 1/k their
+    variance (batches of different samples are independent draws): its spread is scaled by sqrt(k).
+    """
     losses = np.array([b for b in epoch.batch_losses if math.isfinite(b)])
     if len(losses) < 3 or losses.mean() == 0:
         return None
-    return float(losses.std() / abs(losses.mean()))
+    return float(losses.std() * math.sqrt(epoch.batches_per_loss) / abs(losses.mean()))

@@ -80,9 +80,10 @@ def make_metrics(refs: list[KerasRef]) -> list[Any]:
     return metrics
 
 
-def compile_model(model: keras.Model, spec: CompileSpec) -> None:
+def compile_model(model: keras.Model, spec: CompileSpec, **speed: Any) -> None:
+    """``speed``: ``model.compile``'s speed arguments (``steps_per_execution``, ``jit_compile``), the worker's."""
     model.compile(optimizer=make_optimizer(spec.optimizer), loss=make_loss(spec.loss),
-                  metrics=make_metrics(spec.metrics))
+                  metrics=make_metrics(spec.metrics), **speed)
 
 
 def make_callbacks(spec: FitSpec, checkpoint_dir: Path) -> list[keras.callbacks.Callback]:

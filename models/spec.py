@@ -16,6 +16,9 @@ from pydantic import (
     Field,
     SecretStr,
     Tag,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_serializer,
     model_validator,
 )
@@ -125,10 +128,36 @@ class CompileSpec(StrictModel):
     metrics: list[KerasRef] = Field(default_factory=list, max_length=20)
 
 
+def _one_choice(expected: str) -> WrapValidator:
+    """A number-or-"auto" field fails with one message naming both forms, not one per union member."""
+    def validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise ValueError(f"expected {expected}. Received: {value!r}") from exc
+    return WrapValidator(validate)
+
+
+class SpeedSpec(StrictModel):
+    """How the worker compiles and feeds the model; each choice is the service's ("auto") unless set.
+
+    ``steps_per_execution``: training steps run per call into TensorFlow (Keras's compile
+    argument); "auto" picks it from the batches per epoch (``worker/speed.py``). ``jit_compile``:
+    XLA; "auto" is Keras's own choice (on a GPU when every layer supports it, never on a CPU).
+    ``mixed_precision``: float16 compute with float32 weights, on a GPU only (ignored on a CPU).
+    """
+
+    steps_per_execution: Annotated[Annotated[int, Field(ge=1, le=10_000)] | Literal["auto"],
+                                   _one_choice('an integer from 1 to 10000 or "auto"')] = "auto"
+    jit_compile: Annotated[bool | Literal["auto"], _one_choice('true, false or "auto"')] = "auto"
+    mixed_precision: bool = False
+
+
 class FitSpec(StrictModel):
     epochs: int = Field(default=10, ge=1, le=100_000)
     batch_size: int = Field(default=32, ge=1, le=1_000_000)
     callbacks: list[KerasObject] = Field(default_factory=list, max_length=20)
+    speed: SpeedSpec = Field(default_factory=SpeedSpec)
 
 
 class DiagnosisSpec(StrictModel):

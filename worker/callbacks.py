@@ -1,5 +1,6 @@
 """Keras callbacks that connect a training run to the service."""
 
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,16 +20,37 @@ class RecordEpochs(keras.callbacks.Callback):
         super().__init__()
         self.record = record
         self._started = 0.0
+        self.durations: list[float] = []  # the epochs of this run (a resumed run: from where it resumed)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.record(epoch=epoch + 1, logs=dict(logs or {}), duration_s=time.perf_counter() - self._started)
+        duration = time.perf_counter() - self._started
+        self.durations.append(duration)
+        self.record(epoch=epoch + 1, logs=dict(logs or {}), duration_s=duration)
+
+    def timing(self) -> dict[str, Any]:
+        """The run's epoch time split in warm-up and training.
+
+        The first epoch of a run also traces (and with XLA compiles) the train and validation
+        functions: ``warmup_s`` is what it took beyond a steady epoch (the median of the
+        others), ``train_s`` the rest of the epochs' time. With one epoch there is nothing to
+        tell them apart: ``warmup_s`` is None and ``train_s`` holds it all.
+        """
+        total = sum(self.durations)
+        if len(self.durations) < 2:
+            return {"epochs": len(self.durations), "warmup_s": None, "train_s": round(total, 4)}
+        warmup = max(0.0, self.durations[0] - statistics.median(self.durations[1:]))
+        return {"epochs": len(self.durations), "warmup_s": round(warmup, 4), "train_s": round(total - warmup, 4)}
 
 
 class StopWhen(keras.callbacks.Callback):
     """Stops training at the end of an epoch when ``should_stop()`` turns true.
+
+    With ``steps_per_execution=k`` Keras calls the batch hook once per chunk of k
+    batches; the worker's k leaves several chunks in every epoch (``worker/speed.py``),
+    so a stop asked mid-epoch still ends the run within that epoch.
 
     Args:
         should_stop: polled after every epoch, and after a batch when at least

@@ -1,10 +1,10 @@
 """The Keras callback that watches a run and reports findings as they become clear.
 
 Per batch it only records the loss (Keras logs running means; the per-batch
-values are recovered from them). Once per epoch it measures one fixed probe
-batch: how many predictions are pinned at 0 or 1, and the gradient norm that
-reaches each weight layer; and the noise of the epoch's losses (diagnosis/noise.py):
-the spread of the per-batch losses, and of the per-sample losses of one forward
+values are recovered from them, per chunk of batches under ``steps_per_execution``).
+Once per epoch it measures one fixed probe batch: how many predictions are pinned
+at 0 or 1, and the gradient norm that reaches each weight layer; and the noise of
+the epoch's losses (diagnosis/noise.py): the spread of the per-batch losses, and of the per-sample losses of one forward
 pass over a fixed validation probe. Then every training rule reads the history.
 A rule's weak result (info) waits: the code may still become a warning at a later
 epoch; what stayed weak is reported as info when training ends.
@@ -145,14 +145,25 @@ class DiagnosisMonitor(keras.callbacks.Callback):
         self.seconds += time.perf_counter() - started
 
     def _batch_losses(self) -> list[float]:
+        """Each call's own loss, from the running means (Keras weighs each batch by its samples).
+
+        With ``steps_per_execution=k`` Keras calls the batch hook once per chunk of k batches,
+        with ``batch`` the chunk's last batch index (past the end for the epoch's shorter last
+        chunk): the samples seen so far are counted from that index, so a value here is the mean
+        loss of the chunk's k batches (k=1: of one batch). Such a mean has 1/k the variance of a
+        batch loss: ``_diagnose`` reads the per-sample noise from it as from a batch of k times
+        the size, and ``Epoch.batches_per_loss`` carries k, so the noise rules read the same
+        quantity whatever k is.
+        """
         losses, seen, previous = [], 0, 0.0
         for batch in sorted(self._means):
-            size = min(self.batch_size, self.train_samples - seen)
+            seen_after = min((batch + 1) * self.batch_size, self.train_samples)
+            size = seen_after - seen
             if size <= 0:
                 break
             mean = self._means[batch]
-            losses.append(((seen + size) * mean - seen * previous) / size)
-            seen, previous = seen + size, mean
+            losses.append((seen_after * mean - seen * previous) / size)
+            seen, previous = seen_after, mean
         return losses
 
     def _probe(self) -> tuple[float | None, list[float] | None]:
@@ -204,10 +215,14 @@ class DiagnosisMonitor(keras.callbacks.Callback):
         pinned, norms = self._probe()
         val_std, top_share = self._validation_noise()
         batch_losses = self._batch_losses()
+        # Each value is the mean loss of `chunk` batches (steps_per_execution, see _batch_losses), so of
+        # chunk * batch_size samples: the per-sample noise is read from it as from one batch of that size.
+        chunk = int(getattr(self.model, "steps_per_execution", 1) or 1)
         record = Epoch(epoch + 1, {k: float(v) for k, v in (logs or {}).items()}, batch_losses,
                        pinned if self.task.classification else None, norms,
-                       loss_std=per_sample_std(batch_losses, self.batch_size), n_train=self.train_samples,
-                       val_loss_std=val_std, n_val=self.validation_samples or None, top_class_share=top_share)
+                       loss_std=per_sample_std(batch_losses, self.batch_size * chunk), n_train=self.train_samples,
+                       val_loss_std=val_std, n_val=self.validation_samples or None, top_class_share=top_share,
+                       batches_per_loss=chunk)
         self.history.append(record)
         self._resolve(record.epoch)
         for code, rule in RULES.items():

@@ -37,6 +37,7 @@ from worker.diagnose import Diagnosis
 from worker.hand_back import HandBack, StopOnShutdown
 from worker.heartbeat import heartbeat
 from worker.pipeline import make_dataset
+from worker.speed import Speed
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,12 @@ def _fit(
     claim = Claim.of(job)
     assert spec.seed is not None
     keras.utils.set_random_seed(spec.seed)
+    speed = Speed.resolve(spec.fit.speed, train_samples=len(data.train), batch_size=spec.fit.batch_size)
+    speed.apply_policy()
     # The budgets again, from shapes, before any weight is allocated (settings of this worker).
     model, estimate = build_within_budget(spec, Budgets.from_settings(settings),
                                           optimizer_slots(spec.compile.optimizer), materialize=True)
-    compile_model(model, spec.compile)
+    compile_model(model, spec.compile, **speed.compile_args())
     job_dir = store.job_dir(job.id)
     user_callbacks = make_callbacks(spec.fit, job_dir)
     monitor = "val_loss" if data.validation is not None else "loss"
@@ -73,8 +76,9 @@ def _fit(
     # Keras runs callbacks in this order. An epoch is recorded, its findings reported and the
     # monitor's memory saved before it is checkpointed: whatever fails in between, the resumed
     # run trains that epoch again instead of skipping it (a record that did commit stands).
+    epochs = RecordEpochs(partial(job_store.record_epoch, factory, claim, monitor=monitor))
     callbacks = [
-        RecordEpochs(partial(job_store.record_epoch, factory, claim, monitor=monitor)),
+        epochs,
         watch,
         stop_on_request,
         *user_callbacks,
@@ -99,6 +103,8 @@ def _fit(
         if is_out_of_memory(exc):
             raise OutOfMemory(estimate, exc) from exc
         raise
+    # How it ran: the settings, and the first epoch's tracing apart from the training time.
+    job_store.set_data_summary(factory, claim, {**data.summary, "speed": speed.as_json(), "timing": epochs.timing()})
     if stop_on_request.stopped:
         reason = StopReason.cancelled
     elif watch.stopped_by is not None:

@@ -42,7 +42,8 @@ class JobOut(BaseModel):
         description="the epoch with the lowest val_loss (loss without validation)")
     test_metrics: dict[str, Any] | None
     findings: list[dict[str, Any]]
-    data: dict[str, Any] | None = Field(description="split sizes and label counts, as trained")
+    data: dict[str, Any] | None = Field(description="split sizes and label counts, as trained; once trained, the speed "
+                                                    "settings it ran with (speed) and warmup_s / train_s (timing)")
     timings: Timings
     attempts: int
     error: JobError | None

@@ -66,6 +66,10 @@ def test_a_missing_seed_is_fixed_at_submit_so_reruns_are_identical(client: TestC
         ({"data": {"x": "images"}}, "data.x", "no array 'images'"),
         ({"dataset": "builtin:mnist"}, "dataset", "unknown built-in"),
         ({"dataset": "ds_nope"}, "dataset", "no dataset with id"),
+        ({"fit": {"speed": {"steps_per_execution": 0}}}, "fit.speed.steps_per_execution", "from 1 to 10000"),
+        ({"fit": {"speed": {"jit_compile": "xla"}}}, "fit.speed.jit_compile", "auto"),
+        ({"fit": {"speed": {"mixed_precision": 1}}}, "fit.speed.mixed_precision", "boolean"),
+        ({"fit": {"speed": {"xla": True}}}, "fit.speed.xla", "unknown field"),
     ],
 )
 def test_bad_specs_are_422_naming_the_field_and_store_nothing(

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -102,10 +103,12 @@ def test_an_exploding_loss_stops_the_job_with_a_diverging_finding(make_job, sess
     assert job.findings[-1]["evidence"]["verdict"] == "diverged"
 
 
+# Also with several steps per TensorFlow call (worker/speed.py): the stop still lands within the epoch.
+@pytest.mark.parametrize("fit", [{}, {"batch_size": 4, "speed": {"steps_per_execution": 3}}])
 def test_a_cancel_request_stops_a_running_job_within_an_epoch(
-    make_job, session_factory, db_session, settings, monkeypatch
+    make_job, session_factory, db_session, settings, monkeypatch, fit
 ):
-    job_id = make_job(spec(IRIS_MLP, fit={"epochs": 50}))
+    job_id = make_job(spec(IRIS_MLP, fit={"epochs": 50, **fit}))
     original = job_store.cancel_requested
     calls = []
     recorded_at_cancel = []

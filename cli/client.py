@@ -63,7 +63,8 @@ def api_message(response: httpx.Response) -> str:
     return "\n".join(lines)
 
 
-def _ok(response: httpx.Response) -> Any:
+def checked(response: httpx.Response) -> Any:
+    """The JSON body of a response, or ClientError with the API's message."""
     if response.status_code >= 400:
         raise ClientError(api_message(response))
     return response.json()
@@ -81,7 +82,7 @@ def _read_spec(path: str) -> Any:
 
 def submit(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-    job = _ok(client.post("/v1/jobs", json=_read_spec(args.spec), headers=headers))
+    job = checked(client.post("/v1/jobs", json=_read_spec(args.spec), headers=headers))
     name = f" ({escape(job['name'])})" if job.get("name") else ""
     console.print(f"submitted [bold]{job['id']}[/]{name}")
     if args.follow:
@@ -115,7 +116,7 @@ def follow(client: httpx.Client, args: argparse.Namespace, console: Console) -> 
 
 def jobs(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
     params = {k: v for k, v in (("limit", args.limit), ("status", args.status), ("name", args.name)) if v}
-    page = _ok(client.get("/v1/jobs", params=params))
+    page = checked(client.get("/v1/jobs", params=params))
     table = Table("id", "name", "status", "epoch", "best", "created", box=None, header_style="bold")
     for job in page["items"]:
         best = job.get("best_metrics") or {}
@@ -137,7 +138,7 @@ def curves(client: httpx.Client, args: argparse.Namespace, console: Console) -> 
             raise ClientError(api_message(response))
         sys.stdout.write(response.text)
         return 0
-    columns = _ok(client.get(f"/v1/jobs/{args.job_id}/curves"))
+    columns = checked(client.get(f"/v1/jobs/{args.job_id}/curves"))
     table = Table(*columns, box=None, header_style="bold")
     for row in zip(*columns.values(), strict=True):
         table.add_row(*(number(value) for value in row))

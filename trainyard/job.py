@@ -1,6 +1,7 @@
 """A job of the service seen from Python: its history as Keras's ``History.history``,
 its findings and verdict, retry with a finding's fix, the trained model."""
 
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ import httpx
 from rich.console import Console
 
 from cli import sse
-from cli.client import ClientError, api_message, checked
+from cli.client import ClientError, api_message, checked, output_console
 from cli.progress import JobView
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class Job:
     def wait(self, *, verbose: bool = True, console: Console | None = None) -> "Job":
         """Follow the job's events to its end (epochs and findings printed when ``verbose``), then refresh."""
         if not self.finished:
-            view = JobView(console or Console()) if verbose else None
+            view = JobView(console or output_console(sys.stdout)) if verbose else None
             try:
                 for event in sse.follow(self._http, self.id):
                     if view is not None:

@@ -49,6 +49,8 @@ class JobOut(BaseModel):
     model_available: bool
     spec: dict[str, Any]
     verdict: dict[str, Any] | None = Field(default=None, description="the final verdict finding, once the job ended")
+    origin: dict[str, Any] | None = Field(default=None, description=(
+        "what made this job from its parent: {finding (code), suggestion (summary), auto} or {patch, auto}"))
     children: list[str] | None = Field(default=None, description="jobs retried from this one (GET one job only)")
     repair: "RepairChain | None" = Field(default=None, description="the auto-repair attempts this job belongs to")
 
@@ -155,7 +157,7 @@ def job_out(job: Job) -> JobOut:
         ),
         attempts=job.attempts, error=JobError(**job.error) if job.error else None,
         model_available=job.model_path is not None, spec=public_spec(job.spec),
-        verdict=verdict_of(job.findings),
+        verdict=verdict_of(job.findings), origin=job.origin,
     )
 
 

@@ -58,6 +58,7 @@ def test_retry_with_a_findings_suggestion_links_parent_and_child(client: TestCli
     assert client.get(f"/v1/jobs/{parent['id']}").json()["children"] == [child["id"]]
     origin = db_session.get(Job, child["id"]).origin
     assert origin == {"finding": "tiny_batch", "suggestion": "batch size 32", "auto": False}
+    assert client.get(f"/v1/jobs/{child['id']}").json()["origin"] == origin == child["origin"]
 
 
 def test_retry_with_a_merge_patch_and_bad_retries(client: TestClient):

@@ -16,7 +16,7 @@ def three_blobs(n: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype("int64")
 
 
-def test_fit_trains_remotely_and_the_job_answers_as_keras_would(live: TestClient):
+def test_fit_trains_remotely_and_the_job_answers_as_keras_would(live: TestClient, capsys):
     import keras
 
     x, y = three_blobs()
@@ -26,8 +26,11 @@ def test_fit_trains_remotely_and_the_job_answers_as_keras_would(live: TestClient
                   metrics=["accuracy"])
     client = Client(http=live)
 
-    job = client.fit(model, x, y, validation_split=0.2, epochs=3, batch_size=16, seed=3, verbose=0,
+    job = client.fit(model, x, y, validation_split=0.2, epochs=3, batch_size=16, seed=3,
                      callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=5)])
+
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in shown] == ["1/3", "1/3", "2/3", "3/3"] and "val_loss" in shown[1]
 
     assert job.status == "succeeded", job.data
     spec = job.data["spec"]
@@ -61,3 +64,30 @@ def test_the_same_arrays_are_one_dataset_and_are_sent_once(live: TestClient):
     finally:
         live.event_hooks["request"].pop()
     assert first.datasets.get(dataset)["arrays"]["x"]["shape"] == [150, 4]
+
+
+def test_story_5_through_the_client_findings_then_retry_with_the_fix(live: TestClient):
+    """Story 5's scans (0-255 pixels, RMSprop at 0.1): the findings name both causes, and retry with
+    the unscaled_inputs finding's index (in job.findings, the API's one list) applies that fix."""
+    import keras
+
+    from bench.stories.data import scans
+
+    arrays = scans(n=120, size=20)
+    model = keras.Sequential([keras.Input((20, 20, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+                              keras.layers.MaxPooling2D(), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.RMSprop(0.1), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    job = Client(http=live).fit(model, arrays["x"], arrays["y"], validation_split=0.2, epochs=1, verbose=0)
+
+    codes = [f["code"] for f in job.findings]
+    assert {"unscaled_inputs", "learning_rate_extreme"} <= set(codes), codes
+    assert codes == [f["code"] for f in live.get(f"/v1/jobs/{job.id}/findings").json()["findings"]]
+    index = codes.index("unscaled_inputs")
+    child = job.retry(finding=index)
+    try:
+        assert child.data["parent_id"] == job.id and child.data["origin"]["finding"] == "unscaled_inputs"
+        assert child.data["spec"]["data"] != job.data["spec"]["data"]  # the fix scales the inputs
+    finally:
+        child.cancel()

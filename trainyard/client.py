@@ -6,6 +6,7 @@ unknown field fails here as it would fail there.
 """
 
 import inspect
+import os
 from typing import Any
 
 import httpx
@@ -86,8 +87,6 @@ class Client:
     """``Client(url, key)``; both default as the CLI's do ($TRAINYARD_URL, $TRAINYARD_API_KEY)."""
 
     def __init__(self, url: str | None = None, key: str | None = None, *, http: httpx.Client | None = None) -> None:
-        import os
-
         if http is None:
             self._opened = open_client(url or os.environ.get("TRAINYARD_URL", DEFAULT_URL), api_key(key))
             http = self._opened.__enter__()
@@ -145,7 +144,7 @@ class Client:
 def _refuse(keras_args: dict[str, Any]) -> None:
     for name, value in keras_args.items():
         if name in REFUSED_FIT_ARGS:
-            if name in KERAS_DEFAULTS and value == KERAS_DEFAULTS[name] or value is None:
+            if value is None or (name in KERAS_DEFAULTS and value == KERAS_DEFAULTS[name]):
                 continue
             raise Unsupported(f"fit({name}=...) cannot be honoured: {REFUSED_FIT_ARGS[name]}")
         known = inspect.signature(keras.Model.fit).parameters

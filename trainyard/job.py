@@ -67,17 +67,15 @@ class Job:
 
     def wait(self, *, verbose: bool = True, console: Console | None = None) -> "Job":
         """Follow the job's events to its end (epochs and findings printed when ``verbose``), then refresh."""
-        if not self.finished:
-            view = JobView(console or output_console(sys.stdout)) if verbose else None
+        if self.finished:
+            return self
+        with JobView(console or output_console(sys.stdout)) as view:
             try:
                 for event in sse.follow(self._http, self.id):
-                    if view is not None:
+                    if verbose:
                         view.show(event)
             except sse.StreamError as exc:
                 raise ClientError(api_message(exc.response)) from exc
-            finally:
-                if view is not None:
-                    view.__exit__(None)
         return self.refresh()
 
     def retry(self, finding: int | None = None, *, suggestion: int = 0, patch: dict[str, Any] | None = None,

@@ -100,3 +100,18 @@ def test_a_spec_with_an_unknown_field_is_refused_as_the_api_refuses_it(client, s
         client.jobs.submit({"dataset": "builtin:iris", "model": {"input_shape": [4], "layers": [{"type": "Dense"}]},
                             "compile": {"loss": "mse"}, "fit": {"n_epoch": 3}})
     assert sent == []
+
+
+def test_callbacks_go_with_every_setting_the_user_changed():
+    from trainyard.translate import callback_specs
+
+    specs = callback_specs([
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=3, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(factor=0.2, min_lr=1e-5),
+        keras.callbacks.ModelCheckpoint("ignored.keras", save_best_only=True, mode="min", initial_value_threshold=0.5),
+    ])
+    assert [s.model_dump() for s in specs] == [
+        {"type": "EarlyStopping", "monitor": "val_accuracy", "patience": 3, "mode": "max",
+         "restore_best_weights": True},
+        {"type": "ReduceLROnPlateau", "factor": 0.2, "min_lr": 1e-5},
+        {"type": "ModelCheckpoint", "save_best_only": True, "mode": "min", "initial_value_threshold": 0.5}]

@@ -10,6 +10,7 @@ patches apply to it as to a hand-written one).
 
 import inspect
 import json
+import math
 from typing import Any
 
 import keras
@@ -172,6 +173,9 @@ def callback_specs(callbacks: list[Any]) -> list[KerasObject]:
         # Callbacks have no get_config: their settings are the attributes named like the constructor's arguments.
         settings = {name: getattr(callback, name) for name in inspect.signature(cls.__init__).parameters
                     if name not in ("self", "filepath", "verbose") and hasattr(callback, name)}
+        threshold = getattr(callback, "best", None)
+        if cls.__name__ == "ModelCheckpoint" and threshold is not None and math.isfinite(threshold):
+            settings["initial_value_threshold"] = threshold  # kept only as the starting best
         args = _arguments(cls, settings, f"callbacks[{index}]")
         out.append(KerasObject.model_validate({"type": cls.__name__, **args}))
     return out

@@ -64,6 +64,8 @@ class Subclassed(keras.Model):
 
 @pytest.mark.parametrize(("model", "callbacks", "says"), [
     (lambda: mlp(Scaled(3)), [], "only Keras's own layers"),
+    (lambda: mlp(keras.layers.Dense(3, trainable=False)), [], "frozen layer"),
+    (lambda: mlp(keras.layers.Dense(3, dtype="float16")), [], "float32"),
     (lambda: keras.Sequential([keras.layers.Dense(3)]), [], "keras.Input"),
     (lambda: mlp(), [keras.callbacks.CSVLogger("log.csv")], "CSVLogger cannot run on the service"),
     (lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), [], "compile the model first"),

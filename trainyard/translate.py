@@ -106,7 +106,15 @@ def _layer(layer: keras.layers.Layer, index: int) -> KerasObject:
     if getattr(keras.layers, cls.__name__, None) is not cls:
         raise Unsupported(f"{where}: only Keras's own layers can run on the service (safe mode); "
                           f"{cls.__module__}.{cls.__name__} is not one")
-    return KerasObject.model_validate({"type": cls.__name__, **_arguments(cls, layer.get_config(), where)})
+    config = layer.get_config()
+    # Left out of the spec (NOT_ARGUMENTS), so refused when they differ from what the service does.
+    if config.get("trainable") is False:
+        raise Unsupported(f"{where}: a frozen layer (trainable=False) cannot be sent; the service trains every layer")
+    dtype = config.get("dtype")
+    dtype_name = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+    if dtype_name not in (None, "float32"):
+        raise Unsupported(f"{where}: dtype {dtype_name!r}: the service trains in float32")
+    return KerasObject.model_validate({"type": cls.__name__, **_arguments(cls, config, where)})
 
 
 def model_spec(model: keras.Model) -> LayersModel | KerasJsonModel:

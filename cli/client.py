@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 from rich.console import Console
@@ -25,6 +25,7 @@ from cli import sse
 from cli.progress import JobView, number
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+PIPE_WIDTH = 10_000  # a table in a pipe is as wide as its content (up to this)
 EXIT_FAILED, EXIT_CLIENT, EXIT_CANCELLED, EXIT_INTERRUPTED = 1, 2, 3, 130
 Command = Callable[[httpx.Client, argparse.Namespace, Console], int]
 
@@ -50,6 +51,14 @@ def open_client(url: str, key: str | None = None) -> Iterator[httpx.Client]:
         yield client
 
 
+def output_console(stream: TextIO) -> Console:
+    """A terminal's width in a terminal; in a pipe or a log no wrapping at all (a wrapped epoch line
+    would put its duration on a line of its own, and cut table cells break scripts)."""
+    if stream.isatty():
+        return Console(file=stream)
+    return Console(file=stream, soft_wrap=True, width=PIPE_WIDTH)
+
+
 def api_message(response: httpx.Response) -> str:
     """The API's error, with the path of each detail: ``fit.n_epoch: unknown field ...``."""
     try:
@@ -60,10 +69,15 @@ def api_message(response: httpx.Response) -> str:
     details = error.get("details", [])
     if len(details) > 1:  # one is already in the message
         lines += [f"  {d['path'] or '(request)'}: {d['message']}" for d in details]
+    for d in details:  # a refused spec's preflight findings carry their fixes: show them, as a followed job's are
+        for suggestion in (d.get("finding") or {}).get("suggestions") or []:
+            lines.append(f"  try: {suggestion.get('summary', '')}  (the spec merge patch: "
+                         f"{json.dumps(suggestion.get('patch'), separators=(',', ':'))})")
     return "\n".join(lines)
 
 
-def _ok(response: httpx.Response) -> Any:
+def checked(response: httpx.Response) -> Any:
+    """The JSON body of a response, or ClientError with the API's message."""
     if response.status_code >= 400:
         raise ClientError(api_message(response))
     return response.json()
@@ -81,7 +95,7 @@ def _read_spec(path: str) -> Any:
 
 def submit(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-    job = _ok(client.post("/v1/jobs", json=_read_spec(args.spec), headers=headers))
+    job = checked(client.post("/v1/jobs", json=_read_spec(args.spec), headers=headers))
     name = f" ({escape(job['name'])})" if job.get("name") else ""
     console.print(f"submitted [bold]{job['id']}[/]{name}")
     if args.follow:
@@ -115,8 +129,14 @@ def follow(client: httpx.Client, args: argparse.Namespace, console: Console) -> 
 
 def jobs(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
     params = {k: v for k, v in (("limit", args.limit), ("status", args.status), ("name", args.name)) if v}
-    page = _ok(client.get("/v1/jobs", params=params))
-    table = Table("id", "name", "status", "epoch", "best", "created", box=None, header_style="bold")
+    page = checked(client.get("/v1/jobs", params=params))
+    table = Table(box=None, header_style="bold")
+    # Ids are never cut: sortable ids share their first digits, so a cut one names no job (and would
+    # collide with its neighbours); the name column gives way instead.
+    table.add_column("id", no_wrap=True, min_width=max((len(job["id"]) for job in page["items"]), default=2))
+    table.add_column("name", overflow="ellipsis")
+    for column in ("status", "epoch", "best", "created"):
+        table.add_column(column)
     for job in page["items"]:
         best = job.get("best_metrics") or {}
         monitor = "val_loss" if "val_loss" in best else "loss"
@@ -137,7 +157,7 @@ def curves(client: httpx.Client, args: argparse.Namespace, console: Console) -> 
             raise ClientError(api_message(response))
         sys.stdout.write(response.text)
         return 0
-    columns = _ok(client.get(f"/v1/jobs/{args.job_id}/curves"))
+    columns = checked(client.get(f"/v1/jobs/{args.job_id}/curves"))
     table = Table(*columns, box=None, header_style="bold")
     for row in zip(*columns.values(), strict=True):
         table.add_row(*(number(value) for value in row))
@@ -167,7 +187,7 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    console, errors = Console(), Console(stderr=True)
+    console, errors = output_console(sys.stdout), output_console(sys.stderr)
     try:
         with open_client(args.url, api_key(args.api_key)) as client:
             return int(args.client_command(client, args, console))

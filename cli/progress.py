@@ -55,6 +55,8 @@ class JobView:
         attempt = data.get("attempt", 1)
         self.console.print(f"started{f' (attempt {attempt})' if attempt and attempt > 1 else ''}: "
                            f"{data['epochs']} epochs")
+        if data["epoch"] < data["epochs"]:  # the first epoch can take a minute: say that it is under way
+            self.console.print(f"epoch {data['epoch'] + 1}/{data['epochs']} running…", highlight=False)
         if not self.console.is_terminal:
             return
         if self.progress is None:

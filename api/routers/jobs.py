@@ -99,7 +99,8 @@ def get_findings(job_id: str, uow: UoW) -> FindingsOut:
 @router.post("/{job_id}/retry", status_code=202, response_model=JobCreated,
              summary="A new job from this one with a finding's suggestion or a merge patch applied",
              description="The body holds exactly one of the two sources: `finding` (the index of one of this "
-                         "job's findings, with `suggestion`, the index of one of its suggestions, default 0) "
+                         "job's findings, as GET /v1/jobs/{id} and GET /findings list them, verdict included, "
+                         "with `suggestion`, the index of one of its suggestions, default 0) "
                          "or `patch` (a JSON merge patch, RFC 7386, of this job's spec). Both or neither is a "
                          "422. The new job's `parent_id` is this job.",
              responses=error_responses(400, 404, 409, 413, 429))

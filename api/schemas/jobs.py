@@ -50,6 +50,8 @@ class JobOut(BaseModel):
     model_available: bool
     spec: dict[str, Any]
     verdict: dict[str, Any] | None = Field(default=None, description="the final verdict finding, once the job ended")
+    origin: dict[str, Any] | None = Field(default=None, description=(
+        "what made this job from its parent: {finding (code), suggestion (summary), auto} or {patch, auto}"))
     children: list[str] | None = Field(default=None, description="jobs retried from this one (GET one job only)")
     repair: "RepairChain | None" = Field(default=None, description="the auto-repair attempts this job belongs to")
 
@@ -79,7 +81,9 @@ class RetryRequest(BaseModel):
         "examples": [{"finding": 0, "suggestion": 0}, {"patch": {"fit": {"epochs": 30}}}],
     })
 
-    finding: int | None = Field(default=None, ge=0, description="index in the job's findings")
+    finding: int | None = Field(default=None, ge=0, description=(
+        "index in the job's findings: the list of GET /v1/jobs/{id} and GET /v1/jobs/{id}/findings, "
+        "the verdict included"))
     suggestion: int = Field(default=0, ge=0, description="index in that finding's suggestions")
     patch: dict[str, Any] | None = Field(default=None, description="a JSON merge patch (RFC 7386) of the spec")
     force: bool = Field(default=False, description="accept the new job despite error-severity preflight findings")
@@ -94,8 +98,11 @@ class RetryRequest(BaseModel):
 class FindingsOut(BaseModel):
     job_id: str
     status: JobStatus
-    findings: list[dict[str, Any]]
-    verdict: dict[str, Any] | None
+    # The same list, in the same order, as GET /v1/jobs/{id}'s findings (the verdict included):
+    # retry's "finding": N indexes it, so N means one finding wherever it was read.
+    findings: list[dict[str, Any]] = Field(description="the job's findings, the verdict included; "
+                                                       "retry's `finding` is an index in this list")
+    verdict: dict[str, Any] | None = Field(description="the final verdict finding (also in findings), once ended")
 
 
 class ModelSummary(BaseModel):
@@ -151,7 +158,7 @@ def job_out(job: Job) -> JobOut:
         ),
         attempts=job.attempts, error=JobError(**job.error) if job.error else None,
         model_available=job.model_path is not None, spec=public_spec(job.spec),
-        verdict=verdict_of(job.findings),
+        verdict=verdict_of(job.findings), origin=job.origin,
     )
 
 
@@ -175,8 +182,7 @@ def job_detail_out(job: Job, *, children: list[str], repair_root_id: str | None,
 
 
 def findings_out(job: Job) -> FindingsOut:
-    return FindingsOut(job_id=job.id, status=job.status, findings=[f for f in job.findings if f["code"] != "verdict"],
-                       verdict=verdict_of(job.findings))
+    return FindingsOut(job_id=job.id, status=job.status, findings=list(job.findings), verdict=verdict_of(job.findings))
 
 
 # What the OpenAPI document says about a spec beyond its schema (submit and :validate).

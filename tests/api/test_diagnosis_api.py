@@ -58,6 +58,7 @@ def test_retry_with_a_findings_suggestion_links_parent_and_child(client: TestCli
     assert client.get(f"/v1/jobs/{parent['id']}").json()["children"] == [child["id"]]
     origin = db_session.get(Job, child["id"]).origin
     assert origin == {"finding": "tiny_batch", "suggestion": "batch size 32", "auto": False}
+    assert client.get(f"/v1/jobs/{child['id']}").json()["origin"] == origin == child["origin"]
 
 
 def test_retry_with_a_merge_patch_and_bad_retries(client: TestClient):
@@ -82,3 +83,19 @@ def test_a_finished_jobs_verdict_is_shown(client: TestClient, db_session: Sessio
     db_session.commit()
     assert client.get(f"/v1/jobs/{job_id}").json()["verdict"] == verdict
     assert client.get(f"/v1/jobs/{job_id}/findings").json()["verdict"] == verdict
+
+
+def test_retrys_finding_index_means_one_finding_in_the_job_and_in_findings(client: TestClient, db_session: Session):
+    parent = client.post("/v1/jobs", json=RAW_BATCH_OF_TWO).json()
+    job = db_session.get(Job, parent["id"])
+    verdict = {"code": "verdict", "severity": "info", "phase": "final", "epoch": 3, "message": "Verdict: stuck.",
+               "evidence": {"verdict": "not_learning"}, "suggestions": [{"summary": "more epochs",
+                                                                         "patch": {"fit": {"epochs": 9}}}]}
+    job.status, job.findings = JobStatus.succeeded, [verdict, *job.findings]  # the verdict first: indexes shift if cut
+    db_session.commit()
+    in_job = client.get(f"/v1/jobs/{parent['id']}").json()["findings"]
+    in_findings = client.get(f"/v1/jobs/{parent['id']}/findings").json()["findings"]
+    assert in_job == in_findings and [f["code"] for f in in_findings] == ["verdict", "tiny_batch"]
+    for index, finding in enumerate(in_findings):
+        child = client.post(f"/v1/jobs/{parent['id']}/retry", json={"finding": index}).json()
+        assert db_session.get(Job, child["id"]).origin["finding"] == finding["code"]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def trainyard(live: TestClient, monkeypatch, capsys):
     """Run ``trainyard ARGV`` in this process, its HTTP going to the test API; returns (exit status, output)."""
     monkeypatch.setattr(cli_client, "open_client", lambda url, key=None: nullcontext(live))
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("COLUMNS", "80")  # captured output is a pipe: nothing may wrap at 80 columns there
 
     def run(*argv: str) -> tuple[int, str]:
         with pytest.raises(SystemExit) as exit_info:
@@ -36,8 +36,10 @@ def test_submit_follow_shows_each_epoch_and_exits_zero_on_success(trainyard, tmp
 
     assert status == 0, out
     assert "queued" in out and "started: 3 epochs" in out
-    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert "epoch 1/3 running…" in out  # before the first epoch ends, a line says it is under way
+    lines = [line for line in out.splitlines() if line.startswith("epoch ") and not line.endswith("running…")]
     assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert all(line.endswith(" s)") for line in lines)  # each duration on its epoch's line, not wrapped apart
     assert "val_loss" in lines[0] and "succeeded (completed) after 3/3 epochs" in out and "test: loss" in out
 
 
@@ -87,3 +89,13 @@ def test_api_errors_are_shown_with_their_path_and_exit_two(trainyard, tmp_path):
     (tmp_path / "broken.json").write_text("{")
     status, out = trainyard("submit", str(tmp_path / "broken.json"))
     assert status == 2 and "is not valid JSON" in out
+
+
+def test_a_refused_spec_shows_its_suggested_fix(trainyard, tmp_path):
+    from tests.api.test_diagnosis_api import SOFTMAX_ON_ONE_UNIT
+
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(SOFTMAX_ON_ONE_UNIT))
+    status, out = trainyard("submit", str(path))
+    assert status == 2 and "preflight found" in out
+    assert "  try: " in out and "the spec merge patch: {" in out

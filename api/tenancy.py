@@ -23,6 +23,7 @@ from models.tables import Dataset, Job
 TENANT = "tenant"
 ALL_TENANTS = "all_tenants"  # execution option: an internal query that must see every tenant's rows
 LOCALHOST = {"127.0.0.1", "::1"}
+STREAM_GRANT_TENANT = "stream_grant_tenant"  # request.state: the tenant a valid stream token names
 
 
 class Unauthorized(ApiError):
@@ -65,6 +66,9 @@ class KeyCache:
 
 def get_tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
     settings = request.app.state.settings
+    granted = getattr(request.state, STREAM_GRANT_TENANT, None)
+    if granted is not None:  # a stream token, checked before this (api/routers/events.py)
+        return granted
     if authorization:
         scheme, _, key = authorization.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():

@@ -29,8 +29,9 @@ def install_docs(app: FastAPI) -> None:
                                    swagger_css_url=f"{ASSETS}/swagger-ui.css",
                                    swagger_favicon_url=f"{ASSETS}/favicon.png",
                                    oauth2_redirect_url="/docs/oauth2-redirect",
-                                   # "Authorize" once: the key is kept across page reloads (local storage).
-                                   swagger_ui_parameters={"persistAuthorization": True})
+                                   # "Authorize" once: the key is kept across page reloads (local storage);
+                                   # no validator badge, which would call validator.swagger.io.
+                                   swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None})
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     def swagger_ui_redirect() -> HTMLResponse:

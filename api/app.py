@@ -16,7 +16,7 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
-from api.routers import datasets, deliveries, events, health, jobs
+from api.routers import datasets, deliveries, events, health, jobs, session
 from api.services.datasets import sweep_stale_uploads
 from api.services.event_listener import PgListener
 from api.services.events import EventHub
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.include_router(datasets.router)
     app.include_router(events.router)
     app.include_router(deliveries.router)
+    app.include_router(session.router)
     install_openapi(app)
     install_docs(app)
     return app

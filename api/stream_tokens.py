@@ -23,6 +23,7 @@ from pathlib import Path
 from models.settings import Settings
 
 SECRET_FILE = "stream-secret"
+STREAM = "stream"
 
 
 @dataclass(frozen=True)
@@ -64,26 +65,39 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _sign(secret: bytes, payload: str) -> str:
-    return _b64(hmac.new(secret, payload.encode(), hashlib.sha256).digest())
+def _sign(secret: bytes, purpose: str, payload: str) -> str:
+    # One key per purpose, derived from the secret: a stream token is never taken for a session cookie.
+    key = hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+    return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+
+
+def sign(secret: bytes, purpose: str, claims: dict[str, object]) -> str:
+    """``claims`` (with ``e``, the expiry in Unix seconds) as ``<payload>.<signature>``."""
+    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
+    return f"{payload}.{_sign(secret, purpose, payload)}"
+
+
+def unsign(secret: bytes, purpose: str, token: str, now: float | None = None) -> dict[str, object] | None:
+    """The claims of a token signed for ``purpose`` and not expired; None otherwise."""
+    payload, _, signature = token.partition(".")
+    if not hmac.compare_digest(signature.encode(), _sign(secret, purpose, payload).encode()):
+        return None
+    try:
+        claims = json.loads(_unb64(payload))
+        expires_at = float(claims["e"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return claims if expires_at > (time.time() if now is None else now) else None
 
 
 def issue(secret: bytes, tenant: str, job_id: str, ttl_s: float, now: float | None = None) -> tuple[str, Grant]:
     grant = Grant(tenant, job_id, (time.time() if now is None else now) + ttl_s)
-    payload = _b64(json.dumps({"t": tenant, "j": job_id, "e": grant.expires_at}, separators=(",", ":")).encode())
-    return f"{payload}.{_sign(secret, payload)}", grant
+    return sign(secret, STREAM, {"t": tenant, "j": job_id, "e": grant.expires_at}), grant
 
 
 def verify(secret: bytes, token: str, job_id: str, now: float | None = None) -> Grant | None:
     """The grant of a token signed with ``secret``, for ``job_id``, not expired; None otherwise."""
-    payload, _, signature = token.partition(".")
-    if not hmac.compare_digest(signature.encode(), _sign(secret, payload).encode()):
+    claims = unsign(secret, STREAM, token, now)
+    if claims is None or claims.get("j") != job_id or not isinstance(claims.get("t"), str):
         return None
-    try:
-        claims = json.loads(_unb64(payload))
-        grant = Grant(str(claims["t"]), str(claims["j"]), float(claims["e"]))
-    except (ValueError, KeyError, TypeError):
-        return None
-    if grant.job_id != job_id or grant.expires_at <= (time.time() if now is None else now):
-        return None
-    return grant
+    return Grant(str(claims["t"]), job_id, float(claims["e"]))  # type: ignore[arg-type]

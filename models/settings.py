@@ -34,11 +34,13 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(default=5.0, ge=0, description="a revoked key stops working within this")
     # Browsers. Pages on these origins (comma-separated, e.g. "https://dash.example.com") may call the
     # API (CORS); none by default. An EventSource, which cannot send a header, authenticates with a
-    # stream token (api/stream_tokens.py): signed with stream_secret, which every API process of a
-    # deployment must share; unset, one is made at the first start and kept in <data_dir>/stream-secret.
+    # stream token (api/stream_tokens.py); a same-origin page may use a session cookie
+    # (api/routers/session.py). Both are signed with stream_secret, which every API process of
+    # a deployment must share; unset, one is made at the first start and kept in <data_dir>/stream-secret.
     cors_origins: str = ""
     stream_secret: SecretStr | None = None
     stream_token_ttl_s: float = Field(default=300.0, gt=0, description="time to start a stream with a token")
+    session_ttl_s: float = Field(default=8 * 3600.0, gt=0, description="a same-origin page's session cookie")
     # Per-tenant limits.
     max_queued_jobs_per_tenant: int = Field(default=100, gt=0)
     max_epoch_samples: int = Field(default=2_000_000_000, gt=0, description="epochs x training samples of one job")

@@ -31,6 +31,8 @@ EXPECTED = {
     ("get", "/v1/datasets"): set(),
     ("get", "/v1/datasets/{dataset_id}"): {"404"},
     ("delete", "/v1/datasets/{dataset_id}"): {"404", "409"},
+    ("post", "/v1/session"): set(),
+    ("delete", "/v1/session"): set(),
 }
 
 

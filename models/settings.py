@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     # API (CORS); none by default. An EventSource, which cannot send a header, authenticates with a
     # stream token (api/stream_tokens.py); a same-origin page may use a session cookie
     # (api/routers/session.py). Both are signed with stream_secret, which every API process of
-    # a deployment must share; unset, one is made at the first start and kept in <data_dir>/stream-secret.
+    # a deployment must share; unset, one is made at the first start and kept in <data_dir>/stream-secret
+    # (distributed: <artifact_root>/.stream-secret, the volume the API processes share).
     cors_origins: str = ""
     stream_secret: SecretStr | None = None
     stream_token_ttl_s: float = Field(default=300.0, gt=0, description="time to start a stream with a token")

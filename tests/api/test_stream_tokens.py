@@ -111,3 +111,7 @@ def test_the_secret_is_made_once_and_kept_readable_by_its_owner_only(tmp_path):
     assert len(first) >= 32 and secret_of(settings) == first  # the next start signs with the same
     assert (tmp_path / "stream-secret").stat().st_mode & 0o777 == 0o600
     assert secret_of(Settings(data_dir=tmp_path, stream_secret="shared-by-every-api")) == b"shared-by-every-api"
+    # Distributed: on the artifacts volume that every API process mounts, not in a container's own folder.
+    distributed = Settings(data_dir=tmp_path / "container", database_url="postgresql+psycopg://db/x",
+                           artifact_root=tmp_path / "shared")
+    assert secret_of(distributed) == (tmp_path / "shared" / ".stream-secret").read_text().encode() != first

@@ -74,9 +74,14 @@ class EventStream(StreamingResponse):
     media_type = "text/event-stream"
 
 
+# One message of the stream, as SSE readers (and schemathesis) parse it: its fields, each a string.
+MESSAGE_SCHEMA = {"type": "object", "properties": {"id": {"type": "string"}, "event": {"type": "string"},
+                                                   "data": {"type": "string"}}}
+
+
 @router.get("/{job_id}/events", response_class=EventStream,
             summary="Live events (Server-Sent Events): status changes, epochs, findings",
-            responses=error_responses(404))
+            responses={**error_responses(404), 200: {"content": {"text/event-stream": {"schema": MESSAGE_SCHEMA}}}})
 async def job_events(start: Annotated[StreamStart, Depends(stream_start)], request: Request) -> EventStream:
     """A `text/event-stream` of the job's events, oldest first, ending after the
     job's terminal event (`job.succeeded`, `job.failed`, `job.cancelled`).

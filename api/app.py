@@ -6,17 +6,21 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry, Gauge
 
+from api import access_log
 from api.deps import Admission
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
-from api.routers import datasets, deliveries, events, health, jobs
+from api.routers import datasets, deliveries, events, health, jobs, session
 from api.services.datasets import sweep_stale_uploads
 from api.services.event_listener import PgListener
 from api.services.events import EventHub
+from api.stream_tokens import secret_of
 from api.tenancy import KeyCache
 from api.ui.mount import install_ui
 from api.validation.pool import ProcessPool
@@ -64,6 +68,8 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
         version="1.0.0",
         summary="Runs Keras training jobs and tells you why a model does not learn.",
         lifespan=lifespan,
+        docs_url=None,  # served from local files by install_docs, not from FastAPI's CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine_for(settings)
@@ -74,6 +80,8 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.state.store = ArtifactStore(settings.artifacts)
     app.state.validator = pool
     app.state.keys = KeyCache(settings.api_key_cache_s)
+    app.state.stream_secret = secret_of(settings)  # signs stream tokens (api/stream_tokens.py)
+    access_log.install()  # stream tokens travel in query strings: masked in uvicorn's access log
     # Events the API commits (submit, cancel) wake the webhook delivery, as the worker's do.
     notify_after_commit(app.state.session_factory, lambda job_id: app.state.queue.send_deliveries(job_id))
     # SSE streams: woken by Postgres NOTIFY in distributed mode, polling in embedded mode (and
@@ -90,11 +98,18 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
                                           registry=app.state.registry)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    if settings.cors_origin_list:  # added last, so outermost: preflights and errors get CORS headers too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "Idempotency-Key"],
+                           expose_headers=["Retry-After", "Location"], max_age=600)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(datasets.router)
     app.include_router(events.router)
     app.include_router(deliveries.router)
     install_ui(app)
+    app.include_router(session.router)
     install_openapi(app)
+    install_docs(app)
     return app

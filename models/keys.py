@@ -31,7 +31,12 @@ def create_key(session: Session, tenant: str, name: str | None = None) -> tuple[
 
 def tenant_of(session: Session, key: str) -> str | None:
     """The tenant of a valid, unrevoked key; None otherwise."""
-    row = session.scalar(select(ApiKey).where(ApiKey.sha256 == digest(key), ApiKey.revoked_at.is_(None)))
+    return tenant_of_digest(session, digest(key))
+
+
+def tenant_of_digest(session: Session, sha256: str) -> str | None:
+    """The same, from the key's digest (what a session cookie carries, not the key)."""
+    row = session.scalar(select(ApiKey).where(ApiKey.sha256 == sha256, ApiKey.revoked_at.is_(None)))
     return row.tenant if row else None
 
 

@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     allow_anonymous_localhost: bool = False
     anonymous_tenant: str = "default"
     api_key_cache_s: float = Field(default=5.0, ge=0, description="a revoked key stops working within this")
+    # Browsers. Pages on these origins (comma-separated, e.g. "https://dash.example.com") may call the
+    # API (CORS); none by default. An EventSource, which cannot send a header, authenticates with a
+    # stream token (api/stream_tokens.py); a same-origin page may use a session cookie
+    # (api/routers/session.py). Both are signed with stream_secret, which every API process of
+    # a deployment must share; unset, one is made at the first start and kept in <data_dir>/stream-secret
+    # (distributed: <artifact_root>/.stream-secret, the volume the API processes share).
+    cors_origins: str = ""
+    stream_secret: SecretStr | None = None
+    stream_token_ttl_s: float = Field(default=300.0, gt=0, description="time to start a stream with a token")
+    session_ttl_s: float = Field(default=8 * 3600.0, gt=0, description="a same-origin page's session cookie")
     # Per-tenant limits.
     max_queued_jobs_per_tenant: int = Field(default=100, gt=0)
     max_epoch_samples: int = Field(default=2_000_000_000, gt=0, description="epochs x training samples of one job")
@@ -157,6 +167,10 @@ class Settings(BaseSettings):
     def db_admitted_requests(self) -> int:
         """How many requests may hold a pooled connection at once."""
         return self.db_pool_size + self.db_max_overflow - self.db_pool_reserve
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def database_dsn(self) -> str:

@@ -25,11 +25,14 @@ EXPECTED = {
     ("post", "/v1/jobs/{job_id}/cancel"): {"404", "409"},
     ("get", "/v1/jobs/{job_id}/model"): {"404", "409"},
     ("get", "/v1/jobs/{job_id}/events"): {"404"},
+    ("post", "/v1/jobs/{job_id}/events:token"): {"404"},
     ("get", "/v1/jobs/{job_id}/deliveries"): {"404"},
     ("post", "/v1/datasets"): {"400", "413", "415"},
     ("get", "/v1/datasets"): set(),
     ("get", "/v1/datasets/{dataset_id}"): {"404"},
     ("delete", "/v1/datasets/{dataset_id}"): {"404", "409"},
+    ("post", "/v1/session"): set(),
+    ("delete", "/v1/session"): set(),
 }
 
 

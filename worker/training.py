@@ -5,7 +5,6 @@ directly with a session factory.
 """
 
 import logging
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -13,6 +12,7 @@ import keras
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.tasks import SendJob
 from datastore.artifacts import ArtifactStore
 from datastore.lookup import FoundDataset, UnknownDataset, find_dataset
 from diagnosis.facts import DataFacts, dataset_facts
@@ -130,11 +130,11 @@ class HeldElsewhere(Exception):
 
 
 def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Settings,
-                 enqueue: Callable[[str], None] | None = None) -> None:
+                 enqueue: SendJob | None = None) -> None:
     """Train one job to its end.
 
     Args:
-        enqueue: sends a job id to the training queue; used by auto-repair to
+        enqueue: sends a job id to the queue of its resources; used by auto-repair to
             queue the next attempt (without it, no attempt is queued).
 
     Raises:

@@ -66,7 +66,6 @@ def _serve(args: argparse.Namespace) -> None:
     worker = processes.WorkerProcess(
         processes.celery_worker_argv([*training_queues(settings.train_queue), CONTROL_QUEUE], "embedded",
                                      beat=True, concurrency=slots),
-        processes.threads_per_slot(slots),
     )
     children = [_supervised(worker), _supervised(processes.webhook_worker(settings.webhook_queue))]
     # Workers that die are restarted; they stop by themselves if this process dies (cli/processes.py).

@@ -97,16 +97,11 @@ def celery_worker_argv(queues: list[str], name: str, *, beat: bool = False, pool
     return argv
 
 
-def threads_per_slot(slots: int) -> dict[str, str]:
-    """TensorFlow's thread pools sized to a slot's share of the cores: N slots with a pool of all
-    cores each would fight over them (and lose time switching) instead of running side by side."""
-    share = str(max(1, (os.cpu_count() or 1) // slots))
-    return {"TF_NUM_INTRAOP_THREADS": share, "TF_NUM_INTEROP_THREADS": share}
-
-
 def training_workers(gpus: int, cpu_queue: str, extra_queues: list[str] | None = None,
                      slots: Slots | None = None) -> list[WorkerProcess]:
     """On a host without GPUs, one Celery worker on ``cpu_queue`` with ``slots.cpu`` pool children.
+    Their TensorFlow thread pools are left at the default (all cores): capped at a core's share
+    each (TF_NUM_INTRAOP_THREADS=1 on 2 cores), a story-3 convolution epoch took 17x longer.
     With GPUs, one Celery worker per GPU, seeing only that GPU, with ``slots.gpu`` pool children
     that each take a memory share (``TRAINYARD_GPU_SLOT_MEMORY_MB``, set before TensorFlow
     initialises the GPU, worker/warmup.py); it consumes the ``gpu`` queues its share fits
@@ -116,7 +111,7 @@ def training_workers(gpus: int, cpu_queue: str, extra_queues: list[str] | None =
     slots = slots or Slots()
     if gpus == 0:
         return [WorkerProcess(celery_worker_argv([*training_queues(cpu_queue), *extra], "cpu", concurrency=slots.cpu),
-                              {"CUDA_VISIBLE_DEVICES": "", **threads_per_slot(slots.cpu)})]
+                              {"CUDA_VISIBLE_DEVICES": ""})]
     share = {} if slots.slot_memory_mb is None else {"TRAINYARD_GPU_SLOT_MEMORY_MB": str(slots.slot_memory_mb)}
     plan = [
         WorkerProcess(celery_worker_argv([*training_queues(*slot_queues(1, slots.offered_mb)), *extra], f"gpu{i}",

@@ -108,3 +108,21 @@ def test_a_gpu_job_is_not_taken_by_a_cpu_worker_and_stays_queued(slots):
             if needs_gpu.encode() in message:
                 client.lrem(GPU_QUEUE, 0, message)
         client.close()
+
+
+def test_a_warm_shutdown_hands_back_the_jobs_of_every_slot(slots):
+    settings, factory, worker = slots
+    queue = TrainingQueue(settings)
+    first, second = insert_job(factory, LONG), insert_job(factory, LONG)
+    queue.send(first)
+    queue.send(second)
+    wait_until(lambda: all(job(factory, j).status is JobStatus.running and epochs(factory, j) for j in (first, second)),
+               WAIT, "both jobs to run and record an epoch")
+
+    worker.process.send_signal(signal.SIGTERM)  # docker stop, Ctrl-C of `trainyard worker`
+    worker.process.wait(timeout=settings.stop_grace_s + 120)
+
+    for job_id in (first, second):  # each slot stopped at an epoch boundary and gave its job back
+        handed_back = job(factory, job_id)
+        assert handed_back.status is JobStatus.queued and handed_back.attempts == 0, handed_back.error
+        assert sorted(epochs(factory, job_id)) == list(range(1, len(epochs(factory, job_id)) + 1))

@@ -4,7 +4,6 @@ import io
 from typing import Any
 
 import numpy as np
-
 import pytest
 from sqlalchemy import select
 
@@ -22,16 +21,19 @@ DIGITS = {"dataset": "builtin:digits", "data": {"scale_x": "rescale"}, "seed": 3
           "compile": {"optimizer": "adam", "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]},
           "fit": {"epochs": 6, "batch_size": 32}}
 DEEP_SIGMOID = spec(DIGITS, model={"input_shape": [8, 8, 1], "layers": [{"type": "Flatten"}] + [
-    {"type": "Dense", "units": 32, "activation": "sigmoid"}] * 8 + [{"type": "Dense", "units": 10, "activation": "softmax"}]},
+    {"type": "Dense", "units": 32, "activation": "sigmoid"}] * 8
+    + [{"type": "Dense", "units": 10, "activation": "softmax"}]},
     compile={"optimizer": {"type": "SGD", "learning_rate": 0.01}})
 RELU = spec(DIGITS, model={"input_shape": [8, 8, 1], "layers": [{"type": "Flatten"}] + [
-    {"type": "Dense", "units": 32, "activation": "relu"}] * 3 + [{"type": "Dense", "units": 10, "activation": "softmax"}]})
+    {"type": "Dense", "units": 32, "activation": "relu"}] * 3
+    + [{"type": "Dense", "units": 10, "activation": "softmax"}]})
 DIABETES = {"dataset": "builtin:diabetes", "data": {"scale_x": "standardize", "scale_y": "standardize"}, "seed": 5,
             "model": {"input_shape": [10], "layers": [{"type": "Dense", "units": 64, "activation": "relu"},
                                                        {"type": "Dense", "units": 1}]},
             "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.003}, "loss": "mse", "metrics": ["mae"]},
             "fit": {"epochs": 10, "batch_size": 32,
-                    "callbacks": [{"type": "EarlyStopping", "monitor": "val_loss", "patience": 4, "restore_best_weights": True}]}}
+                    "callbacks": [{"type": "EarlyStopping", "monitor": "val_loss", "patience": 4,
+                                   "restore_best_weights": True}]}}
 
 
 def train(make_job, session_factory, db_session, settings, body: dict[str, Any], **kwargs: Any) -> Job:
@@ -75,7 +77,8 @@ def test_saturated_outputs_story_5_and_the_scaled_twin_is_clean(trainer, db_sess
     finding = next(f for f in trainer(body).findings if f["code"] == "saturated_outputs")
     assert finding["epoch"] == 1 and finding["evidence"]["pinned_fraction"] >= 0.9
     assert finding["evidence"]["loss"] > 100 * finding["evidence"]["chance_loss"]  # Keras 3: no "stuck at 8"
-    fixed = trainer(spec(body, data={"scale_x": "rescale"}, compile={"optimizer": {"type": "RMSprop", "learning_rate": 0.001}}))
+    fixed = trainer(spec(body, data={"scale_x": "rescale"},
+                         compile={"optimizer": {"type": "RMSprop", "learning_rate": 0.001}}))
     assert training_codes(fixed) == {}
 
 

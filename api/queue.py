@@ -1,6 +1,8 @@
 """Sending work to the workers, by task name (``broker.tasks``): the API never imports the worker."""
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from celery import Celery
 
@@ -33,7 +35,7 @@ class TrainingQueue:
         self.celery.conf.update(**api_broker_options(settings))
         self.sender = Sender(self.celery, settings, retry_policy=SEND_RETRY)
 
-    def send(self, job_id: str) -> None:
+    def send(self, job_id: str, resources: Mapping[str, Any] | None = None) -> None:
         """Send the job's message; called after its row has committed, so it never raises.
 
         A job whose message could not be sent (the broker is away) stays queued in
@@ -42,7 +44,7 @@ class TrainingQueue:
         same Idempotency-Key gets the same job.
         """
         try:
-            self.sender.train(job_id)
+            self.sender.train(job_id, resources)
         except Exception as exc:  # noqa: BLE001 - any failure to send leaves the job to the reconciler
             log.warning("job %s is queued, but its message could not be sent (%s: %s); the reconciler will "
                         "send it", job_id, type(exc).__name__, exc)

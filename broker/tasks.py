@@ -5,6 +5,7 @@ tasks under the same names. Both import this module, which imports neither Celer
 nor TensorFlow: a ``Sender`` is handed the Celery app of the process it runs in.
 """
 
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from models.settings import Settings
@@ -17,7 +18,39 @@ SWEEP_UPLOADS_TASK = "trainyard.sweep_uploads"
 
 # The training queue and the webhook queue are settings (train_queue, webhook_queue); these are not.
 CONTROL_QUEUE = "control"  # the reconciler and the upload sweep, consumed by the control worker (beat)
-GPU_QUEUE = "gpu"  # what a host's GPU workers consume (a host without GPUs consumes train_queue)
+GPU_QUEUE = "gpu"  # what a host's GPU slots consume (a host without GPUs consumes train_queue)
+# GPU memory a job may ask for is rounded up to one of these (GiB) to name its queue: a slot that offers
+# M GiB consumes the queues of every class up to M, so a job only reaches slots it fits in.
+MEMORY_CLASSES_GIB = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def memory_class_gib(memory_mb: int) -> int:
+    """The smallest memory class that holds ``memory_mb``."""
+    return next(c for c in MEMORY_CLASSES_GIB if c * 1024 >= memory_mb)
+
+
+def gpu_queue(gpus: int, memory_class: int | None = None) -> str:
+    """``gpu`` (one device), ``gpu.x<N>`` (N devices of one worker), with ``.<class>g`` when memory is asked."""
+    name = GPU_QUEUE if gpus == 1 else f"{GPU_QUEUE}.x{gpus}"
+    return name if memory_class is None else f"{name}.{memory_class}g"
+
+
+def job_queue(train_queue: str, resources: Mapping[str, Any] | None) -> str:
+    """Where a job with these ``resources`` (the spec's block, as stored) is sent: CPU jobs to ``train_queue``,
+    GPU jobs to the queue of the slots that can fit them (``gpu_queue``)."""
+    gpus = int((resources or {}).get("gpus") or 0)
+    if gpus == 0:
+        return train_queue
+    memory_mb = (resources or {}).get("gpu_memory_mb")
+    return gpu_queue(gpus, None if memory_mb is None else memory_class_gib(int(memory_mb)))
+
+
+def slot_queues(gpus: int, memory_mb: int | None) -> list[str]:
+    """The GPU queues a worker process that holds ``gpus`` devices with ``memory_mb`` each consumes, biggest
+    needs first (a small job fits elsewhere; a big one only here). ``memory_mb`` None: memory unknown, it
+    takes only jobs that ask for none."""
+    classes = [c for c in MEMORY_CLASSES_GIB if memory_mb is not None and c * 1024 <= memory_mb]
+    return [gpu_queue(gpus, c) for c in reversed(classes)] + [gpu_queue(gpus)]
 
 
 def resume_queue(train_queue: str) -> str:
@@ -27,9 +60,14 @@ def resume_queue(train_queue: str) -> str:
     return f"{train_queue}.resume"
 
 
-def training_queues(train_queue: str) -> list[str]:
-    """What a training worker consumes, in the order it looks: resumed jobs first."""
-    return [resume_queue(train_queue), train_queue]
+def training_queues(*queues: str) -> list[str]:
+    """What a training worker of ``queues`` consumes, in the order it looks: resumed jobs first."""
+    return [*(resume_queue(q) for q in queues), *queues]
+
+
+# Sends a job id to the queue of its resources (the spec's ``resources`` block, as stored):
+# ``Sender.train`` or ``Sender.resume``, as the reconciler, auto-retry and hand-back take it.
+SendJob = Callable[[str, Mapping[str, Any] | None], None]
 
 
 class CanSend(Protocol):
@@ -52,13 +90,15 @@ class Sender:
         self._train_options: dict[str, Any] = {} if retry_policy is None else {
             "retry": True, "retry_policy": retry_policy}
 
-    def train(self, job_id: str) -> None:
-        self.celery.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=self.settings.train_queue,
-                              **self._train_options)
+    def train(self, job_id: str, resources: Mapping[str, Any] | None = None) -> None:
+        """Send a new job to the queue of the workers that can fit its ``resources`` (``job_queue``)."""
+        self.celery.send_task(TRAIN_TASK, kwargs={"job_id": job_id},
+                              queue=job_queue(self.settings.train_queue, resources), **self._train_options)
 
-    def resume(self, job_id: str) -> None:
+    def resume(self, job_id: str, resources: Mapping[str, Any] | None = None) -> None:
         """Send a job that already waited or ran (handed back, lost): ahead of later submissions."""
-        self.celery.send_task(TRAIN_TASK, kwargs={"job_id": job_id}, queue=resume_queue(self.settings.train_queue),
+        self.celery.send_task(TRAIN_TASK, kwargs={"job_id": job_id},
+                              queue=resume_queue(job_queue(self.settings.train_queue, resources)),
                               **self._train_options)
 
     def deliveries(self, job_id: str) -> None:

@@ -46,8 +46,10 @@ def _worker(args: argparse.Namespace) -> None:
     if args.control:
         plan = processes.control_plane(get_settings().webhook_queue)
     else:
+        settings = get_settings()
         gpus = processes.count_gpus() if args.gpus == "auto" else int(args.gpus)
-        plan = processes.training_workers(gpus, cpu_queue=get_settings().train_queue)
+        slots = processes.Slots.of_host(settings, gpus, processes.gpu_memory_mb() if gpus else None)
+        plan = processes.training_workers(gpus, cpu_queue=settings.train_queue, slots=slots)
     sys.exit(supervise.supervise([_supervised(p) for p in plan]))
 
 
@@ -60,9 +62,10 @@ def _serve(args: argparse.Namespace) -> None:
     settings = get_settings()
     _migrate(argparse.Namespace(downgrade=None, revision="heads"))
     first = keys.ensure_first_key(settings)
+    slots = processes.Slots.of_host(settings, gpus=0).cpu  # the job slots of this machine, one process each
     worker = processes.WorkerProcess(
         processes.celery_worker_argv([*training_queues(settings.train_queue), CONTROL_QUEUE], "embedded",
-                                     beat=True),
+                                     beat=True, concurrency=slots),
     )
     children = [_supervised(worker), _supervised(processes.webhook_worker(settings.webhook_queue))]
     # Workers that die are restarted; they stop by themselves if this process dies (cli/processes.py).
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=port)
-    w = sub.add_parser("worker", help="training workers: one per GPU, else one on the CPU queue")
+    w = sub.add_parser("worker", help="training workers: job slots per GPU, else slots on the CPU queue")
     w.add_argument("--gpus", default="auto", help="'auto' (ask nvidia-smi) or a count")
     w.add_argument("--control", action="store_true",
                    help="run the reconciler (beat + control queue) and the webhook deliveries instead")

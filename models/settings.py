@@ -27,6 +27,19 @@ class Settings(BaseSettings):
     # Queue the API sends training to; CPU workers consume "cpu", GPU workers "gpu".
     train_queue: str = "cpu"
 
+    # Job slots (issue 12): how many jobs one worker host trains at once, each in a process of its
+    # own (one job's crash, abort or out-of-memory kill touches no other). A CPU host runs
+    # cpu_slots; unset: one per core, fewer when the memory of a slot (worker_memory_bytes +
+    # worker_runtime_bytes, each slot's RLIMIT_DATA) times the slots would pass the host's RAM.
+    # A GPU host runs gpu_slots per GPU, each with a memory share of gpu_slot_memory_mb
+    # (unset: the GPU's memory divided by gpu_slots; one slot per GPU keeps memory growth).
+    cpu_slots: int | None = Field(default=None, gt=0)
+    gpu_slots: int = Field(default=1, gt=0, le=64)
+    gpu_slot_memory_mb: int | None = Field(default=None, gt=0)
+    # The most GPUs any worker host offers one job: a job asking for more (resources.gpus) is
+    # refused at submit with a 422. Unset: not checked, such a job waits queued for a host.
+    max_job_gpus: int | None = Field(default=None, ge=0, le=8)
+
     # Access: every request needs an API key, unless this allows anonymous calls from
     # the same machine (they act as anonymous_tenant). Off by default, even embedded.
     allow_anonymous_localhost: bool = False

@@ -197,6 +197,24 @@ class WebhookSpec(StrictModel):
         return secret.get_secret_value()
 
 
+class ResourcesSpec(StrictModel):
+    """What one job needs of a worker; the queue it is sent to follows from it (``broker.tasks.job_queue``).
+
+    ``gpus`` 0 trains on a CPU worker's slot, 1 on one GPU slot, N > 1 with ``tf.distribute.MirroredStrategy``
+    over N GPUs of one worker (``fit.batch_size`` is then the global batch, split across the N devices).
+    ``gpu_memory_mb`` (per device) sends the job only to slots that offer at least that much.
+    """
+
+    gpus: int = Field(default=0, ge=0, le=8)
+    gpu_memory_mb: int | None = Field(default=None, gt=0, le=1024 * 1024)
+
+    @model_validator(mode="after")
+    def _memory_needs_a_gpu(self) -> "ResourcesSpec":
+        if self.gpu_memory_mb is not None and self.gpus == 0:
+            raise ValueError(f"gpu_memory_mb needs gpus >= 1. Received: gpus=0, gpu_memory_mb={self.gpu_memory_mb}")
+        return self
+
+
 class JobSpec(StrictModel):
     name: str | None = Field(default=None, max_length=200)
     dataset: str = Field(min_length=1, max_length=64)
@@ -204,6 +222,7 @@ class JobSpec(StrictModel):
     model: ModelSpec
     compile: CompileSpec
     fit: FitSpec = Field(default_factory=FitSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
     webhook: WebhookSpec | None = None

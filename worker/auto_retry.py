@@ -6,11 +6,11 @@ shows which one learned.
 """
 
 import logging
-from collections.abc import Callable
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.tasks import SendJob
 from diagnosis.facts import DataFacts
 from diagnosis.patches import merge_patch
 from diagnosis.preflight import run_preflight
@@ -33,7 +33,7 @@ def wants_retry(spec: JobSpec, verdict: Finding | None) -> bool:
 
 
 def spawn_retry(factory: sessionmaker[Session], job_id: str, verdict: Finding, facts: DataFacts | None,
-                send: Callable[[str], None], *, max_queued: int) -> str | None:
+                send: SendJob, *, max_queued: int) -> str | None:
     """Create and enqueue the next attempt; None when the fixed spec does not check out or the
     tenant's queue is full (the same ``lifecycle.create`` as a submit, limit included)."""
     top = verdict.suggestions[0]
@@ -63,5 +63,5 @@ def spawn_retry(factory: sessionmaker[Session], job_id: str, verdict: Finding, f
             return None
         parent.repair_root_id = root
         child_id = child.id
-    send(child_id)
+    send(child_id, spec_json.get("resources"))
     return child_id

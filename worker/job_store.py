@@ -50,6 +50,13 @@ def held_elsewhere(factory: sessionmaker[Session], job_id: str) -> bool:
         return session.scalar(select(Job.status).where(Job.id == job_id)) is JobStatus.running
 
 
+def resources(factory: sessionmaker[Session], job_id: str) -> dict[str, Any] | None:
+    """The job's ``resources`` block as stored (it names the queue the job is sent to again)."""
+    with transaction(factory) as session:
+        spec = session.scalar(select(Job.spec).where(Job.id == job_id))
+        return None if spec is None else spec.get("resources")
+
+
 def beat(factory: sessionmaker[Session], claim: Claim) -> bool:
     """Refresh the heartbeat (the heartbeat thread's one write); False once the claim is lost."""
     with transaction(factory) as session:

@@ -9,11 +9,13 @@ submissions. Claims are idempotent, so an extra message is harmless.
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.tasks import SendJob
 from models import lifecycle
 from models.db import transaction
 from models.enums import JobStatus
@@ -24,7 +26,7 @@ from worker.job_store import stale_cutoff
 log = logging.getLogger(__name__)
 
 
-def reconcile(factory: sessionmaker[Session], settings: Settings, send: Callable[[str], None], *,
+def reconcile(factory: sessionmaker[Session], settings: Settings, send: SendJob, *,
               broker_was_reset: bool = False) -> list[str]:
     """Re-enqueue lost jobs; fail those that lost their worker too often. Returns the re-enqueued ids.
 
@@ -32,7 +34,7 @@ def reconcile(factory: sessionmaker[Session], settings: Settings, send: Callable
         broker_was_reset: the broker lost its queues (restarted without
             persistence): every queued job's message is gone, re-send them all now.
     """
-    requeued: list[str] = []
+    requeued: list[tuple[str, Mapping[str, Any] | None]] = []
     stale_heartbeat = stale_cutoff(settings.running_stale_after_s)
     queued_lost = Job.status == JobStatus.queued
     if not broker_was_reset:
@@ -62,16 +64,17 @@ def reconcile(factory: sessionmaker[Session], settings: Settings, send: Callable
                 lifecycle.fail(session, job, error={
                     "type": "WorkerLost", "message": f"the worker running this job was lost {job.attempts} times"})
             elif lifecycle.requeue(session, job):
-                requeued.append(job.id)
-    for job_id in requeued:  # after the commit, so a worker never sees the old state
-        send(job_id)
-    if requeued:
-        log.warning("re-enqueued %d lost job(s): %s", len(requeued), requeued)
+                requeued.append((job.id, job.spec.get("resources")))
+    for job_id, resources in requeued:  # after the commit, so a worker never sees the old state
+        send(job_id, resources)
+    ids = [job_id for job_id, _ in requeued]
+    if ids:
+        log.warning("re-enqueued %d lost job(s): %s", len(ids), ids)
     if waiting := stalled(factory, settings):
         log.error("training looks stalled: %d job(s) submitted over %.0f s ago are still queued and no job is "
                   "running; are the training workers up and consuming their queue?", waiting,
                   settings.queued_stale_after_s)
-    return requeued
+    return ids
 
 
 def stalled(factory: sessionmaker[Session], settings: Settings) -> int:

@@ -13,7 +13,7 @@ from broker.tasks import RECONCILE_TASK, TRAIN_TASK
 from models.db import make_engine, make_session_factory
 from models.outbox import notify_after_commit
 from models.settings import get_settings
-from worker import shutdown, warmup
+from worker import job_store, shutdown, warmup
 from worker.celery_app import app, send
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _train(job_id: str) -> None:
     except HandBack as stop:
         # This worker is shutting down and run_training gave the job back to the queue: send
         # it to the resume queue so that another worker resumes it from its checkpoint at once.
-        send.resume(job_id)
+        send.resume(job_id, job_store.resources(factory, job_id))
         log.warning("job %s handed back (%s)", job_id, stop)
 
 

@@ -5,14 +5,15 @@ directly with a session factory.
 """
 
 import logging
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import keras
+import tensorflow as tf
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.tasks import SendJob
 from datastore.artifacts import ArtifactStore
 from datastore.lookup import FoundDataset, UnknownDataset, find_dataset
 from diagnosis.facts import DataFacts, dataset_facts
@@ -33,6 +34,7 @@ from worker.auto_retry import spawn_retry, wants_retry
 from worker.callbacks import RecordEpochs, StopWhen
 from worker.checkpoint import AtomicBackupAndRestore
 from worker.data import DataError, PreparedData, prepare
+from worker.devices import devices_of, job_strategy
 from worker.diagnose import Diagnosis
 from worker.hand_back import HandBack, StopOnShutdown
 from worker.heartbeat import heartbeat
@@ -53,7 +55,7 @@ def find_job_dataset(factory: sessionmaker[Session], store: ArtifactStore, datas
 
 def _fit(
     factory: sessionmaker[Session], store: ArtifactStore, job: Job, spec: JobSpec, data: PreparedData,
-    facts: DataFacts | None, settings: Settings,
+    facts: DataFacts | None, settings: Settings, strategy: tf.distribute.Strategy,
 ) -> tuple[StopReason, dict[str, Any] | None, str, Finding | None]:
     """Raises ClaimLost (from the callbacks' writes) as soon as the job is no longer this worker's."""
     claim = Claim.of(job)
@@ -61,10 +63,15 @@ def _fit(
     keras.utils.set_random_seed(spec.seed)
     speed = Speed.resolve(spec.fit.speed, train_samples=len(data.train), batch_size=spec.fit.batch_size)
     speed.apply_policy()
-    # The budgets again, from shapes, before any weight is allocated (settings of this worker).
-    model, estimate = build_within_budget(spec, Budgets.from_settings(settings),
-                                          optimizer_slots(spec.compile.optimizer), materialize=True)
-    compile_model(model, spec.compile, **speed.compile_args())
+    # Outside any strategy: it takes a step on a throw-away weight, which MirroredStrategy only
+    # allows inside strategy.run.
+    slots = optimizer_slots(spec.compile.optimizer)
+    # Under MirroredStrategy the variables are created and the optimizer is set up in its scope
+    # (worker/devices.py); fit, evaluate and the diagnosis probe then run the model as they are.
+    with strategy.scope():
+        # The budgets again, from shapes, before any weight is allocated (settings of this worker).
+        model, estimate = build_within_budget(spec, Budgets.from_settings(settings), slots, materialize=True)
+        compile_model(model, spec.compile, **speed.compile_args())
     job_dir = store.job_dir(job.id)
     user_callbacks = make_callbacks(spec.fit, job_dir)
     monitor = "val_loss" if data.validation is not None else "loss"
@@ -136,11 +143,11 @@ class HeldElsewhere(Exception):
 
 
 def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Settings,
-                 enqueue: Callable[[str], None] | None = None) -> None:
+                 enqueue: SendJob | None = None) -> None:
     """Train one job to its end.
 
     Args:
-        enqueue: sends a job id to the training queue; used by auto-repair to
+        enqueue: sends a job id to the queue of its resources; used by auto-repair to
             queue the next attempt (without it, no attempt is queued).
 
     Raises:
@@ -167,8 +174,10 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
             arrays = dataset.open()  # memory-mapped: read a batch at a time
             facts = dataset_facts(arrays, spec.data.x, spec.data.y, dataset.description)  # as the API's preflight
             data = prepare(arrays, spec.data, spec.seed)
-            job_store.set_data_summary(factory, claim, data.summary)
-            reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts, settings)
+            strategy = job_strategy(spec.resources.gpus)
+            job_store.set_data_summary(factory, claim, {**data.summary, "devices": devices_of(strategy)})
+            reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts, settings,
+                                                             strategy)
     except OperationalError:
         raise  # the database went away: let the task retry, the job stays claimed by this process
     except ClaimLost:

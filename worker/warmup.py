@@ -11,6 +11,9 @@ at once can deadlock on the import locks).
 
 import logging
 import threading
+from typing import Any
+
+from models.settings import get_settings
 
 log = logging.getLogger(__name__)
 _thread: threading.Thread | None = None
@@ -20,13 +23,25 @@ def _import_tensorflow() -> None:
     try:
         import tensorflow as tf
 
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
+        share_gpus(tf, get_settings().gpu_slot_memory_mb)
         import keras_bridge.layers  # noqa: F401  (warm the Keras class catalog)
 
         log.info("TensorFlow %s ready, GPUs: %s", tf.__version__, tf.config.list_physical_devices("GPU"))
     except Exception:  # the task's own import raises it again, where it is reported
         log.exception("importing TensorFlow failed")
+
+
+def share_gpus(tf: Any, memory_mb: int | None) -> None:
+    """Before TensorFlow initialises the GPUs: each visible GPU becomes one logical device of
+    ``memory_mb`` (this slot's share, cli/processes.py), or grows its memory as needed (None).
+    A job that outgrows the share fails with ResourceExhaustedError (OutOfMemory) in its own
+    process; the other slots on the GPU keep their memory."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        if memory_mb is None:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        else:
+            share = tf.config.LogicalDeviceConfiguration(memory_limit=memory_mb)
+            tf.config.set_logical_device_configuration(gpu, [share])
 
 
 def start() -> None:

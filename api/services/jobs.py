@@ -76,6 +76,16 @@ def _data_check(arrays: dict[str, Any], spec: JobSpec, summary: dict[str, Any], 
     return int(x["shape"][0])
 
 
+def check_resources(spec: JobSpec, settings: Settings) -> None:
+    """A job that asks for more GPUs than any host offers (``max_job_gpus``, when set) would wait
+    forever: refuse it now. Unset, it is queued and waits for such a host (README, Job slots)."""
+    gpus = spec.resources.gpus
+    if settings.max_job_gpus is not None and gpus > settings.max_job_gpus:
+        raise Invalid("no worker offers that many GPUs", [
+            detail(("resources", "gpus"), f"at most {settings.max_job_gpus} (TRAINYARD_MAX_JOB_GPUS). "
+                                          f"Received: gpus={gpus}")])
+
+
 class CheckedJob(NamedTuple):
     spec: JobSpec  # as it will run: the seed fixed
     summary: dict[str, Any]  # the model summary
@@ -92,6 +102,7 @@ def check_job(session: Session, spec: JobSpec, settings: Settings, validator: Pr
     """
     if spec.seed is None:  # fix it now, so the stored spec reruns identically
         spec = spec.model_copy(update={"seed": secrets.randbelow(2**31)})
+    check_resources(spec, settings)
     summary = _keras_check(validator, spec, current_tenant(session), settings)
     dataset = find(session, store, spec.dataset)  # unknown: 422 at "dataset"
     samples = _data_check(dataset.arrays, spec, summary, settings)
@@ -152,7 +163,7 @@ def create_job(
         if (existing := _replayed(session, idempotency_key, body_hash)) is None:
             raise
         return existing, None, False
-    uow.after_commit(lambda: queue.send(job.id))
+    uow.after_commit(lambda: queue.send(job.id, job.spec.get("resources")))
     return job, summary, True
 
 

@@ -1,9 +1,10 @@
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.tasks import job_queue
 from migrations import upgrade
 from models.db import make_engine, make_session_factory, utcnow
 from models.ids import new_id
@@ -20,6 +21,19 @@ def insert_job(factory: sessionmaker[Session], body: dict[str, Any], **columns: 
         session.add(Job(id=job_id, name=spec.name, spec=spec.model_dump(mode="json"), dataset_ref=spec.dataset,
                         epochs=spec.fit.epochs, findings=[], **values))
     return job_id
+
+
+class Sent(list[str]):
+    """Stands for ``Sender.train``/``resume`` (``broker.tasks.SendJob``): the job ids sent, in order,
+    and in ``queues`` the queue each went to."""
+
+    def __init__(self, train_queue: str = "cpu") -> None:
+        super().__init__()
+        self.train_queue, self.queues = train_queue, []
+
+    def __call__(self, job_id: str, resources: Mapping[str, Any] | None = None) -> None:
+        self.append(job_id)
+        self.queues.append(job_queue(self.train_queue, resources))
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from models.enums import JobStatus
 from models.findings import Code, Finding, Suggestion
 from models.tables import Job, JobEvent
 from tests.specs import IRIS_MLP, spec
+from tests.worker.conftest import Sent
 from worker.auto_retry import spawn_retry
 
 VERDICT = Finding(code=Code.verdict, severity="warning", phase="final", message="not learning",
@@ -17,9 +18,9 @@ VERDICT = Finding(code=Code.verdict, severity="warning", phase="final", message=
 
 def test_an_auto_retry_is_created_queued_with_its_events(make_job, session_factory, db_session):
     parent = make_job(spec(IRIS_MLP, diagnosis={"auto_retry": 1}), tenant="t-retry", status=JobStatus.succeeded)
-    sent: list[str] = []
+    sent = Sent()
 
-    child_id = spawn_retry(session_factory, parent, VERDICT, None, sent.append, max_queued=5)
+    child_id = spawn_retry(session_factory, parent, VERDICT, None, sent, max_queued=5)
 
     assert sent == [child_id]
     child = db_session.get(Job, child_id)
@@ -33,9 +34,9 @@ def test_an_auto_retry_obeys_the_tenants_cap_on_queued_jobs(make_job, session_fa
     parent = make_job(spec(IRIS_MLP, diagnosis={"auto_retry": 1}), tenant="t-full", status=JobStatus.succeeded)
     for _ in range(2):
         make_job(IRIS_MLP, tenant="t-full")
-    sent: list[str] = []
+    sent = Sent()
 
-    assert spawn_retry(session_factory, parent, VERDICT, None, sent.append, max_queued=2) is None
+    assert spawn_retry(session_factory, parent, VERDICT, None, sent, max_queued=2) is None
 
     assert sent == []
     assert db_session.scalars(select(Job).where(Job.parent_id == parent)).all() == []

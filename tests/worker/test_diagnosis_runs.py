@@ -122,14 +122,14 @@ def test_stop_on_ends_a_doomed_job_early(trainer):
 def test_auto_retry_applies_the_top_suggestion_until_it_learns(trainer, session_factory, settings, db_session):
     queued: list[str] = []
     body = spec(DEEP_SIGMOID, diagnosis={"auto_retry": 2})
-    parent = trainer(body, enqueue=queued.append)
+    parent = trainer(body, enqueue=lambda job_id, _: queued.append(job_id))
     assert len(queued) == 1
     child = db_session.get(Job, queued[0])
     assert child.parent_id == parent.id and child.repair_root_id == parent.id == parent.repair_root_id
     assert child.origin["auto"] and child.spec["diagnosis"]["auto_retry"] == 1
     assert child.spec["model"]["layers"][1]["activation"] == "relu"  # saturating_activation's fix came first
 
-    run_training(session_factory, child.id, settings=settings, enqueue=queued.append)
+    run_training(session_factory, child.id, settings=settings, enqueue=lambda job_id, _: queued.append(job_id))
     db_session.expire_all()
     child = db_session.get(Job, child.id)
     assert child.findings[-1]["evidence"]["verdict"] in ("learning", "converged")

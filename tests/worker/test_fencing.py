@@ -43,7 +43,7 @@ def test_a_job_failed_by_the_reconciler_is_not_succeeded_by_its_slow_worker(
     job_id = make_job(IRIS_MLP, attempts=settings.max_attempts - 1)
     claim = Claim.of(job_store.claim(session_factory, job_id, stale_before=utcnow()))
     lose_the_worker(session_factory, job_id)
-    reconcile(session_factory, settings, lambda _: None)  # WorkerLost: the last attempt
+    reconcile(session_factory, settings, lambda *_: None)  # WorkerLost: the last attempt
 
     assert not job_store.beat(session_factory, claim)
     assert not job_store.finish(session_factory, claim, status=JobStatus.succeeded, stop_reason="completed")
@@ -63,7 +63,7 @@ def test_a_worker_whose_job_the_reconciler_failed_stops_and_writes_nothing_more(
         done = record(factory, claim, epoch=epoch, **kwargs)
         if epoch == 2:
             lose_the_worker(factory, claim.job_id)
-            reconcile(factory, settings, lambda _: None)
+            reconcile(factory, settings, lambda *_: None)
         return done
 
     monkeypatch.setattr(job_store, "record_epoch", slow_worker)

@@ -9,6 +9,7 @@ from models.enums import JobStatus
 from models.holder import Holder, this_process
 from models.tables import Job
 from tests.specs import IRIS_MLP
+from tests.worker.conftest import Sent
 from worker.reconciler import reconcile
 
 
@@ -30,9 +31,9 @@ def test_a_job_whose_holder_died_on_this_host_is_requeued_before_its_heartbeat_i
                      holder=me.as_json())
     elsewhere = make_job(IRIS_MLP, status=JobStatus.running, heartbeat_at=fresh, attempts=1,
                          worker=elsewhere_holder.name, holder=elsewhere_holder.as_json())
-    sent: list[str] = []
+    sent = Sent()
 
-    assert reconcile(session_factory, settings, sent.append) == sent == [dead]
+    assert reconcile(session_factory, settings, sent) == sent == [dead]
     db_session.expire_all()
     assert db_session.get(Job, dead).status is JobStatus.queued
     assert {db_session.get(Job, j).status for j in (alive, elsewhere)} == {JobStatus.running}
@@ -41,9 +42,9 @@ def test_a_job_whose_holder_died_on_this_host_is_requeued_before_its_heartbeat_i
 def test_lost_jobs_are_sent_again_in_submission_order(make_job, session_factory, settings):
     old = utcnow() - timedelta(hours=1)
     ids = [make_job(IRIS_MLP, enqueued_at=old, created_at=old + timedelta(seconds=s)) for s in (30, 10, 20)]
-    sent: list[str] = []
+    sent = Sent()
 
-    reconcile(session_factory, settings, sent.append)
+    reconcile(session_factory, settings, sent)
 
     assert sent == [ids[1], ids[2], ids[0]]
 
@@ -51,8 +52,8 @@ def test_lost_jobs_are_sent_again_in_submission_order(make_job, session_factory,
 def test_after_a_broker_reset_every_queued_job_is_sent_again_at_once(make_job, session_factory, settings):
     recent = make_job(IRIS_MLP)  # its message would only count as lost after queued_stale_after_s
     running = make_job(IRIS_MLP, status=JobStatus.running, heartbeat_at=utcnow(), attempts=1, worker="other:1")
-    sent: list[str] = []
+    sent = Sent()
 
-    assert reconcile(session_factory, settings, sent.append) == []
-    assert reconcile(session_factory, settings, sent.append, broker_was_reset=True) == [recent]
+    assert reconcile(session_factory, settings, sent) == []
+    assert reconcile(session_factory, settings, sent, broker_was_reset=True) == [recent]
     assert running not in sent

@@ -13,7 +13,7 @@ from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
-from api.routers import datasets, deliveries, events, health, jobs
+from api.routers import datasets, deliveries, events, health, jobs, predict, tensorboard
 from api.services.datasets import sweep_stale_uploads
 from api.services.event_listener import PgListener
 from api.services.events import EventHub
@@ -91,6 +91,8 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(predict.router)
+    app.include_router(tensorboard.router)
     app.include_router(datasets.router)
     app.include_router(events.router)
     app.include_router(deliveries.router)

@@ -9,6 +9,7 @@ larger than memory trains, and the same seed always gives the same samples.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,24 @@ class Scaler:
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         return ((values.astype(np.float32) - self.shift) / self.scale).astype(np.float32)
+
+
+def save_scaler(scaler: Scaler | None, path: Path) -> None:
+    """The statistics ``data.scale_x`` was fitted with, kept with the job: predictions on new rows
+    (api/routers/predict.py) scale them exactly as training did (``load_scaler``)."""
+    if scaler is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        np.savez(out, shift=scaler.shift, scale=scaler.scale)
+
+
+def load_scaler(path: Path) -> Scaler | None:
+    if not path.exists():
+        return None
+    with np.load(path) as saved:
+        return Scaler(saved["shift"], saved["scale"])
 
 
 class Rows:

@@ -14,7 +14,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 
 from api.deps import StoreDep, UoW, ValidatorDep
-from api.errors import Invalid, PayloadTooLarge, TooManyRequests, Unavailable
+from api.errors import Invalid, PayloadTooLarge, TooManyRequests, Unavailable, detail
 from api.schemas.errors import error_responses
 from api.services import jobs as service
 from api.validation.pool import ChildFailed, PoolBusy
@@ -38,14 +38,14 @@ PREDICT_OUT = {"type": "object", "required": ["predictions", "rows"], "propertie
     "predictions": {"type": "array", "items": {}, "description": "the model's outputs, one per row"},
     "classes": {"type": ["array", "null"], "items": {"type": "string"},
                 "description": "classifiers: the class names (the dataset's, else the class indices)"},
-    "predicted_class": {"type": "array", "items": {"type": ["string", "integer"]},
+    "predicted_class": {"type": "array", "items": {"type": "string"},
                         "description": "classifiers: the most probable class of each row"},
     "probabilities": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
                       "description": "classifiers: each row's class probabilities"}}}
 
 
 def _invalid(message: str) -> Invalid:
-    return Invalid(message, [{"path": "x", "message": message}])
+    return Invalid(message, [detail(("x",), message)])
 
 
 def _npz_rows(raw: bytes) -> np.ndarray:
@@ -85,7 +85,7 @@ async def read_rows(request: Request) -> Any:
             raise _invalid(f"x must be a rectangular array of numbers: {exc}") from exc
     if len(rows) > MAX_ROWS:
         raise PayloadTooLarge(f"{len(rows)} rows: at most {MAX_ROWS} per request", [
-            {"path": "x", "message": f"at most {MAX_ROWS} rows per request"}])
+            detail(("x",), f"at most {MAX_ROWS} rows per request")])
     if len(rows) == 0:
         raise _invalid("x holds no rows")
     return rows.tolist() if isinstance(rows, np.ndarray) else rows
@@ -99,7 +99,7 @@ async def read_rows(request: Request) -> Any:
                          f"{MAX_ROWS} rows or the request body limit.",
              openapi_extra={"requestBody": PREDICT_BODY},
              responses={200: {"description": "the predictions", "content": {"application/json": {
-                 "schema": PREDICT_OUT}}}, **error_responses(404, 409, 413, 422, 429, 503)})
+                 "schema": PREDICT_OUT}}}, **error_responses(404, 409, 413, 429)})
 def predict(job_id: str, rows: Annotated[Any, Depends(read_rows)], uow: UoW, store: StoreDep,
             validator: ValidatorDep) -> dict[str, Any]:
     job = service.get_job(uow.session, job_id)
@@ -130,7 +130,7 @@ def _answer(predictions: list[Any], classes: list[str] | None, spec: dict[str, A
     else:
         return out  # a regressor, or outputs this cannot read as class probabilities
     width = probabilities.shape[1]
-    names: list[Any] = list(classes) if classes and len(classes) == width else list(range(width))
-    out.update(classes=[str(c) for c in names], probabilities=probabilities.tolist(),
+    names = [str(c) for c in (classes if classes and len(classes) == width else range(width))]
+    out.update(classes=names, probabilities=probabilities.tolist(),
                predicted_class=[names[i] for i in probabilities.argmax(axis=1).tolist()])
     return out

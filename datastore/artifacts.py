@@ -32,7 +32,7 @@ class ArtifactStore:
         return self.resolve(f"jobs/{job_id}/tensorboard")
 
     def scaler_path(self, job_id: str) -> Path:
-        """The statistics ``data.scale_x`` was fitted with (worker/data.py), for predictions on new rows."""
+        """The statistics ``data.scale_x``/``scale_y`` were fitted with (worker/data.py), for predictions."""
         return self.resolve(f"jobs/{job_id}/scaler.npz")
 
     def upload_dir(self) -> Path:

@@ -1,7 +1,8 @@
 """Predictions of a finished job's saved model, in a validator child (the API imports no Keras).
 
 The rows are scaled with the statistics the worker fitted on the job's training split
-(``worker.data.save_scaler``), never re-derived.
+(``worker.data.save_scalers``), never re-derived; a regressor trained on a scaled y
+(``data.scale_y``) answers in y's own units.
 """
 
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from worker.data import load_scaler
+from worker.data import load_scalers
 
 BATCH = 256
 
@@ -37,7 +38,9 @@ def predict_json(request: dict[str, Any]) -> dict[str, Any]:
         return {"shape_error": {"expected": expected, "received": received}}
     if x.dtype.kind not in "biuf":
         return {"shape_error": {"expected": expected, "received": received, "dtype": str(x.dtype)}}
-    scaler = load_scaler(Path(request["scaler"]))
-    x = scaler(x) if scaler is not None else x.astype(np.float32)
+    x_scaler, y_scaler = load_scalers(Path(request["scaler"]))
+    x = x_scaler(x) if x_scaler is not None else x.astype(np.float32)
     predictions = model.predict(x, batch_size=BATCH, verbose=0)
+    if y_scaler is not None:  # the model learnt a scaled y (data.scale_y): answer in the data's units
+        predictions = y_scaler.inverse(predictions)
     return {"predictions": np.asarray(predictions, dtype=np.float64).tolist()}

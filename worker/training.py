@@ -32,7 +32,7 @@ from worker import job_store
 from worker.auto_retry import spawn_retry, wants_retry
 from worker.callbacks import RecordEpochs, StopWhen
 from worker.checkpoint import AtomicBackupAndRestore
-from worker.data import DataError, PreparedData, prepare, save_scaler
+from worker.data import DataError, PreparedData, prepare, save_scalers
 from worker.diagnose import Diagnosis
 from worker.hand_back import HandBack, StopOnShutdown
 from worker.heartbeat import heartbeat
@@ -163,7 +163,7 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
             arrays = dataset.open()  # memory-mapped: read a batch at a time
             facts = dataset_facts(arrays, spec.data.x, spec.data.y, dataset.description)  # as the API's preflight
             data = prepare(arrays, spec.data, spec.seed)
-            save_scaler(data.x_scaler, store.scaler_path(job.id))  # /predict scales new rows with it
+            save_scalers(data, store.scaler_path(job.id))  # /predict scales new rows with them
             job_store.set_data_summary(factory, claim, data.summary)
             reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts, settings)
     except OperationalError:

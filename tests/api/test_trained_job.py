@@ -115,3 +115,25 @@ def test_tensorboard_archive_holds_the_event_files_readable_by_tensorflow(client
     assert client.get(f"/v1/jobs/{other}/tensorboard").status_code == 404
     assert client.post(f"/v1/jobs/{other}/predict", json={"x": ROWS.tolist()}).status_code == 404
 
+
+
+def test_a_regressor_trained_on_a_scaled_target_answers_in_the_targets_units(client: TestClient, session_factory,
+                                                                             settings):
+    body = {"name": "diabetes", "dataset": "builtin:diabetes", "seed": 5,
+            "data": {"validation_split": 0.2, "scale_x": "standardize", "scale_y": "standardize"},
+            "model": {"input_shape": [10], "layers": [{"type": "Dense", "units": 16, "activation": "relu"},
+                                                       {"type": "Dense", "units": 1}]},
+            "compile": {"optimizer": "adam", "loss": "mse"}, "fit": {"epochs": 2, "batch_size": 32}}
+    job_id = trained(session_factory, settings, body)
+    job_spec = JobSpec.model_validate(body)
+    arrays = find_job_dataset(session_factory, ArtifactStore(settings.artifacts), job_spec.dataset).open()
+    rows = np.asarray(arrays["x"][:5], dtype="float32")
+
+    answer = client.post(f"/v1/jobs/{job_id}/predict", json={"x": rows.tolist()}).json()
+
+    data = prepare(arrays, job_spec.data, job_spec.seed)
+    model = _downloaded(client, job_id, settings)
+    expected = data.y_scaler.inverse(model.predict(data.x_scaler(rows), verbose=0))
+    np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-4, atol=1e-3)
+    assert np.abs(expected).mean() > 10  # in the target's units (tens to hundreds), not standardized
+    assert "classes" not in answer

@@ -60,7 +60,7 @@ def _npz_rows(raw: bytes) -> np.ndarray:
         raise _invalid(f"not a readable .npz file: {exc}") from exc
 
 
-async def read_rows(request: Request) -> Any:
+async def read_rows(request: Request) -> list[Any]:
     """The rows: JSON ``{"x": [...]}``, a multipart ``file`` (.npz) or the .npz as the body."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
@@ -68,7 +68,7 @@ async def read_rows(request: Request) -> Any:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise _invalid("the multipart form needs a 'file' part holding an .npz")
-        rows: Any = _npz_rows(await upload.read())
+        rows = _npz_rows(await upload.read())
     elif kind in NPZ_TYPES:
         rows = _npz_rows(await request.body())
     else:
@@ -78,17 +78,18 @@ async def read_rows(request: Request) -> Any:
             raise _invalid(f"the body is not JSON: {exc}") from exc
         if not isinstance(body, dict) or set(body) != {"x"} or not isinstance(body["x"], list):
             raise _invalid('send {"x": [row, ...]}: a list of rows and nothing else')
-        rows = body["x"]
         try:
-            np.asarray(rows, dtype=np.float64)
+            rows = np.asarray(body["x"])
         except (TypeError, ValueError) as exc:
             raise _invalid(f"x must be a rectangular array of numbers: {exc}") from exc
+    if rows.dtype.kind not in "biuf":  # strings, ragged rows (object), anything else
+        raise _invalid(f"x must be a rectangular array of numbers, not {rows.dtype}")
     if len(rows) > MAX_ROWS:
         raise PayloadTooLarge(f"{len(rows)} rows: at most {MAX_ROWS} per request", [
             detail(("x",), f"at most {MAX_ROWS} rows per request")])
     if len(rows) == 0:
         raise _invalid("x holds no rows")
-    return rows.tolist() if isinstance(rows, np.ndarray) else rows
+    return rows.tolist()
 
 
 @router.post("/{job_id}/predict", summary="Predictions of the job's model on new rows",
@@ -100,7 +101,7 @@ async def read_rows(request: Request) -> Any:
              openapi_extra={"requestBody": PREDICT_BODY},
              responses={200: {"description": "the predictions", "content": {"application/json": {
                  "schema": PREDICT_OUT}}}, **error_responses(404, 409, 413, 429)})
-def predict(job_id: str, rows: Annotated[Any, Depends(read_rows)], uow: UoW, store: StoreDep,
+def predict(job_id: str, rows: Annotated[list[Any], Depends(read_rows)], uow: UoW, store: StoreDep,
             validator: ValidatorDep) -> dict[str, Any]:
     job = service.get_job(uow.session, job_id)
     model = service.model_file(job, store)

@@ -80,7 +80,8 @@ def test_rows_that_do_not_fit_are_refused_clearly(client: TestClient, session_fa
     assert "[None, 4]" in error["message"] and "[1, 3]" in error["message"]
     too_many = client.post(f"/v1/jobs/{job_id}/predict", json={"x": [[0.0] * 4] * (MAX_ROWS + 1)})
     assert too_many.status_code == 413
-    for body in ({"x": [[1, 2], [3]]}, {"x": "rows"}, {"rows": [[1, 2, 3, 4]]}, {"x": [["a", 1, 2, 3]]}):
+    for body in ({"x": [[1, 2], [3]]}, {"x": "rows"}, {"rows": [[1, 2, 3, 4]]}, {"x": [["a", 1, 2, 3]]},
+                 {"x": [["1.5", "2", "3", "4"]]}, {"x": []}):
         refused = client.post(f"/v1/jobs/{job_id}/predict", json=body)
         assert refused.status_code == 422, (body, refused.text)
     assert client.post("/v1/jobs/job_nope/predict", json={"x": [[1, 2, 3, 4]]}).status_code == 404

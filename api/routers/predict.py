@@ -105,6 +105,8 @@ def predict(job_id: str, rows: Annotated[list[Any], Depends(read_rows)], uow: Uo
             validator: ValidatorDep) -> dict[str, Any]:
     job = service.get_job(uow.session, job_id)
     model = service.model_file(job, store)
+    classes, job_spec = (job.data_summary or {}).get("classes"), job.spec
+    uow.session.commit()  # the reads are done: no database connection is held while the model runs
     request = {"kind": "predict", "model": str(model), "scaler": str(store.scaler_path(job_id)), "x": rows}
     try:
         answer = validator.run(request, tenant=uow.tenant)
@@ -116,7 +118,7 @@ def predict(job_id: str, rows: Annotated[list[Any], Depends(read_rows)], uow: Uo
         shapes = answer["shape_error"]
         raise _invalid(f"x: the model expects rows of shape {shapes['expected']} (None: any number of rows), "
                        f"received {shapes['received']}")
-    return _answer(answer["predictions"], (job.data_summary or {}).get("classes"), job.spec)
+    return _answer(answer["predictions"], classes, job_spec)
 
 
 def _answer(predictions: list[Any], classes: list[str] | None, spec: dict[str, Any]) -> dict[str, Any]:

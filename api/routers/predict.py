@@ -7,7 +7,6 @@ The rows are bounded by the request body limit (413) and ``MAX_ROWS`` (413).
 
 import io
 import json
-import zipfile
 from typing import Annotated, Any
 
 import numpy as np
@@ -50,14 +49,19 @@ def _invalid(message: str) -> Invalid:
 
 def _npz_rows(raw: bytes) -> np.ndarray:
     try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as arrays:
+        loaded = np.load(io.BytesIO(raw), allow_pickle=False)
+        if isinstance(loaded, np.ndarray):  # a plain .npy is taken too
+            return loaded
+        with loaded as arrays:
             names = list(arrays.files)
             key = "x" if "x" in names else (names[0] if len(names) == 1 else None)
             if key is None:
                 raise _invalid(f"the .npz holds {names[:10]}: name the rows 'x'")
             return np.asarray(arrays[key])
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise _invalid(f"not a readable .npz file: {exc}") from exc
+    except Invalid:
+        raise
+    except Exception as exc:  # noqa: BLE001  (numpy and zipfile raise many kinds on a damaged file)
+        raise _invalid(f"not a readable .npz file: {type(exc).__name__}: {exc}") from exc
 
 
 async def read_rows(request: Request) -> list[Any]:
@@ -74,7 +78,7 @@ async def read_rows(request: Request) -> list[Any]:
     else:
         try:
             body = json.loads(await request.body())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise _invalid(f"the body is not JSON: {exc}") from exc
         if not isinstance(body, dict) or set(body) != {"x"} or not isinstance(body["x"], list):
             raise _invalid('send {"x": [row, ...]}: a list of rows and nothing else')

@@ -14,9 +14,10 @@ from api.deps import Admission
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
+from api.metrics import RequestMetrics, ServiceCollector
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
-from api.routers import datasets, deliveries, events, health, jobs, session
+from api.routers import datasets, deliveries, events, health, jobs, predict, session, tensorboard
 from api.services.datasets import sweep_stale_uploads
 from api.services.event_listener import PgListener
 from api.services.events import EventHub
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
         await anyio.to_thread.run_sync(sweep_stale_uploads, settings, app.state.store, app.state.session_factory)
         if owns_validator:
             await run_in_threadpool(pool.start)
+        await anyio.to_thread.run_sync(app.state.service_metrics.start)  # its counters count from now
         if app.state.event_listener is not None:
             app.state.event_listener.start()
         try:
@@ -96,8 +98,11 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.state.oldest_queued_gauge = Gauge("trainyard_oldest_queued_job_age_seconds",
                                           "Seconds since the oldest queued job was submitted (0: none queued)",
                                           registry=app.state.registry)
+    app.state.service_metrics = ServiceCollector(app.state.session_factory, app.state.queue, settings)
+    app.state.registry.register(app.state.service_metrics)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    app.add_middleware(RequestMetrics, registry=app.state.registry)  # outside the body limit: what a client waits
     if settings.cors_origin_list:  # added last, so outermost: preflights and errors get CORS headers too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"],
@@ -105,6 +110,8 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
                            expose_headers=["Retry-After", "Location"], max_age=600)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(predict.router)
+    app.include_router(tensorboard.router)
     app.include_router(datasets.router)
     app.include_router(events.router)
     app.include_router(deliveries.router)

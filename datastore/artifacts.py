@@ -27,6 +27,14 @@ class ArtifactStore:
     def model_path(self, job_id: str) -> str:
         return f"jobs/{job_id}/model.keras"
 
+    def tensorboard_dir(self, job_id: str) -> Path:
+        """The job's TensorBoard event files (``train/``, ``validation/``), as Keras's own callback lays them out."""
+        return self.resolve(f"jobs/{job_id}/tensorboard")
+
+    def scaler_path(self, job_id: str) -> Path:
+        """The statistics ``data.scale_x``/``scale_y`` were fitted with (worker/data.py), for predictions."""
+        return self.resolve(f"jobs/{job_id}/scaler.npz")
+
     def upload_dir(self) -> Path:
         path = self.resolve("uploads")
         path.mkdir(parents=True, exist_ok=True)

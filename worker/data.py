@@ -9,6 +9,7 @@ larger than memory trains, and the same seed always gives the same samples.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,32 @@ class Scaler:
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         return ((values.astype(np.float32) - self.shift) / self.scale).astype(np.float32)
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        """Scaled values (a regressor's predictions of a scaled y) back in the data's units."""
+        return (values.astype(np.float32) * self.scale + self.shift).astype(np.float32)
+
+
+def save_scalers(data: "PreparedData", path: Path) -> None:
+    """The statistics ``data.scale_x`` and ``data.scale_y`` were fitted with, kept with the job:
+    predictions on new rows (keras_bridge/predict.py) scale x and unscale y exactly as training did."""
+    arrays = {f"{role}_{part}": getattr(scaler, part) for role, scaler in (("x", data.x_scaler), ("y", data.y_scaler))
+              if scaler is not None for part in ("shift", "scale")}
+    if not arrays:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        np.savez(out, **arrays)
+
+
+def load_scalers(path: Path) -> tuple[Scaler | None, Scaler | None]:
+    """(x's scaler, y's scaler), as ``save_scalers`` kept them."""
+    if not path.exists():
+        return None, None
+    with np.load(path) as saved:
+        return tuple(Scaler(saved[f"{role}_shift"], saved[f"{role}_scale"]) if f"{role}_shift" in saved else None
+                     for role in ("x", "y"))  # type: ignore[return-value]
 
 
 class Rows:

@@ -33,13 +33,14 @@ from worker import job_store
 from worker.auto_retry import spawn_retry, wants_retry
 from worker.callbacks import RecordEpochs, StopWhen
 from worker.checkpoint import AtomicBackupAndRestore
-from worker.data import DataError, PreparedData, prepare
+from worker.data import DataError, PreparedData, prepare, save_scalers
 from worker.devices import devices_of, job_strategy
 from worker.diagnose import Diagnosis
 from worker.hand_back import HandBack, StopOnShutdown
 from worker.heartbeat import heartbeat
 from worker.pipeline import make_dataset
 from worker.speed import Speed
+from worker.tensorboard import EventFiles
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def _fit(
     callbacks = [
         epochs,
         watch,
+        EventFiles(store.tensorboard_dir(job.id), watch),  # after the monitor: it reads the epoch's probe
         stop_on_request,
         *user_callbacks,
         # Keras's own resume-after-crash: a redelivered job continues after its last checkpointed epoch.
@@ -174,6 +176,7 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
             arrays = dataset.open()  # memory-mapped: read a batch at a time
             facts = dataset_facts(arrays, spec.data.x, spec.data.y, dataset.description)  # as the API's preflight
             data = prepare(arrays, spec.data, spec.seed)
+            save_scalers(data, store.scaler_path(job.id))  # /predict scales new rows with them
             strategy = job_strategy(spec.resources.gpus)
             job_store.set_data_summary(factory, claim, {**data.summary, "devices": devices_of(strategy)})
             reason, test_metrics, model_path, verdict = _fit(factory, store, job, spec, data, facts, settings,

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
 
 from api.deps import PageDep, QueueDep, SettingsDep, StoreDep, UoW, ValidatorDep
-from api.errors import Conflict, NotFound
 from api.schemas.common import ListPage
 from api.schemas.errors import error_responses
 from api.schemas.jobs import (
@@ -146,12 +145,5 @@ def cancel_job(job_id: str, uow: UoW) -> JobOut:
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
                        **error_responses(404, 409)})
 def download_model(job_id: str, uow: UoW, store: StoreDep) -> FileResponse:
-    job = service.get_job(uow.session, job_id)
-    if job.model_path is None:
-        if not job.status.finished:
-            raise Conflict(f"job '{job_id}' is {job.status.value}; its model is saved when it finishes")
-        raise NotFound(f"job '{job_id}' has no model ({job.status.value})")
-    path = store.resolve(job.model_path)
-    if not path.exists():
-        raise NotFound(f"the model file of job '{job_id}' is missing from the artifact store")
+    path = service.model_file(service.get_job(uow.session, job_id), store)
     return FileResponse(path, media_type="application/octet-stream", filename=f"{job_id}.keras")

@@ -5,6 +5,7 @@ Returns rows (``Job``) and plain values; the routes build the response schemas."
 import hashlib
 import json
 import secrets
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
@@ -187,6 +188,18 @@ def get_job(session: Session, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"no job with id '{job_id}'")
     return job
+
+
+def model_file(job: Job, store: ArtifactStore) -> Path:
+    """The saved model of a finished job: 409 while it runs, 404 when it finished without one."""
+    if job.model_path is None:
+        if not job.status.finished:
+            raise Conflict(f"job '{job.id}' is {job.status.value}; its model is saved when it finishes")
+        raise NotFound(f"job '{job.id}' has no model ({job.status.value})")
+    path = store.resolve(job.model_path)
+    if not path.exists():
+        raise NotFound(f"the model file of job '{job.id}' is missing from the artifact store")
+    return path
 
 
 def list_jobs(session: Session, page: Page, *, status: JobStatus | None, name: str | None, dataset: str | None,

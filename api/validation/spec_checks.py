@@ -6,8 +6,8 @@ from api.validation.pool import ProcessPool
 from models.settings import Settings
 
 # keras_bridge.validate is imported in the children only.
-CHECK_SPEC = "keras_bridge.validate:check_spec_json"
-RESET = "keras_bridge.validate:reset_after_check"
+CHECK_SPEC = "keras_bridge.requests:handle"  # spec checks and predictions (a "kind")
+RESET = "keras_bridge.requests:reset"
 CHILD_ENV = {
     "CUDA_VISIBLE_DEVICES": "",  # a check builds on the CPU: never take GPU memory the workers need
     "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -24,6 +24,8 @@ EXPECTED = {
     ("get", "/v1/jobs/{job_id}/curves"): {"404"},
     ("post", "/v1/jobs/{job_id}/cancel"): {"404", "409"},
     ("get", "/v1/jobs/{job_id}/model"): {"404", "409"},
+    ("post", "/v1/jobs/{job_id}/predict"): {"404", "409", "413", "429"},
+    ("get", "/v1/jobs/{job_id}/tensorboard"): {"404"},
     ("get", "/v1/jobs/{job_id}/events"): {"404"},
     ("post", "/v1/jobs/{job_id}/events:token"): {"404"},
     ("get", "/v1/jobs/{job_id}/deliveries"): {"404"},

@@ -22,8 +22,11 @@ def dataset_count(session: Session) -> int:
 
 
 def stored_files(settings: Settings) -> list[str]:
+    """What uploads wrote: the files under ``uploads/`` and ``datasets/`` (the root also holds the
+    API's own stream secret in distributed mode, which no upload writes)."""
     root = settings.artifacts
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    return sorted(str(p.relative_to(root)) for top in ("uploads", "datasets") for p in (root / top).rglob("*")
+                  if p.is_file())
 
 
 def test_upload_describes_arrays_and_deduplicates(client: TestClient, settings: Settings):

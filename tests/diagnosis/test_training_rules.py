@@ -286,3 +286,41 @@ def test_overfitting_a_steady_climb_that_each_step_hides_in_the_noise():
     epoch, outcome = first(Code.overfitting, history, faces)
     assert epoch is not None and epoch <= 23 and outcome.evidence["best_epoch"] == 13
     assert RULES[Code.overfitting](history[:18], faces) is None  # 1.54 → 1.69: not yet clear
+
+
+def test_unstable_from_a_training_loss_spike_that_a_wide_validation_band_hides():
+    # Batch size 1 at Adam 0.05: the validation loss climbs and falls without alternating, inside a band
+    # widened by a few confidently wrong samples; the training loss (a full pass) jumps 4.6-fold and back.
+    spiky = run([0.44, 0.24, 0.42, 1.11, 0.34, 0.24, 0.085, 0.48, 0.027, 0.029],
+                [0.24, 1.03, 1.74, 2.84, 2.92, 3.96, 3.42, 1.45, 1.72, 1.73], train_cv=4.0, val_cv=1.5,
+                n_train=455, n_val=114)
+    epoch, outcome = first(Code.unstable, spiky, CLASSIFIER)
+    assert epoch is not None and epoch <= 7
+    assert outcome.evidence["confidence"] >= CLEAR and "loss" in outcome.evidence
+    assert "fell back" in outcome.message and "noise band ±" in outcome.message
+    # A rise that stays is a trend (diverging's call), not a bounce; an uptick inside a descent is not a spike.
+    climbing = run([0.44, 0.24, 0.42, 1.11, 1.2, 1.3, 1.4, 1.5], [0.5, 0.5, 0.6, 1.2, 1.3, 1.4, 1.5, 1.6],
+                   train_cv=4.0, val_cv=1.5, n_train=455, n_val=114)
+    assert first_epoch(Code.unstable, climbing, CLASSIFIER) is None
+    descent = run([1.2, 0.85, 0.8, 0.5, 0.39, 0.45, 0.23, 0.2], [1.19, 0.85, 0.8, 0.50, 0.394, 0.44, 0.227, 0.2],
+                  train_cv=0.3, n_train=2000)
+    assert first_epoch(Code.unstable, descent, REGRESSOR, warning=False) is None
+
+
+DEAD_TASK = Task(classification=True, loss="sparse_categorical_crossentropy", chance_loss=0.6926, majority_rate=0.516,
+                 classes=2)
+DEAD_LOSSES = [307.6, 5.51, 0.844, 1.108, 0.65, 0.636, 0.704, 0.6525, 0.697, 0.674]
+DEAD_VALS = [41.5, 2.07, 1.31, 1.046, 0.945, 0.982, 1.01, 0.946, 0.964, 0.944]
+
+
+def test_stuck_when_accuracy_sits_at_the_majority_rate_though_the_loss_wobbles_past_chance():
+    # An Adam rate of 1 killed the relu units: the training loss scatters ±0.05 around the label entropy
+    # (below it too: the constant output chases the latest batches), the accuracy is that of one class.
+    dead = run(DEAD_LOSSES, DEAD_VALS, accuracy=[0.585, 0.59, 0.539, 0.56, 0.527, 0.5625, 0.5175, 0.529, 0.481, 0.541],
+               train_cv=0.5, val_cv=1.2, n_train=800, n_val=200)
+    epoch, outcome = first(Code.stuck_at_chance, dead, DEAD_TASK)
+    assert epoch is not None and epoch >= 5 and outcome.evidence["confidence"] >= CLEAR
+    # The same losses with an accuracy climbing beyond its binomial noise: the model uses its input.
+    learning = run(DEAD_LOSSES, DEAD_VALS, accuracy=[0.585, 0.59, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.72, 0.74],
+                   train_cv=0.5, val_cv=1.2, n_train=800, n_val=200)
+    assert first_epoch(Code.stuck_at_chance, learning, DEAD_TASK) is None

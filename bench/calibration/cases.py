@@ -234,7 +234,12 @@ BUGGY = [
         "sparse_categorical_crossentropy", optimizer=adam(1e-3), epochs=40, scale_x="rescale", validation_split=0.85),
         expected=frozenset({"overfitting"}), onset="after_best_val",
         note="270 training images, two 256-unit layers, 40 epochs: training accuracy 1.0 against about 0.94, "
-             "the validation loss flat-to-rising for the second half", quick=True),
+             "the validation loss flat-to-rising for the second half", quick=True,
+        # Not seed 2: there the validation loss keeps falling to its best at epoch 37 of 40 (0.153 at epoch 20,
+        # 0.136 at 37) and validation accuracy holds 0.955 against 1.0: no rise, no gap far apart, the best
+        # epoch at the end. It does not show the over-fitting this case stands for (what issue 10 calls it:
+        # a gap that keeps growing, validation far below, the best epoch far from the end).
+        seeds=(1, 3)),
     Group("bug-overfit-noisy-digits", lambda s: spec(
         "generated", [8, 8, 1], [FLAT, dense(256), dense(256), dense(10, "softmax")],
         "sparse_categorical_crossentropy", optimizer=adam(1e-3), epochs=40, scale_x="rescale", validation_split=0.8),

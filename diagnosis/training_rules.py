@@ -50,7 +50,6 @@ MEMORISE_RATIO = 3.0  # validation loss at least this many times the training lo
 LEARNT = 0.95  # a best validation loss below this share of the reference: the model learnt something
 RECOVERING = 2.0  # train loss this many times its earlier minimum: recovering from a blow-up
 TREND_CLEAR = 2.0
-STEADY = 0.1  # a steady climb of the validation loss counts once its fitted line rose this share of the best
 MATERIAL = 0.03  # smallest rise of the validation loss worth a finding, relative to its best
 PLATEAU_WINDOW = 4
 FLAT = 0.01
@@ -142,13 +141,14 @@ def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
     at_majority = (accuracy is None or task.majority_rate is None or accuracy <= task.majority_rate + 0.03
                    or (share is not None and share >= ONE_CLASS))
     no_signal = _no_signal(tail, task, floor, tolerance)
-    if not ((at_chance and still and at_majority) or no_signal):
+    unseen = _none_on_unseen(history, task)
+    if not ((at_chance and still and at_majority) or no_signal or unseen):
         return None
     # How sure: how still it sat, as how many times its movement fits into the tolerance (a movement
     # beyond the tolerance but inside the noise band is a weak result: info).
     score = confidence(tolerance, Band(max(losses) - min(losses), band.n))  # type: ignore[type-var,operator]
-    if (share is not None and share >= ONE_CLASS) or no_signal:
-        score = max(score, CLEAR)  # one predicted class, or no signal: evidence of its own, whatever the loss's scatter
+    if (share is not None and share >= ONE_CLASS) or no_signal or unseen:
+        score = max(score, CLEAR)  # one predicted class, no signal, none on unseen data: evidence of its own
     if task.classification:
         what = "label entropy" if not task.multi_label else "mean per-label entropy"
         detail = (f"accuracy ({accuracy if accuracy is not None else 'n/a'}) is at the majority rate "
@@ -164,7 +164,39 @@ def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
         "loss": round(losses[-1], 4), "chance_loss": round(reference, 4), "accuracy": accuracy,  # type: ignore[arg-type]
         "majority_rate": round(task.majority_rate or 0, 4), "val_accuracy": tail[-1].val_accuracy(),
         "top_class_share": None if share is None else round(share, 3), "losses": as_evidence(losses),
+        "val_chance_loss": None if task.val_chance_loss is None else round(task.val_chance_loss, 4),
         "noise_band": float(f"{band.width:.3g}"), "n": band.n, "confidence": score})
+
+
+def _none_on_unseen(history: list[Epoch], task: Task) -> bool:
+    """Never better than a constant on unseen data: every validation loss so far at or above the loss of
+    the best constant on the validation targets (their own label entropy or variance, less the tolerance
+    and the noise of a mean), the last ``CHANCE_WINDOW`` not falling beyond their noise, and the validation
+    accuracy (where logged) within binomial noise of the validation majority rate.
+
+    The training loss may fall meanwhile: a model given labels or targets it cannot predict (shuffled)
+    memorises its training part, down to well under the reference, and learns nothing that holds on
+    data it has not seen. The validation split's own reference, not the training split's: a validation
+    set whose targets happen to vary less would otherwise look like a model that learnt.
+    """
+    reference = task.val_chance_loss
+    vals = series(history, "val_loss")
+    if not task.has_validation or reference is None or reference <= 0 or len(history) < CHANCE_WINDOW \
+            or None in vals:
+        return False
+    tail = history[-CHANCE_WINDOW:]
+    band = noise_band(tail, "val_loss")
+    tolerance = 0.02 * reference + (0.005 if task.classification else 0.0)
+    floor = reference - max(tolerance, min(band.width, 2 * tolerance))
+    recent = [float(v) for v in vals[-CHANCE_WINDOW:]]  # type: ignore[arg-type]
+    if not (min(vals) >= floor and _fitted_fall(recent) <= max(tolerance / 4, band.width)):  # type: ignore[type-var,operator]
+        return False
+    # A loss above the constant's can also be a few confidently wrong samples of a model that classifies
+    # well (an overconfident one): where the accuracy is logged, it has to be the majority rate's too.
+    accuracy, majority, n = tail[-1].val_accuracy(), task.val_majority_rate, tail[-1].n_val
+    if accuracy is None or majority is None or not n:
+        return True
+    return accuracy <= majority + Z * math.sqrt(majority * (1 - majority) / n)
 
 
 def _no_signal(tail: list[Epoch], task: Task, floor: float, tolerance: float) -> bool:
@@ -241,10 +273,12 @@ def overfitting(history: list[Epoch], task: Task) -> RuleResult | None:
         return None  # validation is falling again beyond noise: recovering, not over-fitting
     rise = min(recent) - vals[best]  # type: ignore[operator,type-var]
     # Beyond the band of a step, or a steady climb since the best epoch: its trend (t statistic) through
-    # the epochs after the best (the best itself is a low outlier), once the fitted line rose 10 %.
+    # the epochs after the best (the best itself is a low outlier), once the fitted line rose by a material
+    # share (the same 3 % as a rise: on a fixed validation set the epochs move far less than its band, and
+    # the trend is judged against their own scatter, so a slow climb of label-noise over-fitting shows).
     after = vals[best + 1:]
     # Re-tested after every epoch, a trend gets many looks: it takes t ≥ 4 (TREND_CLEAR bands) to be a warning.
-    steady = trend(after) * CLEAR / TREND_CLEAR if _fitted_fall(after) <= -STEADY * vals[best] else 0.0  # type: ignore[arg-type,operator]
+    steady = trend(after) * CLEAR / TREND_CLEAR if _fitted_fall(after) <= -MATERIAL * vals[best] else 0.0  # type: ignore[arg-type,operator]
     score, how = (max(confidence(rise, band), steady) if rise >= MATERIAL * vals[best] else 0.0), "rise"  # type: ignore[operator]
     effect = band.describe("val_loss", rise, vals[best])  # type: ignore[arg-type]
     gap_score, gap_effect = _memorised(history, best)

@@ -2,6 +2,7 @@
 noise the monitor measures (per-sample spreads and sample counts) as real runs have it."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -324,3 +325,40 @@ def test_stuck_when_accuracy_sits_at_the_majority_rate_though_the_loss_wobbles_p
     learning = run(DEAD_LOSSES, DEAD_VALS, accuracy=[0.585, 0.59, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.72, 0.74],
                    train_cv=0.5, val_cv=1.2, n_train=800, n_val=200)
     assert first_epoch(Code.stuck_at_chance, learning, DEAD_TASK) is None
+
+
+def test_stuck_when_unseen_data_gets_nothing_though_the_training_loss_memorises():
+    # Shuffled regression targets: the training MSE falls to 0.85 of the variance (memorised), the validation
+    # MSE never gets below the validation targets' own variance (0.78 here: less than the training split's 1.0).
+    losses = [1.20, 1.06, 1.02, 0.99, 0.97, 0.95, 0.93, 0.93, 0.92, 0.91]
+    vals = [0.870, 0.859, 0.848, 0.850, 0.864, 0.849, 0.859, 0.867, 0.874, 0.880]
+    shuffled = run(losses, vals, train_cv=1.3, val_cv=1.5, n_train=800, n_val=200)
+    task = Task(classification=False, loss="mean_squared_error", chance_loss=1.0, target_variance=1.0,
+                val_chance_loss=0.776)
+    epoch, outcome = first(Code.stuck_at_chance, shuffled, task)
+    assert epoch is not None and epoch <= 4 and outcome.evidence["val_chance_loss"] == 0.776
+    # The same curves where the validation targets vary as much as the training ones: it learnt something.
+    assert first_epoch(Code.stuck_at_chance, shuffled, replace(task, val_chance_loss=1.0)) is None
+    # Overconfident, not stuck: a validation loss above the constant's from a few confidently wrong samples,
+    # at a validation accuracy far above the majority rate.
+    binary = Task(classification=True, loss="binary_crossentropy", chance_loss=0.66, majority_rate=0.62,
+                  val_chance_loss=0.667, val_majority_rate=0.6)
+    overconfident = run([1.0, 0.49, 0.49, 0.64, 0.19, 0.05], [1.64, 0.83, 2.85, 1.57, 1.03, 0.87],
+                        accuracy=[0.94, 0.98, 0.97, 0.97, 0.99, 0.99],
+                        val_accuracy=[0.956, 0.956, 0.93, 0.947, 0.94, 0.94],
+                        train_cv=4.0, val_cv=2.5, n_train=455, n_val=114)
+    assert first_epoch(Code.stuck_at_chance, overconfident, binary) is None
+
+
+def test_overfitting_a_steady_climb_of_a_few_percent_on_a_large_validation_set():
+    # 20 % wrong labels: validation flat, then a slow steady climb of ~8 % that every step hides in the band
+    # of 1400 samples; training keeps falling. The fitted line since the best epoch rose past 3 %: material.
+    vals = [1.95, 1.54, 1.26, 1.17, 1.15, 1.126, 1.119, 1.113, 1.104, 1.113, 1.110, 1.117, 1.117, 1.115, 1.133,
+            1.124, 1.154, 1.138, 1.170, 1.176, 1.191, 1.236, 1.194, 1.193]
+    losses = [2.18, 1.74, 1.33, 1.11, 1.02, 0.955, 0.921, 0.878, 0.826, 0.801, 0.781, 0.770, 0.724, 0.700, 0.702,
+              0.680, 0.648, 0.629, 0.601, 0.592, 0.557, 0.595, 0.566, 0.516]
+    ten = Task(classification=True, loss="sparse_categorical_crossentropy", chance_loss=2.295, majority_rate=0.117)
+    history = run(losses, vals, train_cv=1.0, val_cv=1.6, n_train=359, n_val=1438)
+    epoch, outcome = first(Code.overfitting, history, ten)
+    assert epoch is not None and epoch <= 21 and outcome.evidence["best_epoch"] == 9
+    assert RULES[Code.overfitting](history[:14], ten) is None  # 1.104 → 1.115: not material

@@ -171,8 +171,8 @@ def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
 def _none_on_unseen(history: list[Epoch], task: Task) -> bool:
     """Never better than a constant on unseen data: every validation loss so far at or above the loss of
     the best constant on the validation targets (their own label entropy or variance, less the tolerance
-    and the noise of a mean), the last ``CHANCE_WINDOW`` not falling beyond their noise, and the validation
-    accuracy (where logged) within binomial noise of the validation majority rate.
+    and the noise of a mean), the last ``CHANCE_WINDOW`` neither falling nor scattering beyond their noise,
+    and the validation accuracy (where logged) within binomial noise of the validation majority rate.
 
     The training loss may fall meanwhile: a model given labels or targets it cannot predict (shuffled)
     memorises its training part, down to well under the reference, and learns nothing that holds on
@@ -189,7 +189,10 @@ def _none_on_unseen(history: list[Epoch], task: Task) -> bool:
     tolerance = 0.02 * reference + (0.005 if task.classification else 0.0)
     floor = reference - max(tolerance, min(band.width, 2 * tolerance))
     recent = [float(v) for v in vals[-CHANCE_WINDOW:]]  # type: ignore[arg-type]
-    if not (min(vals) >= floor and _fitted_fall(recent) <= max(tolerance / 4, band.width)):  # type: ignore[type-var,operator]
+    # Sitting there: neither falling nor scattering beyond the noise (a loss thrown up and down is diverging's
+    # or unstable's call, not stuck).
+    sitting = max(recent) - min(recent) <= max(tolerance, band.width)
+    if not (min(vals) >= floor and sitting and _fitted_fall(recent) <= max(tolerance / 4, band.width)):  # type: ignore[type-var,operator]
         return False
     # A loss above the constant's can also be a few confidently wrong samples of a model that classifies
     # well (an overconfident one): where the accuracy is logged, it has to be the majority rate's too.

@@ -221,7 +221,11 @@ BUGGY = [
     Group("bug-diverging-momentum", lambda s: spec(
         "builtin:diabetes", [10], [dense(32), dense(1, None)], "mse", optimizer=sgd(0.1, 0.95), metrics=("mae",),
         epochs=12, scale_x="standardize", scale_y="standardize"), regression=True,
-        expected=frozenset({"diverging"}), acceptable=frozenset({"unstable", "learning_rate_extreme"}),
+        expected=frozenset({"diverging"}),
+        # stuck_at_chance is true here too: the validation loss never gets below the validation targets' own
+        # variance (seed 1: 1.09, 1.05, 1.07 in the first epochs against 0.89, its lowest 0.97), the run
+        # learns nothing before it blows up (as a saturated run is stuck as well).
+        acceptable=frozenset({"unstable", "learning_rate_extreme", "stuck_at_chance"}),
         onset="after_best_loss", note="SGD 0.1 with momentum 0.95: the loss climbs, in bounces, over the run",
         quick=True),
     Group("bug-overfit-noisy-tabular", lambda s: spec(

@@ -339,6 +339,9 @@ def test_stuck_when_unseen_data_gets_nothing_though_the_training_loss_memorises(
     assert epoch is not None and epoch <= 4 and outcome.evidence["val_chance_loss"] == 0.776
     # The same curves where the validation targets vary as much as the training ones: it learnt something.
     assert first_epoch(Code.stuck_at_chance, shuffled, replace(task, val_chance_loss=1.0)) is None
+    # Thrown up and down beyond its noise above the constant's level: diverging's or unstable's call, not stuck.
+    thrown = run(losses[:4], [0.907, 1.539, 1.504, 2.9], train_cv=1.3, val_cv=1.5, n_train=800, n_val=88)
+    assert first_epoch(Code.stuck_at_chance, thrown, task) is None
     # Overconfident, not stuck: a validation loss above the constant's from a few confidently wrong samples,
     # at a validation accuracy far above the majority rate.
     binary = Task(classification=True, loss="binary_crossentropy", chance_loss=0.66, majority_rate=0.62,

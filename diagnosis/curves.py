@@ -35,6 +35,11 @@ class Task:
     early_stopping_restores_best: bool = False
     multi_label: bool = False
     label_like: bool = False
+    # The same references on the validation targets (the best constant's loss there: their own label
+    # entropy or variance; the accuracy of its majority class), where the validation split is known:
+    # what "no better than a constant on unseen data" means, whatever the training split's level.
+    val_chance_loss: float | None = None
+    val_majority_rate: float | None = None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from diagnosis.noise import (
     CLEAR,
     MAX_CONFIDENCE,
     Band,
+    Z,
     batch_variation,
     confidence,
     gap_band,
@@ -49,7 +50,6 @@ MEMORISE_RATIO = 3.0  # validation loss at least this many times the training lo
 LEARNT = 0.95  # a best validation loss below this share of the reference: the model learnt something
 RECOVERING = 2.0  # train loss this many times its earlier minimum: recovering from a blow-up
 TREND_CLEAR = 2.0
-STEADY = 0.1  # a steady climb of the validation loss counts once its fitted line rose this share of the best
 MATERIAL = 0.03  # smallest rise of the validation loss worth a finding, relative to its best
 PLATEAU_WINDOW = 4
 FLAT = 0.01
@@ -140,13 +140,15 @@ def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
     share = tail[-1].top_class_share
     at_majority = (accuracy is None or task.majority_rate is None or accuracy <= task.majority_rate + 0.03
                    or (share is not None and share >= ONE_CLASS))
-    if not (at_chance and still and at_majority):
+    no_signal = _no_signal(tail, task, floor, tolerance)
+    unseen = _none_on_unseen(history, task)
+    if not ((at_chance and still and at_majority) or no_signal or unseen):
         return None
     # How sure: how still it sat, as how many times its movement fits into the tolerance (a movement
     # beyond the tolerance but inside the noise band is a weak result: info).
     score = confidence(tolerance, Band(max(losses) - min(losses), band.n))  # type: ignore[type-var,operator]
-    if share is not None and share >= ONE_CLASS:
-        score = max(score, CLEAR)  # one predicted class: evidence of its own, whatever the loss's scatter
+    if (share is not None and share >= ONE_CLASS) or no_signal or unseen:
+        score = max(score, CLEAR)  # one predicted class, no signal, none on unseen data: evidence of its own
     if task.classification:
         what = "label entropy" if not task.multi_label else "mean per-label entropy"
         detail = (f"accuracy ({accuracy if accuracy is not None else 'n/a'}) is at the majority rate "
@@ -162,7 +164,65 @@ def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
         "loss": round(losses[-1], 4), "chance_loss": round(reference, 4), "accuracy": accuracy,  # type: ignore[arg-type]
         "majority_rate": round(task.majority_rate or 0, 4), "val_accuracy": tail[-1].val_accuracy(),
         "top_class_share": None if share is None else round(share, 3), "losses": as_evidence(losses),
+        "val_chance_loss": None if task.val_chance_loss is None else round(task.val_chance_loss, 4),
         "noise_band": float(f"{band.width:.3g}"), "n": band.n, "confidence": score})
+
+
+def _none_on_unseen(history: list[Epoch], task: Task) -> bool:
+    """Never better than a constant on unseen data: every validation loss so far at or above the loss of
+    the best constant on the validation targets (their own label entropy or variance, less the tolerance
+    and the noise of a mean), the last ``CHANCE_WINDOW`` neither falling nor scattering beyond their noise,
+    and the validation accuracy (where logged) within binomial noise of the validation majority rate.
+
+    The training loss may fall meanwhile: a model given labels or targets it cannot predict (shuffled)
+    memorises its training part, down to well under the reference, and learns nothing that holds on
+    data it has not seen. The validation split's own reference, not the training split's: a validation
+    set whose targets happen to vary less would otherwise look like a model that learnt.
+    """
+    reference = task.val_chance_loss
+    vals = series(history, "val_loss")
+    if not task.has_validation or reference is None or reference <= 0 or len(history) < CHANCE_WINDOW \
+            or None in vals:
+        return False
+    tail = history[-CHANCE_WINDOW:]
+    band = noise_band(tail, "val_loss")
+    tolerance = 0.02 * reference + (0.005 if task.classification else 0.0)
+    floor = reference - max(tolerance, min(band.width, 2 * tolerance))
+    recent = [float(v) for v in vals[-CHANCE_WINDOW:]]  # type: ignore[arg-type]
+    # Sitting there: neither falling nor scattering beyond the noise (a loss thrown up and down is diverging's
+    # or unstable's call, not stuck).
+    sitting = max(recent) - min(recent) <= max(tolerance, band.width)
+    if not (min(vals) >= floor and sitting and _fitted_fall(recent) <= max(tolerance / 4, band.width)):  # type: ignore[type-var,operator]
+        return False
+    # A loss above the constant's can also be a few confidently wrong samples of a model that classifies
+    # well (an overconfident one): where the accuracy is logged, it has to be the majority rate's too.
+    accuracy, majority, n = tail[-1].val_accuracy(), task.val_majority_rate, tail[-1].n_val
+    if accuracy is None or majority is None or not n:
+        return True
+    return accuracy <= majority + Z * math.sqrt(majority * (1 - majority) / n)
+
+
+def _no_signal(tail: list[Epoch], task: Task, floor: float, tolerance: float) -> bool:
+    """The predictions carry nothing of the input, whatever the training loss's level: the training
+    accuracy at the majority rate within its binomial noise at every epoch of the window, and the
+    validation loss no better than chance and not falling, nor the training loss beyond its noise.
+
+    A network killed by a huge learning rate outputs a constant that chases the class balance of the
+    latest batches: its training loss wobbles a few percent either side of the label entropy (below it
+    too, which a fixed constant cannot do), beyond the tolerance of "at chance", while its accuracy
+    stays that of always answering the majority class. The loss level alone misses it; the accuracy
+    and the unseen data do not.
+    """
+    majority, n = task.majority_rate, tail[-1].n_train
+    raw = [(e.val_loss, e.accuracy(), e.loss) for e in tail]
+    if not task.classification or task.multi_label or majority is None or not n \
+            or any(None in r for r in raw):
+        return False
+    vals, accuracies, losses = ([float(r[i]) for r in raw] for i in range(3))  # type: ignore[arg-type]
+    binomial = Z * math.sqrt(majority * (1 - majority) / n)
+    at_majority = all(abs(a - majority) <= binomial for a in accuracies)
+    val_still = min(vals) >= floor and _fitted_fall(vals) <= max(tolerance / 4, noise_band(tail, "val_loss").width)
+    return at_majority and val_still and _fitted_fall(losses) <= noise_band(tail, "loss").width
 
 
 def saturated_outputs(history: list[Epoch], task: Task) -> RuleResult | None:
@@ -216,10 +276,12 @@ def overfitting(history: list[Epoch], task: Task) -> RuleResult | None:
         return None  # validation is falling again beyond noise: recovering, not over-fitting
     rise = min(recent) - vals[best]  # type: ignore[operator,type-var]
     # Beyond the band of a step, or a steady climb since the best epoch: its trend (t statistic) through
-    # the epochs after the best (the best itself is a low outlier), once the fitted line rose 10 %.
+    # the epochs after the best (the best itself is a low outlier), once the fitted line rose by a material
+    # share (the same 3 % as a rise: on a fixed validation set the epochs move far less than its band, and
+    # the trend is judged against their own scatter, so a slow climb of label-noise over-fitting shows).
     after = vals[best + 1:]
     # Re-tested after every epoch, a trend gets many looks: it takes t ≥ 4 (TREND_CLEAR bands) to be a warning.
-    steady = trend(after) * CLEAR / TREND_CLEAR if _fitted_fall(after) <= -STEADY * vals[best] else 0.0  # type: ignore[arg-type,operator]
+    steady = trend(after) * CLEAR / TREND_CLEAR if _fitted_fall(after) <= -MATERIAL * vals[best] else 0.0  # type: ignore[arg-type,operator]
     score, how = (max(confidence(rise, band), steady) if rise >= MATERIAL * vals[best] else 0.0), "rise"  # type: ignore[operator]
     effect = band.describe("val_loss", rise, vals[best])  # type: ignore[arg-type]
     gap_score, gap_effect = _memorised(history, best)
@@ -325,11 +387,45 @@ def plateau(history: list[Epoch], task: Task) -> RuleResult | None:
 
 
 def unstable(history: list[Epoch], task: Task) -> RuleResult | None:
-    """The loss bounces up and down by more than its noise: not a noisy descent, not sampling noise."""
+    """The loss bounces up and down by more than its noise: not a noisy descent, not sampling noise.
+
+    Two ways to see it: the watched loss alternating epoch after epoch (reversals whose mean step
+    is beyond the band), or a spike, in the training or the validation loss: a rise beyond the band
+    of a step, undone by a fall beyond it within the window. A healthy loss does not climb beyond
+    its noise and come back; an optimizer whose steps are too large throws the model off (a loss
+    several times its level for an epoch) and it falls back. The training loss is a witness of its
+    own: a full pass over the training set, where a heavy-tailed handful of samples cannot make a
+    wide validation band hide the jump.
+    """
     if len(history) < UNSTABLE_WINDOW:
         return None
     key = _key(task)
     window = history[-UNSTABLE_WINDOW:]
+    found = [r for r in (_alternating(window, key), _spike(window, key),
+                         _spike(window, "loss") if key != "loss" else None) if r is not None]
+    if not found:
+        return None
+    score, what, band, effect, level, name = max(found, key=lambda r: r[0])
+    if score < 1:
+        return None
+    # A validation curve bouncing while training climbs nowhere is most likely the noise of a small
+    # validation set (its band is only an estimate): below twice the warning level it needs the
+    # training loss to have climbed beyond its own noise too.
+    if name == "val_loss" and score < 2 * CLEAR and not _climbed(window):
+        score = min(score, round(CLEAR - 0.01, 2))
+    values = series(window, name)
+    variation = batch_variation(history[-1])
+    return RuleResult(graded(score), f"The {name} {what}: training is unstable.", {
+        name: as_evidence(values), "mean_step": round(effect / level, 3),  # type: ignore[arg-type]
+        "batch_loss_variation": None if variation is None else round(variation, 3),
+        **_noise(band, name, effect, level, score)})
+
+
+_Bounce = tuple[float, str, Band, float, float, str]  # (score, what it did, band, effect, level, key)
+
+
+def _alternating(window: list[Epoch], key: str) -> _Bounce | None:
+    """Reversals epoch after epoch whose mean step is beyond the band of a step."""
     values = series(window, key)
     if None in values:
         return None
@@ -344,21 +440,32 @@ def unstable(history: list[Epoch], task: Task) -> RuleResult | None:
         return None
     amplitude = sum(abs(s) for s in steps) / len(steps)
     band = step_band(noise_band(window, key))
-    score = confidence(amplitude, band)
-    if score < 1:
+    return (confidence(amplitude, band), f"jumps up and down from epoch to epoch ({flips} reversals in "
+            f"{len(window)} epochs; {band.describe(key, amplitude, level)} per epoch)", band, amplitude, level, key)
+
+
+def _spike(window: list[Epoch], key: str) -> _Bounce | None:
+    """A rise beyond the band of a step to above every earlier epoch of the window (all the progress the
+    window shows undone: an uptick of a noisy descent is not), then a fall beyond the band: the largest
+    up-and-down again in the window. Its strength is the smaller of the two moves (a rise that stays is a
+    trend, not a bounce), in bands."""
+    logged = series(window, key)
+    if None in logged:
         return None
-    # A validation curve bouncing while training climbs nowhere is most likely the noise of a small
-    # validation set (its band is only an estimate): below twice the warning level it needs the
-    # training loss to have climbed beyond its own noise too.
-    if key == "val_loss" and score < 2 * CLEAR and not _climbed(window):
-        score = min(score, round(CLEAR - 0.01, 2))
-    variation = batch_variation(history[-1])
-    return RuleResult(graded(score), (
-        f"The {key} jumps up and down from epoch to epoch ({flips} reversals in {UNSTABLE_WINDOW} epochs; "
-        f"{band.describe(key, amplitude, level)} per epoch): training is unstable."), {
-        key: as_evidence(values), "reversals": flips, "mean_step": round(amplitude / level, 3),
-        "batch_loss_variation": None if variation is None else round(variation, 3),
-        **_noise(band, key, amplitude, level, score)})
+    values = [float(v) for v in logged]  # type: ignore[arg-type]
+    band = step_band(noise_band(window, key))
+    best: _Bounce | None = None
+    for i in range(1, len(values)):
+        rise = values[i] - values[i - 1]
+        if rise <= band.width or values[i] <= max(values[:i]):
+            continue
+        fall = values[i] - min(values[i + 1:], default=values[i])
+        score = min(confidence(rise, band), confidence(fall, band))
+        if fall > band.width and (best is None or score > best[0]):
+            level = max(values[i - 1], 1e-12)
+            best = (score, f"rose {values[i] / level:.1f}-fold at epoch {window[i].epoch} and fell back "
+                    f"({band.describe(key, rise, level)} for the rise)", band, rise, level, key)
+    return best
 
 
 def _climbed(window: list[Epoch]) -> bool:

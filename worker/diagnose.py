@@ -32,12 +32,19 @@ def loss_name(spec: JobSpec) -> str:
 TARGET_ROWS = 200_000  # evenly spaced training targets read for the reference levels (entropy within ~0.1 %)
 
 
+def _targets(y: Any) -> np.ndarray:
+    n = len(y)
+    return np.asarray(y if n <= TARGET_ROWS else y[np.linspace(0, n - 1, TARGET_ROWS).astype(np.int64)])
+
+
 def make_task(spec: JobSpec, data: PreparedData) -> Task:
-    """The reference levels of the training split, as the model sees it (one-hot and scaling applied)."""
-    n = len(data.train.y)
-    y = data.train.y if n <= TARGET_ROWS else data.train.y[np.linspace(0, n - 1, TARGET_ROWS).astype(np.int64)]
-    task = task_of(np.asarray(y), loss_name(spec))
+    """The reference levels of the training split, as the model sees it (one-hot and scaling applied), and
+    the validation split's own reference level."""
+    task = task_of(_targets(data.train.y), loss_name(spec))
     task.has_validation = data.validation is not None
+    if data.validation is not None and len(data.validation.y):
+        unseen = task_of(_targets(data.validation.y), loss_name(spec))
+        task.val_chance_loss, task.val_majority_rate = unseen.chance_loss, unseen.majority_rate
     task.early_stopping_restores_best = any(
         c.type == "EarlyStopping" and c.args.get("restore_best_weights") for c in spec.fit.callbacks)
     return task

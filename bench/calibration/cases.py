@@ -221,7 +221,11 @@ BUGGY = [
     Group("bug-diverging-momentum", lambda s: spec(
         "builtin:diabetes", [10], [dense(32), dense(1, None)], "mse", optimizer=sgd(0.1, 0.95), metrics=("mae",),
         epochs=12, scale_x="standardize", scale_y="standardize"), regression=True,
-        expected=frozenset({"diverging"}), acceptable=frozenset({"unstable", "learning_rate_extreme"}),
+        expected=frozenset({"diverging"}),
+        # stuck_at_chance is true here too: the validation loss never gets below the validation targets' own
+        # variance (seed 1: 1.09, 1.05, 1.07 in the first epochs against 0.89, its lowest 0.97), the run
+        # learns nothing before it blows up (as a saturated run is stuck as well).
+        acceptable=frozenset({"unstable", "learning_rate_extreme", "stuck_at_chance"}),
         onset="after_best_loss", note="SGD 0.1 with momentum 0.95: the loss climbs, in bounces, over the run",
         quick=True),
     Group("bug-overfit-noisy-tabular", lambda s: spec(
@@ -234,7 +238,12 @@ BUGGY = [
         "sparse_categorical_crossentropy", optimizer=adam(1e-3), epochs=40, scale_x="rescale", validation_split=0.85),
         expected=frozenset({"overfitting"}), onset="after_best_val",
         note="270 training images, two 256-unit layers, 40 epochs: training accuracy 1.0 against about 0.94, "
-             "the validation loss flat-to-rising for the second half", quick=True),
+             "the validation loss flat-to-rising for the second half", quick=True,
+        # Not seed 2: there the validation loss keeps falling to its best at epoch 37 of 40 (0.153 at epoch 20,
+        # 0.136 at 37) and validation accuracy holds 0.955 against 1.0: no rise, no gap far apart, the best
+        # epoch at the end. It does not show the over-fitting this case stands for (what issue 10 calls it:
+        # a gap that keeps growing, validation far below, the best epoch far from the end).
+        seeds=(1, 3)),
     Group("bug-overfit-noisy-digits", lambda s: spec(
         "generated", [8, 8, 1], [FLAT, dense(256), dense(256), dense(10, "softmax")],
         "sparse_categorical_crossentropy", optimizer=adam(1e-3), epochs=40, scale_x="rescale", validation_split=0.8),

@@ -93,6 +93,10 @@ def test_the_worker_reads_the_training_split_as_the_model_sees_it():
     assert task.classification and task.classes == 3
     assert task.chance_loss == pytest.approx(float(-(p * np.log(p)).sum()))
     assert task.has_validation and task.early_stopping_restores_best
+    # The validation split's own references: the best constant's loss and majority rate on its targets.
+    unseen = np.bincount(labels[prepared.validation.indices], minlength=3) / len(prepared.validation)
+    assert task.val_chance_loss == pytest.approx(float(-(unseen * np.log(unseen)).sum()))
+    assert task.val_majority_rate == pytest.approx(unseen.max())
 
     values = np.random.default_rng(3).normal(50, 10, size=(400, 2)).astype(np.float32)
     scaled, _ = _prepared_task(values, "mean_squared_error", scale_y="standardize")

@@ -2,6 +2,7 @@
 noise the monitor measures (per-sample spreads and sample counts) as real runs have it."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -286,3 +287,81 @@ def test_overfitting_a_steady_climb_that_each_step_hides_in_the_noise():
     epoch, outcome = first(Code.overfitting, history, faces)
     assert epoch is not None and epoch <= 23 and outcome.evidence["best_epoch"] == 13
     assert RULES[Code.overfitting](history[:18], faces) is None  # 1.54 → 1.69: not yet clear
+
+
+def test_unstable_from_a_training_loss_spike_that_a_wide_validation_band_hides():
+    # Batch size 1 at Adam 0.05: the validation loss climbs and falls without alternating, inside a band
+    # widened by a few confidently wrong samples; the training loss (a full pass) jumps 4.6-fold and back.
+    spiky = run([0.44, 0.24, 0.42, 1.11, 0.34, 0.24, 0.085, 0.48, 0.027, 0.029],
+                [0.24, 1.03, 1.74, 2.84, 2.92, 3.96, 3.42, 1.45, 1.72, 1.73], train_cv=4.0, val_cv=1.5,
+                n_train=455, n_val=114)
+    epoch, outcome = first(Code.unstable, spiky, CLASSIFIER)
+    assert epoch is not None and epoch <= 7
+    assert outcome.evidence["confidence"] >= CLEAR and "loss" in outcome.evidence
+    assert "fell back" in outcome.message and "noise band ±" in outcome.message
+    # A rise that stays is a trend (diverging's call), not a bounce; an uptick inside a descent is not a spike.
+    climbing = run([0.44, 0.24, 0.42, 1.11, 1.2, 1.3, 1.4, 1.5], [0.5, 0.5, 0.6, 1.2, 1.3, 1.4, 1.5, 1.6],
+                   train_cv=4.0, val_cv=1.5, n_train=455, n_val=114)
+    assert first_epoch(Code.unstable, climbing, CLASSIFIER) is None
+    descent = run([1.2, 0.85, 0.8, 0.5, 0.39, 0.45, 0.23, 0.2], [1.19, 0.85, 0.8, 0.50, 0.394, 0.44, 0.227, 0.2],
+                  train_cv=0.3, n_train=2000)
+    assert first_epoch(Code.unstable, descent, REGRESSOR, warning=False) is None
+
+
+DEAD_TASK = Task(classification=True, loss="sparse_categorical_crossentropy", chance_loss=0.6926, majority_rate=0.516,
+                 classes=2)
+DEAD_LOSSES = [307.6, 5.51, 0.844, 1.108, 0.65, 0.636, 0.704, 0.6525, 0.697, 0.674]
+DEAD_VALS = [41.5, 2.07, 1.31, 1.046, 0.945, 0.982, 1.01, 0.946, 0.964, 0.944]
+
+
+def test_stuck_when_accuracy_sits_at_the_majority_rate_though_the_loss_wobbles_past_chance():
+    # An Adam rate of 1 killed the relu units: the training loss scatters ±0.05 around the label entropy
+    # (below it too: the constant output chases the latest batches), the accuracy is that of one class.
+    dead = run(DEAD_LOSSES, DEAD_VALS, accuracy=[0.585, 0.59, 0.539, 0.56, 0.527, 0.5625, 0.5175, 0.529, 0.481, 0.541],
+               train_cv=0.5, val_cv=1.2, n_train=800, n_val=200)
+    epoch, outcome = first(Code.stuck_at_chance, dead, DEAD_TASK)
+    assert epoch is not None and epoch >= 5 and outcome.evidence["confidence"] >= CLEAR
+    # The same losses with an accuracy climbing beyond its binomial noise: the model uses its input.
+    learning = run(DEAD_LOSSES, DEAD_VALS, accuracy=[0.585, 0.59, 0.6, 0.62, 0.64, 0.66, 0.68, 0.7, 0.72, 0.74],
+                   train_cv=0.5, val_cv=1.2, n_train=800, n_val=200)
+    assert first_epoch(Code.stuck_at_chance, learning, DEAD_TASK) is None
+
+
+def test_stuck_when_unseen_data_gets_nothing_though_the_training_loss_memorises():
+    # Shuffled regression targets: the training MSE falls to 0.85 of the variance (memorised), the validation
+    # MSE never gets below the validation targets' own variance (0.78 here: less than the training split's 1.0).
+    losses = [1.20, 1.06, 1.02, 0.99, 0.97, 0.95, 0.93, 0.93, 0.92, 0.91]
+    vals = [0.870, 0.859, 0.848, 0.850, 0.864, 0.849, 0.859, 0.867, 0.874, 0.880]
+    shuffled = run(losses, vals, train_cv=1.3, val_cv=1.5, n_train=800, n_val=200)
+    task = Task(classification=False, loss="mean_squared_error", chance_loss=1.0, target_variance=1.0,
+                val_chance_loss=0.776)
+    epoch, outcome = first(Code.stuck_at_chance, shuffled, task)
+    assert epoch is not None and epoch <= 4 and outcome.evidence["val_chance_loss"] == 0.776
+    # The same curves where the validation targets vary as much as the training ones: it learnt something.
+    assert first_epoch(Code.stuck_at_chance, shuffled, replace(task, val_chance_loss=1.0)) is None
+    # Thrown up and down beyond its noise above the constant's level: diverging's or unstable's call, not stuck.
+    thrown = run(losses[:4], [0.907, 1.539, 1.504, 2.9], train_cv=1.3, val_cv=1.5, n_train=800, n_val=88)
+    assert first_epoch(Code.stuck_at_chance, thrown, task) is None
+    # Overconfident, not stuck: a validation loss above the constant's from a few confidently wrong samples,
+    # at a validation accuracy far above the majority rate.
+    binary = Task(classification=True, loss="binary_crossentropy", chance_loss=0.66, majority_rate=0.62,
+                  val_chance_loss=0.667, val_majority_rate=0.6)
+    overconfident = run([1.0, 0.49, 0.49, 0.64, 0.19, 0.05], [1.64, 0.83, 2.85, 1.57, 1.03, 0.87],
+                        accuracy=[0.94, 0.98, 0.97, 0.97, 0.99, 0.99],
+                        val_accuracy=[0.956, 0.956, 0.93, 0.947, 0.94, 0.94],
+                        train_cv=4.0, val_cv=2.5, n_train=455, n_val=114)
+    assert first_epoch(Code.stuck_at_chance, overconfident, binary) is None
+
+
+def test_overfitting_a_steady_climb_of_a_few_percent_on_a_large_validation_set():
+    # 20 % wrong labels: validation flat, then a slow steady climb of ~8 % that every step hides in the band
+    # of 1400 samples; training keeps falling. The fitted line since the best epoch rose past 3 %: material.
+    vals = [1.95, 1.54, 1.26, 1.17, 1.15, 1.126, 1.119, 1.113, 1.104, 1.113, 1.110, 1.117, 1.117, 1.115, 1.133,
+            1.124, 1.154, 1.138, 1.170, 1.176, 1.191, 1.236, 1.194, 1.193]
+    losses = [2.18, 1.74, 1.33, 1.11, 1.02, 0.955, 0.921, 0.878, 0.826, 0.801, 0.781, 0.770, 0.724, 0.700, 0.702,
+              0.680, 0.648, 0.629, 0.601, 0.592, 0.557, 0.595, 0.566, 0.516]
+    ten = Task(classification=True, loss="sparse_categorical_crossentropy", chance_loss=2.295, majority_rate=0.117)
+    history = run(losses, vals, train_cv=1.0, val_cv=1.6, n_train=359, n_val=1438)
+    epoch, outcome = first(Code.overfitting, history, ten)
+    assert epoch is not None and epoch <= 21 and outcome.evidence["best_epoch"] == 9
+    assert RULES[Code.overfitting](history[:14], ten) is None  # 1.104 → 1.115: not material

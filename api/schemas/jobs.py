@@ -11,6 +11,11 @@ from models.findings import LEARNED, Finding, verdict_of
 from models.tables import Job
 
 
+# A metrics dict: Keras's epoch logs by name, non-finite values as null (worker/job_store.json_number), and the
+# epoch (an integer) in last_metrics and best_metrics. int before float so an epoch stays an integer.
+Metrics = dict[str, int | float | None]
+
+
 class Progress(BaseModel):
     epoch: int
     epochs: int
@@ -37,10 +42,10 @@ class JobOut(BaseModel):
     dataset: str
     parent_id: str | None
     progress: Progress
-    last_metrics: dict[str, Any] | None
-    best_metrics: dict[str, Any] | None = Field(
+    last_metrics: Metrics | None
+    best_metrics: Metrics | None = Field(
         description="the epoch with the lowest val_loss (loss without validation)")
-    test_metrics: dict[str, Any] | None
+    test_metrics: Metrics | None
     findings: list[Finding]
     data: dict[str, Any] | None = Field(description="split sizes and label counts, as trained; once trained, the speed "
                                                     "settings it ran with (speed) and warmup_s / train_s (timing)")

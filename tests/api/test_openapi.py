@@ -200,6 +200,9 @@ def test_responses_and_the_spec_are_typed_for_generated_clients(doc):
     for name in ("JobSpec", "DataSpec", "FitSpec", "CompileSpec", "DiagnosisSpec", "LayersModel", "KerasJsonModel",
                  "ResourcesSpec", "SpeedSpec", "WebhookSpec", "RetryRequest"):
         assert schemas[name]["additionalProperties"] is False, name
+    number = {"anyOf": [{"type": "integer"}, {"type": "number"}, {"type": "null"}]}
+    for name in ("last_metrics", "best_metrics", "test_metrics"):
+        assert schemas["JobOut"]["properties"][name]["anyOf"][0]["additionalProperties"] == number, name
     # Curves: typed columns as JSON, and CSV as a string of its own media type.
     content = doc["paths"]["/v1/jobs/{job_id}/curves"]["get"]["responses"]["200"]["content"]
     assert content["text/csv"]["schema"] == {"type": "string"}

@@ -10,7 +10,6 @@ from models.enums import JobStatus, StopReason
 from models.findings import LEARNED, Finding, verdict_of
 from models.tables import Job
 
-
 # A metrics dict: Keras's epoch logs by name, non-finite values as null (worker/job_store.json_number), and the
 # epoch (an integer) in last_metrics and best_metrics. int before float so an epoch stays an integer.
 Metrics = dict[str, int | float | None]

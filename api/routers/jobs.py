@@ -9,6 +9,7 @@ from api.deps import PageDep, QueueDep, SettingsDep, StoreDep, UoW, ValidatorDep
 from api.schemas.common import ListPage
 from api.schemas.errors import error_responses
 from api.schemas.jobs import (
+    CURVES_SCHEMA,
     SPEC_EXAMPLE,
     SPEC_RULES,
     FindingsOut,
@@ -116,8 +117,7 @@ def retry_job(
             description="`{\"epoch\": [...], \"loss\": [...], \"val_loss\": [...], ...}`; with `?format=csv` "
                         "the same columns as CSV (a header row, one row per epoch).",
             responses={200: {"description": "the curves", "content": {
-                "application/json": {"schema": {"type": "object",
-                                                "additionalProperties": {"type": "array", "items": {}}}},
+                "application/json": {"schema": CURVES_SCHEMA},
                 "text/csv": {"schema": {"type": "string"}}}}, **error_responses(404)})
 def get_curves(job_id: str, uow: UoW, format: Annotated[str, Query(pattern="^(json|csv)$")] = "json") -> Any:
     columns = service.curves(uow.session, job_id)

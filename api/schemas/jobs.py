@@ -7,8 +7,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.db import utcnow
 from models.enums import JobStatus, StopReason
-from models.findings import LEARNED, verdict_of
+from models.findings import LEARNED, Finding, verdict_of
 from models.tables import Job
+
+# A metrics dict: Keras's epoch logs by name, non-finite values as null (worker/job_store.json_number), and the
+# epoch (an integer) in last_metrics and best_metrics. int before float so an epoch stays an integer.
+Metrics = dict[str, int | float | None]
 
 
 class Progress(BaseModel):
@@ -37,11 +41,11 @@ class JobOut(BaseModel):
     dataset: str
     parent_id: str | None
     progress: Progress
-    last_metrics: dict[str, Any] | None
-    best_metrics: dict[str, Any] | None = Field(
+    last_metrics: Metrics | None
+    best_metrics: Metrics | None = Field(
         description="the epoch with the lowest val_loss (loss without validation)")
-    test_metrics: dict[str, Any] | None
-    findings: list[dict[str, Any]]
+    test_metrics: Metrics | None
+    findings: list[Finding]
     data: dict[str, Any] | None = Field(description="split sizes and label counts, as trained; once trained, the speed "
                                                     "settings it ran with (speed) and warmup_s / train_s (timing)")
     timings: Timings
@@ -49,7 +53,7 @@ class JobOut(BaseModel):
     error: JobError | None
     model_available: bool
     spec: dict[str, Any]
-    verdict: dict[str, Any] | None = Field(default=None, description="the final verdict finding, once the job ended")
+    verdict: Finding | None = Field(default=None, description="the final verdict finding, once the job ended")
     origin: dict[str, Any] | None = Field(default=None, description=(
         "what made this job from its parent: {finding (code), suggestion (summary), auto} or {patch, auto}"))
     children: list[str] | None = Field(default=None, description="jobs retried from this one (GET one job only)")
@@ -100,9 +104,9 @@ class FindingsOut(BaseModel):
     status: JobStatus
     # The same list, in the same order, as GET /v1/jobs/{id}'s findings (the verdict included):
     # retry's "finding": N indexes it, so N means one finding wherever it was read.
-    findings: list[dict[str, Any]] = Field(description="the job's findings, the verdict included; "
-                                                       "retry's `finding` is an index in this list")
-    verdict: dict[str, Any] | None = Field(description="the final verdict finding (also in findings), once ended")
+    findings: list[Finding] = Field(description="the job's findings, the verdict included; "
+                                                "retry's `finding` is an index in this list")
+    verdict: Finding | None = Field(description="the final verdict finding (also in findings), once ended")
 
 
 class ModelSummary(BaseModel):
@@ -120,7 +124,7 @@ class ValidationOut(BaseModel):
     valid: bool
     spec: dict[str, Any] = Field(description="the spec as it would run, defaults filled in")
     model: ModelSummary
-    findings: list[dict[str, Any]]
+    findings: list[Finding]
 
 
 class JobCreated(JobOut):
@@ -184,6 +188,16 @@ def job_detail_out(job: Job, *, children: list[str], repair_root_id: str | None,
 def findings_out(job: Job) -> FindingsOut:
     return FindingsOut(job_id=job.id, status=job.status, findings=list(job.findings), verdict=verdict_of(job.findings))
 
+
+# GET /curves as JSON (a plain dict, declared here for clients generated from the document): one column per
+# metric, one value per epoch; null where an epoch lacks a metric the others have. With ?format=csv the same
+# columns are text/csv (declared beside it, so a generated client does not parse CSV as JSON).
+CURVES_SCHEMA = {
+    "title": "Curves", "type": "object", "required": ["epoch", "duration_s"],
+    "properties": {"epoch": {"type": "array", "items": {"type": "integer"}},
+                   "duration_s": {"type": "array", "items": {"type": "number"}}},
+    "additionalProperties": {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "null"}]}},
+}
 
 # What the OpenAPI document says about a spec beyond its schema (submit and :validate).
 EXAMPLE_SPEC = {

@@ -178,3 +178,35 @@ def test_the_example_spec_of_the_document_is_one_the_api_accepts(client: TestCli
         response = client.post(path, json=example["value"])
         assert response.status_code in (200, 202), response.text
         assert not [f for f in response.json()["findings"] if f["severity"] == "error"]
+
+
+def test_responses_and_the_spec_are_typed_for_generated_clients(doc):
+    """A client generated from the document gets typed findings and curves, and refuses unknown spec keys."""
+    schemas = doc["components"]["schemas"]
+    finding = {"$ref": "#/components/schemas/Finding"}
+    for name in ("JobOut", "FindingsOut", "ValidationOut"):
+        assert schemas[name]["properties"]["findings"]["items"] == finding, name
+    for name in ("JobOut", "FindingsOut"):
+        assert finding in schemas[name]["properties"]["verdict"]["anyOf"], name
+    assert {"code", "severity", "phase", "epoch", "message", "evidence", "suggestions"} == set(
+        schemas["Finding"]["properties"])
+    assert "verdict" in schemas["Code"]["enum"] and "overfitting" in schemas["Code"]["enum"]
+    assert set(schemas["Suggestion"]["properties"]) == {"summary", "patch"}
+    # The request body is JobSpec itself, and no object of it lets an unknown key through (fit.n_epoch is a 422)
+    # but a Keras object, whose keys are the arguments of a Keras class.
+    for path in ("/v1/jobs", "/v1/jobs:validate"):
+        body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/JobSpec"}
+    for name in ("JobSpec", "DataSpec", "FitSpec", "CompileSpec", "DiagnosisSpec", "LayersModel", "KerasJsonModel",
+                 "ResourcesSpec", "SpeedSpec", "WebhookSpec", "RetryRequest"):
+        assert schemas[name]["additionalProperties"] is False, name
+    number = {"anyOf": [{"type": "integer"}, {"type": "number"}, {"type": "null"}]}
+    for name in ("last_metrics", "best_metrics", "test_metrics"):
+        assert schemas["JobOut"]["properties"][name]["anyOf"][0]["additionalProperties"] == number, name
+    # Curves: typed columns as JSON, and CSV as a string of its own media type.
+    content = doc["paths"]["/v1/jobs/{job_id}/curves"]["get"]["responses"]["200"]["content"]
+    assert content["text/csv"]["schema"] == {"type": "string"}
+    curves = content["application/json"]["schema"]
+    assert curves["properties"]["epoch"]["items"] == {"type": "integer"}
+    assert curves["properties"]["duration_s"]["items"] == {"type": "number"}
+    assert {"type": "number"} in curves["additionalProperties"]["items"]["anyOf"]

@@ -6,7 +6,6 @@ import tarfile
 
 import keras
 import numpy as np
-import tensorflow as tf
 from fastapi.testclient import TestClient
 
 from api.routers.predict import MAX_ROWS
@@ -16,6 +15,7 @@ from models.spec import JobSpec
 from tests.api.conftest import TENANT
 from tests.specs import IRIS_MLP, spec
 from tests.worker.conftest import insert_job
+from tests.worker.test_tensorboard import scalars
 from worker.data import prepare
 from worker.training import find_job_dataset, run_training
 
@@ -87,7 +87,7 @@ def test_rows_that_do_not_fit_are_refused_clearly(client: TestClient, session_fa
     assert client.post("/v1/jobs/job_nope/predict", json={"x": [[1, 2, 3, 4]]}).status_code == 404
 
 
-def test_tensorboard_archive_holds_the_event_files_readable_by_tensorflow(client: TestClient, session_factory,
+def test_tensorboard_archive_holds_the_event_files_readable_by_tensorboard(client: TestClient, session_factory,
                                                                           settings, tmp_path):
     queued = insert_job(session_factory, IRIS_MLP, tenant=TENANT)
     assert client.get(f"/v1/jobs/{queued}/tensorboard").status_code == 404
@@ -99,13 +99,8 @@ def test_tensorboard_archive_holds_the_event_files_readable_by_tensorflow(client
     assert response.status_code == 200 and response.headers["content-type"] == "application/gzip"
     with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as archive:
         archive.extractall(tmp_path / "logs", filter="data")
-    steps = {}
-    for split in ("train", "validation"):
-        for path in (tmp_path / "logs" / job_id / split).glob("events.out.tfevents.*"):
-            for event in tf.compat.v1.train.summary_iterator(str(path)):
-                for value in event.summary.value:
-                    if value.tag == "epoch_loss":
-                        steps.setdefault(split, []).append(event.step)
+    steps = {split: [step for step, _ in scalars(tmp_path / "logs" / job_id / split)["epoch_loss"]]
+             for split in ("train", "validation")}
     assert steps == {"train": [1, 2, 3], "validation": [1, 2, 3]}
 
     # Another tenant's job, with files and a model of its own, is not this tenant's to read.

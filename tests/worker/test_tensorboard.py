@@ -1,10 +1,10 @@
-"""A job's TensorBoard event files, read back with TensorFlow's own event reader."""
+"""A job's TensorBoard event files, read back with TensorBoard's own event reader."""
 
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util.tensor_util import make_ndarray
 
 from datastore.artifacts import ArtifactStore
 from models.tables import Job
@@ -13,20 +13,23 @@ from tests.worker.test_training import curve
 from worker.training import run_training
 
 
+def read(folder: Path) -> EventAccumulator:
+    """Every event of ``folder`` (size_guidance 0: keep them all, TensorBoard samples by default)."""
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
 def scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    """tag → [(step, value)], from every event file in ``folder`` (tf.summary writes scalars as tensors)."""
-    out: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for path in sorted(folder.glob("events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(str(path)):
-            for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == "scalars":
-                    out[value.tag].append((event.step, float(tf.make_ndarray(value.tensor))))
-    return dict(out)
+    """tag → [(step, value)] of the tags TensorBoard's scalars plugin shows (v2 scalars are tensors with its
+    plugin's metadata, as tf.summary.scalar writes them)."""
+    accumulator = read(folder)
+    return {tag: [(event.step, float(make_ndarray(event.tensor_proto))) for event in accumulator.Tensors(tag)]
+            for tag in accumulator.PluginTagToContent("scalars")}
 
 
 def has_graph(folder: Path) -> bool:
-    return any(event.graph_def for path in folder.glob("events.out.tfevents.*")
-               for event in tf.compat.v1.train.summary_iterator(str(path)))
+    return read(folder).Tags()["graph"]
 
 
 def test_a_job_writes_per_epoch_scalars_monitor_measures_and_the_graph(make_job, session_factory, db_session,

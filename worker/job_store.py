@@ -143,8 +143,10 @@ def resolve_finding(factory: sessionmaker[Session], claim: Claim, code: str, epo
 
 
 def set_data_summary(factory: sessionmaker[Session], claim: Claim, summary: dict[str, Any]) -> None:
+    """Add ``summary``'s keys to the job's data summary (the split before training, how it ran after it)."""
     with transaction(factory) as session:
-        lifecycle.fenced(session, claim).data_summary = summary
+        job = lifecycle.fenced(session, claim)
+        job.data_summary = {**(job.data_summary or {}), **summary}
 
 
 def finish(

@@ -113,7 +113,7 @@ def _fit(
             raise OutOfMemory(estimate, exc) from exc
         raise
     # How it ran: the settings, and the first epoch's tracing apart from the training time.
-    job_store.set_data_summary(factory, claim, {**data.summary, "speed": speed.as_json(), "timing": epochs.timing()})
+    job_store.set_data_summary(factory, claim, {"speed": speed.as_json(), "timing": epochs.timing()})
     if stop_on_request.stopped:
         reason = StopReason.cancelled
     elif watch.stopped_by is not None:

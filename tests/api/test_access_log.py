@@ -3,16 +3,9 @@
 import httpx
 
 from api.access_log import redact
-from migrations import upgrade
-from models.db import make_engine, make_session_factory
-from models.enums import EventType, JobStatus
-from models.events import job_event
-from models.tables import Job
-from tests.auth import new_key
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.conftest import REDIS_URL
 from tests.servers import ApiServer, api_env, wait_until
-from tests.specs import IRIS_MLP
-from tests.worker.conftest import insert_job
+from tests.worker.conftest import finished_job_database
 
 
 def test_redact_masks_key_like_parameters_only():
@@ -23,31 +16,22 @@ def test_redact_masks_key_like_parameters_only():
 
 
 def test_the_uvicorn_access_log_of_a_real_request_shows_no_token(tmp_path):
-    url = create_database("trainyard_accesslog")
-    upgrade(url)
-    engine = make_engine(url)
-    api = None
-    try:
-        factory = make_session_factory(engine)
-        key = new_key(factory, "acme")
-        job_id = insert_job(factory, IRIS_MLP, tenant="acme", status=JobStatus.succeeded)
-        with factory() as session, session.begin():
-            session.add(job_event(session.get_one(Job, job_id), EventType.succeeded))
-        api = ApiServer(api_env(database_url=url, broker_url=REDIS_URL, data_dir=tmp_path, validator_processes=1),
+    with finished_job_database("trainyard_accesslog") as db:
+        key, job_id = db.key, db.job_id
+        api = ApiServer(api_env(database_url=db.url, broker_url=REDIS_URL, data_dir=tmp_path, validator_processes=1),
                         tmp_path / "api.log")
-        answer = httpx.post(f"{api.url}/v1/jobs/{job_id}/events:token", headers={"Authorization": f"Bearer {key}"})
-        assert answer.status_code == 201, answer.text
-        token = answer.json()["token"]
-        stream = httpx.get(api.url + answer.json()["url"] + "&last_event_id=0")
-        assert stream.status_code == 200 and "job.succeeded" in stream.text
-        refused = httpx.get(f"{api.url}/v1/jobs/{job_id}/events?token={token}x&api_key={key}")
-        assert refused.status_code == 401
-        logged = wait_until(lambda: text if (text := api.log_text()).count("/events?token=***") >= 2 else None, 30,
-                            "both stream requests in the access log")
-        assert "&last_event_id=0" in logged  # the rest of the query string is kept
-        assert token[:20] not in logged and key not in logged and key[:10] not in logged
-    finally:
-        if api is not None:
+        try:
+            answer = httpx.post(f"{api.url}/v1/jobs/{job_id}/events:token",
+                                headers={"Authorization": f"Bearer {key}"})
+            assert answer.status_code == 201, answer.text
+            token = answer.json()["token"]
+            stream = httpx.get(api.url + answer.json()["url"] + "&last_event_id=0")
+            assert stream.status_code == 200 and "job.succeeded" in stream.text
+            refused = httpx.get(f"{api.url}/v1/jobs/{job_id}/events?token={token}x&api_key={key}")
+            assert refused.status_code == 401
+            logged = wait_until(lambda: text if (text := api.log_text()).count("/events?token=***") >= 2 else None,
+                                30, "both stream requests in the access log")
+            assert "&last_event_id=0" in logged  # the rest of the query string is kept
+            assert token[:20] not in logged and key not in logged and key[:10] not in logged
+        finally:
             api.stop()
-        engine.dispose()
-        drop_database(url)

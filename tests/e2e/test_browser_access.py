@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from migrations import upgrade
-from models.db import make_engine, make_session_factory
-from models.enums import EventType, JobStatus
-from models.events import job_event
-from models.tables import Job
-from tests.auth import new_key
-from tests.conftest import REDIS_URL, create_database, drop_database
+from models.enums import EventType
+from tests.conftest import REDIS_URL
 from tests.servers import ApiServer, api_env, free_port
-from tests.specs import IRIS_MLP
-from tests.worker.conftest import insert_job
+from tests.worker.conftest import finished_job_database
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.e2e
@@ -48,46 +42,35 @@ def page_server(tmp_path) -> Iterator[int]:
 def test_the_readme_dashboard_snippet_works_from_an_allowed_origin_only(tmp_path, page_server: int):
     if not Path(CHROMIUM).exists():
         pytest.skip("no Chromium at /usr/bin/chromium")
-    url = create_database("trainyard_browser")
-    upgrade(url)
-    engine = make_engine(url)
-    api = None
-    try:
-        factory = make_session_factory(engine)
-        key = new_key(factory, "acme")
-        job_id = insert_job(factory, IRIS_MLP, tenant="acme", status=JobStatus.succeeded)
-        with factory() as session, session.begin():
-            job = session.get_one(Job, job_id)
-            for type in (EventType.queued, EventType.started, EventType.succeeded):
-                session.add(job_event(job, type))
+    events = (EventType.queued, EventType.started, EventType.succeeded)
+    with finished_job_database("trainyard_browser", events=events) as db:
+        key, job_id = db.key, db.job_id
         allowed = f"http://127.0.0.1:{page_server}"
-        api = ApiServer(api_env(database_url=url, broker_url=REDIS_URL, data_dir=tmp_path / "var",
+        api = ApiServer(api_env(database_url=db.url, broker_url=REDIS_URL, data_dir=tmp_path / "var",
                                 validator_processes=1, cors_origins=allowed), tmp_path / "api.log")
-        (tmp_path / "index.html").write_text(snippet(api.url, key, job_id))
-        (tmp_path / "favicon.ico").write_bytes(b"")  # not a 404 in the console
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            try:
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-                page.on("pageerror", lambda error: errors.append(str(error)))
-                page.goto(f"{allowed}/index.html")
-                page.wait_for_function("document.getElementById('out').textContent.includes('job.succeeded')",
-                                       timeout=30_000)
-                out = page.inner_text("#out")
-                assert "job.started" in out and job_id in out  # the stream, and the list fetched with the key
-                assert errors == []
-                # The same page from another origin (localhost is not 127.0.0.1): the browser blocks it all.
-                other = browser.new_page()
-                with other.expect_console_message(lambda message: "CORS" in message.text, timeout=30_000):
-                    other.goto(f"http://localhost:{page_server}/index.html")
-                assert other.inner_text("#out").strip() == ""
-            finally:
-                browser.close()
-        assert key not in api.log_text() and "token=***" in api.log_text()
-    finally:
-        if api is not None:
+        try:
+            (tmp_path / "index.html").write_text(snippet(api.url, key, job_id))
+            (tmp_path / "favicon.ico").write_bytes(b"")  # not a 404 in the console
+            with sync_api.sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+                try:
+                    page = browser.new_page()
+                    errors: list[str] = []
+                    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+                    page.on("pageerror", lambda error: errors.append(str(error)))
+                    page.goto(f"{allowed}/index.html")
+                    page.wait_for_function("document.getElementById('out').textContent.includes('job.succeeded')",
+                                           timeout=30_000)
+                    out = page.inner_text("#out")
+                    assert "job.started" in out and job_id in out  # the stream, and the list fetched with the key
+                    assert errors == []
+                    # The same page from another origin (localhost is not 127.0.0.1): the browser blocks it all.
+                    other = browser.new_page()
+                    with other.expect_console_message(lambda message: "CORS" in message.text, timeout=30_000):
+                        other.goto(f"http://localhost:{page_server}/index.html")
+                    assert other.inner_text("#out").strip() == ""
+                finally:
+                    browser.close()
+            assert key not in api.log_text() and "token=***" in api.log_text()
+        finally:
             api.stop()
-        engine.dispose()
-        drop_database(url)

@@ -55,7 +55,7 @@ def common_held_out(members: Sequence[dict[Part, np.ndarray]]) -> HeldOut:
     part: Literal["test", "validation"] = "test" if all("test" in m for m in members) else "validation"
     for index, member in enumerate(members):
         if part not in member:
-            raise NoHeldOut(f"it holds out no sample (no validation_split, and not every member has a test_split): "
+            raise NoHeldOut("it holds out no sample (no validation_split, and not every member has a test_split): "
                             "no common held-out part", index)
     common = members[0][part]
     for member in members[1:]:

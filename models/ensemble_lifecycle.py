@@ -44,7 +44,9 @@ def holding(claim: EnsembleClaim) -> ColumnElement[bool]:
 
 
 def create(session: Session, ensemble: Ensemble) -> Ensemble:
-    ensemble.status = QUEUED
+    """Insert ``ensemble`` as queued (the column's default: a new row is never in another state)."""
+    if ensemble.status not in (None, QUEUED):
+        raise ValueError(f"a new ensemble is queued, not {ensemble.status}")
     ensemble.enqueued_at = ensemble.enqueued_at or utcnow()
     session.add(ensemble)
     session.flush()

@@ -18,6 +18,7 @@ from api.services.datasets import find, role_shapes
 from api.services.jobs import model_file
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from datastore.artifacts import ArtifactStore
+from datastore.kinds import ArrayKind
 from diagnosis.task_kind import task_kind
 from models.enums import JobStatus, TaskKind
 from models.spec import DataSpec
@@ -107,6 +108,13 @@ def _held_out(session: Session, store: ArtifactStore, jobs: list[Job]) -> int:
     dataset = find(session, store, jobs[0].dataset_ref)
     x, _ = role_shapes(dataset.arrays, DataSpec.model_validate(jobs[0].spec["data"]))
     samples = int(x["shape"][0])
+    if x["kind"] == ArrayKind.sequence:
+        for index, job in enumerate(jobs):
+            if job.spec["data"].get("scale_x") is not None:
+                # Training scales a sequence's real steps, then pads with 0.0 (what Masking masks); a
+                # Normalization layer inside the ensemble would scale the padding too.
+                raise refuse(index, job.id, "data.scale_x on variable-length sequences: the ensemble model cannot "
+                                            "scale the steps without its padding; use members trained without it")
     parts = [split_parts(samples, DataSpec.model_validate(job.spec["data"]), job.spec["seed"]) for job in jobs]
     try:
         return len(common_held_out(parts))

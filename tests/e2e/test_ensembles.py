@@ -193,3 +193,18 @@ def test_a_build_whose_message_or_worker_was_lost_is_sent_again_and_built_once(
     assert reconcile_ensembles(factory, impatient, live.app.state.queue.send_ensemble) == []
     run_ensemble(factory, lost_worker, settings=e2e_settings)
     assert live.get(f"/v1/ensembles/{lost_worker}").json() == rebuilt
+
+
+def test_the_python_client_builds_an_ensemble_and_loads_its_model(live: TestClient, members: dict[str, Any]):
+    from trainyard import Client
+
+    client = Client(http=live)
+    jobs = [client.jobs.get(job["id"]) for job in members["jobs"]]
+
+    ensemble = client.ensembles.create(jobs[:2], name="two")
+
+    assert ensemble.status == "succeeded" and ensemble.data["name"] == "two", ensemble.data
+    assert [m["job_id"] for m in ensemble.evaluation["members"]] == [job.id for job in jobs[:2]]
+    assert client.ensembles.get(ensemble.id).data == ensemble.data
+    assert ensemble.id in [e.id for e in client.ensembles.list(limit=50)]
+    assert ensemble.model().predict(members["x"][:5], verbose=0).shape == (5, 3)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from models.db import utcnow
+from models.db import lock_until_commit, utcnow
 from models.enums import EnsembleStatus
 from models.tables import Ensemble
 
@@ -43,10 +43,24 @@ def holding(claim: EnsembleClaim) -> ColumnElement[bool]:
     return and_(Ensemble.status == RUNNING, Ensemble.claim == claim.token)
 
 
-def create(session: Session, ensemble: Ensemble) -> Ensemble:
-    """Insert ``ensemble`` as queued (the column's default: a new row is never in another state)."""
+class TooManyBuilds(Exception):
+    """The tenant already has its maximum of ensembles waiting or being built."""
+
+
+def create(session: Session, ensemble: Ensemble, *, max_unfinished: int) -> Ensemble:
+    """Insert ``ensemble`` as queued (the column's default: a new row is never in another state).
+
+    Raises:
+        TooManyBuilds: the tenant has ``max_unfinished`` ensembles queued or running (nothing is written).
+    """
     if ensemble.status not in (None, QUEUED):
         raise ValueError(f"a new ensemble is queued, not {ensemble.status}")
+    lock_until_commit(session, f"trainyard.ensembles:{ensemble.tenant}")  # count-then-insert, one at a time
+    unfinished = session.scalar(select(func.count()).select_from(Ensemble).where(
+        Ensemble.tenant == ensemble.tenant, Ensemble.status.in_([QUEUED, RUNNING]))) or 0
+    if unfinished >= max_unfinished:
+        raise TooManyBuilds(f"tenant '{ensemble.tenant}' already has {unfinished} ensembles queued or being built "
+                            f"(the limit is {max_unfinished}); wait for them to finish")
     ensemble.enqueued_at = ensemble.enqueued_at or utcnow()
     session.add(ensemble)
     session.flush()

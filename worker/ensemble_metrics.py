@@ -32,12 +32,14 @@ def held_out_metrics(kind: TaskKind, loss: str, predictions: np.ndarray, y: np.n
         error = p - y.astype(np.float64)
         metrics = {"mse": float(np.mean(error ** 2)), "mae": float(np.mean(np.abs(error)))}
         return {"loss": metrics[REGRESSION_LOSS.get(loss, "mse")], **metrics}
-    p = np.clip(p.reshape(len(p), -1), EPSILON, 1 - EPSILON)
+    p = np.clip(p, EPSILON, 1 - EPSILON)
     if loss == "binary_crossentropy":  # one sigmoid unit per label (a single unit: the positive class)
         truth = y.reshape(p.shape).astype(np.float64)
         bce = -(truth * np.log(p) + (1 - truth) * np.log(1 - p))
         return {"loss": float(np.mean(bce)), "accuracy": float(np.mean((p > 0.5) == (truth > 0.5)))}
-    labels = (y.argmax(axis=-1) if y.ndim == 2 and y.shape[1] == p.shape[1] and p.shape[1] > 1
-              else y.reshape(-1)).astype(np.int64)
+    classes = p.shape[-1]
+    one_hot = y.shape == p.shape and classes > 1  # targets stored one-hot, else class indices
+    labels = (y.argmax(axis=-1) if one_hot else y).reshape(-1).astype(np.int64)
+    p = p.reshape(-1, classes)  # a sequence of class distributions counts each step, as Keras does
     picked = p[np.arange(len(p)), labels]
     return {"loss": float(-np.mean(np.log(picked))), "accuracy": float(np.mean(p.argmax(axis=1) == labels))}

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Response
 from fastapi.responses import FileResponse
 
-from api.deps import PageDep, QueueDep, StoreDep, UoW, ValidatorDep
+from api.deps import PageDep, QueueDep, SettingsDep, StoreDep, UoW, ValidatorDep
 from api.schemas.common import ListPage
 from api.schemas.ensembles import EnsembleOut, EnsembleRequest, ensemble_out
 from api.schemas.errors import error_responses
@@ -20,11 +20,13 @@ router = APIRouter(prefix="/v1/ensembles", tags=["ensembles"])
                          "member trained on: their common test part when each has one, else their common "
                          "validation part. 422 at `jobs[i]` for a member that is not yours, not succeeded, or does "
                          "not fit the first member (dataset, data.x/y, kind, input or output shape), or when the "
-                         "members share no held-out sample.",
+                         "members share no held-out sample. 429 past `TRAINYARD_MAX_QUEUED_JOBS_PER_TENANT` "
+                         "ensembles queued or being built.",
              responses=error_responses(413, 429))
-def create_ensemble(body: EnsembleRequest, uow: UoW, queue: QueueDep, store: StoreDep, validator: ValidatorDep,
-                    response: Response) -> EnsembleOut:
-    ensemble = service.create_ensemble(uow, body.jobs, body.name, queue=queue, store=store, validator=validator)
+def create_ensemble(body: EnsembleRequest, uow: UoW, settings: SettingsDep, queue: QueueDep, store: StoreDep,
+                    validator: ValidatorDep, response: Response) -> EnsembleOut:
+    ensemble = service.create_ensemble(uow, body.jobs, body.name, settings=settings, queue=queue, store=store,
+                                       validator=validator)
     response.headers["Location"] = f"/v1/ensembles/{ensemble.id}"
     return ensemble_out(ensemble)
 

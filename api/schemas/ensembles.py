@@ -1,7 +1,7 @@
 """The ensemble schemas of the API, and the function that builds one from its row."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,6 +10,7 @@ from models.enums import EnsembleStatus, TaskKind
 from models.tables import Ensemble
 
 MIN_MEMBERS, MAX_MEMBERS = 2, 20
+JobId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class EnsembleRequest(BaseModel):
@@ -18,7 +19,7 @@ class EnsembleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "example": {"jobs": ["job_0001", "job_0002", "job_0003"], "name": "three-mlps"}})
 
-    jobs: list[str] = Field(min_length=MIN_MEMBERS, max_length=MAX_MEMBERS, description=(
+    jobs: list[JobId] = Field(min_length=MIN_MEMBERS, max_length=MAX_MEMBERS, description=(
         "the member jobs: succeeded jobs of yours with a saved model, trained on the same dataset, x and y, with "
         "the same input shape, output shape and kind (classifier or regression)"))
     name: str | None = Field(default=None, max_length=200)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.errors import Invalid, TooManyRequests, Unavailable, detail
+from api.errors import Invalid, NotFound, TooManyRequests, Unavailable, detail
 from api.services.datasets import find, role_shapes
 from api.services.jobs import model_file
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
@@ -124,12 +124,19 @@ def _held_out(session: Session, store: ArtifactStore, jobs: list[Job]) -> int:
         raise Invalid(f"jobs: {none}", [detail(("jobs",), str(none))]) from none
 
 
+def _model_path(index: int, job: Job, store: ArtifactStore) -> Path:
+    try:
+        return model_file(job, store)
+    except NotFound as gone:
+        raise refuse(index, job.id, gone.message) from gone
+
+
 def check_members(session: Session, ids: list[str], *, store: ArtifactStore, validator: ProcessPool) -> Members:
     """The members of an ensemble, checked (the first member is the reference each other one is held to)."""
     jobs = _rows(session, ids)
     kind = _agree(jobs)
     held_out = _held_out(session, store, jobs)
-    paths = [model_file(job, store) for job in jobs]
+    paths = [_model_path(index, job, store) for index, job in enumerate(jobs)]
     tenant = jobs[0].tenant
     session.commit()  # the reads are done: no database connection is held while the models are read
     check_shapes(jobs, _model_io(validator, paths, tenant))

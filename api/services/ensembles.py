@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import Page, Rows, UnitOfWork
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, NotFound, TooManyRequests
 from api.queue import TrainingQueue
 from api.services.ensemble_members import check_members
 from api.tenancy import current_tenant
@@ -18,16 +18,23 @@ from api.validation.pool import ProcessPool
 from datastore.artifacts import ArtifactStore
 from models import ensemble_lifecycle
 from models.ids import new_id
+from models.settings import Settings
 from models.tables import Ensemble
 
 
-def create_ensemble(uow: UnitOfWork, job_ids: list[str], name: str | None, *, queue: TrainingQueue,
-                    store: ArtifactStore, validator: ProcessPool) -> Ensemble:
+def create_ensemble(uow: UnitOfWork, job_ids: list[str], name: str | None, *, settings: Settings,
+                    queue: TrainingQueue, store: ArtifactStore, validator: ProcessPool) -> Ensemble:
+    """Check the members, insert the ensemble as queued, send its build once committed.
+
+    A tenant has at most ``max_queued_jobs_per_tenant`` ensembles queued or being built (429 past it)."""
     session = uow.session
     members = check_members(session, job_ids, store=store, validator=validator)
-    ensemble = ensemble_lifecycle.create(session, Ensemble(
-        id=new_id("ens"), tenant=current_tenant(session), name=name, members=[job.id for job in members.jobs],
-        dataset_ref=members.dataset_ref, kind=members.kind))
+    try:
+        ensemble = ensemble_lifecycle.create(session, Ensemble(
+            id=new_id("ens"), tenant=current_tenant(session), name=name, members=[job.id for job in members.jobs],
+            dataset_ref=members.dataset_ref, kind=members.kind), max_unfinished=settings.max_queued_jobs_per_tenant)
+    except ensemble_lifecycle.TooManyBuilds as exc:
+        raise TooManyRequests(str(exc)) from exc
     uow.after_commit(lambda: queue.send_ensemble(ensemble.id))
     return ensemble
 

@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+import pytest
+
 from models import ensemble_lifecycle
 from models.db import transaction, utcnow
 from models.enums import EnsembleStatus, TaskKind
@@ -14,7 +16,7 @@ def make(factory, **columns) -> str:
     with transaction(factory) as session:
         ensemble = ensemble_lifecycle.create(session, Ensemble(
             id=new_id("ens"), tenant="t", members=["job_a", "job_b"], dataset_ref="builtin:iris",
-            kind=TaskKind.classifier))
+            kind=TaskKind.classifier), max_unfinished=100)
         for name, value in columns.items():
             setattr(ensemble, name, value)
         return ensemble.id
@@ -56,3 +58,18 @@ def test_one_claim_wins_and_a_taken_over_builder_writes_nothing(session_factory,
     db_session.expire_all()
     done = db_session.get(Ensemble, ensemble_id)
     assert done.status is EnsembleStatus.succeeded and done.result == {"ok": 1} and done.attempts == 2
+
+
+def test_a_tenant_has_at_most_its_cap_of_builds_queued_or_running(session_factory):
+    def new() -> Ensemble:
+        return Ensemble(id=new_id("ens"), tenant="capped", members=["job_a", "job_b"], dataset_ref="builtin:iris",
+                        kind=TaskKind.classifier)
+
+    with transaction(session_factory) as session:
+        first = ensemble_lifecycle.create(session, new(), max_unfinished=2)
+        ensemble_lifecycle.create(session, new(), max_unfinished=2)
+        with pytest.raises(ensemble_lifecycle.TooManyBuilds, match="already has 2"):
+            ensemble_lifecycle.create(session, new(), max_unfinished=2)
+        first.status = EnsembleStatus.failed  # a finished build no longer counts
+        session.flush()
+        ensemble_lifecycle.create(session, new(), max_unfinished=2)

@@ -208,3 +208,32 @@ def test_the_python_client_builds_an_ensemble_and_loads_its_model(live: TestClie
     assert client.ensembles.get(ensemble.id).data == ensemble.data
     assert ensemble.id in [e.id for e in client.ensembles.list(limit=50)]
     assert ensemble.model().predict(members["x"][:5], verbose=0).shape == (5, 3)
+
+
+def test_regressors_are_averaged_in_y_units_whatever_scale_y_each_trained_with(live: TestClient,
+                                                                               e2e_settings: Settings):
+    def regressor(units: int, **data: Any) -> dict[str, Any]:
+        return {"dataset": "builtin:diabetes", "seed": 5, "fit": {"epochs": 2, "batch_size": 32},
+                "data": {"validation_split": 0.2, "test_split": 0.2, "scale_x": "standardize", **data},
+                "model": {"input_shape": [10], "layers": [{"type": "Dense", "units": units, "activation": "relu"},
+                                                          {"type": "Dense", "units": 1}]},
+                "compile": {"optimizer": {"type": "Adam", "learning_rate": 0.05}, "loss": "mse"}}
+    jobs = [train(live, regressor(16, scale_y="standardize")), train(live, regressor(8))]
+
+    ensemble = wait_built(live, live.post("/v1/ensembles", json={"jobs": [j["id"] for j in jobs]}).json()["id"])
+
+    assert ensemble["status"] == "succeeded" and ensemble["kind"] == "regression", ensemble
+    evaluation = ensemble["evaluation"]
+    assert evaluation["held_out"] == {"part": "test", "samples": round(442 * 0.2)}
+    assert evaluation["loss"] == "mean_squared_error"
+    unscaled = evaluation["members"][1]["metrics"]  # trained on y as it is: its own test loss, the same samples
+    assert unscaled["loss"] == unscaled["mse"] == pytest.approx(jobs[1]["test_metrics"]["loss"], rel=1e-4)
+    path = e2e_settings.data_dir / f"{ensemble['id']}.keras"
+    path.write_bytes(live.get(f"/v1/ensembles/{ensemble['id']}/model").content)
+    from sklearn.datasets import load_diabetes
+
+    rows = load_diabetes().data[:20].astype("float32")
+    answers = [np.asarray(live.post(f"/v1/jobs/{j['id']}/predict", json={"x": rows.tolist()}).json()["predictions"])
+               for j in jobs]  # in y's units, scale_y undone
+    np.testing.assert_allclose(keras.saving.load_model(path, safe_mode=True).predict(rows, verbose=0),
+                               np.mean(answers, axis=0), rtol=1e-4, atol=1e-3)

@@ -17,7 +17,7 @@ from api.limits import BodyLimit
 from api.metrics import RequestMetrics, ServiceCollector
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
-from api.routers import datasets, deliveries, events, health, jobs, predict, session, tensorboard
+from api.routers import datasets, deliveries, ensembles, events, health, jobs, predict, session, tensorboard
 from api.services.datasets import sweep_stale_uploads
 from api.services.event_listener import PgListener
 from api.services.events import EventHub
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.include_router(predict.router)
     app.include_router(tensorboard.router)
     app.include_router(datasets.router)
+    app.include_router(ensembles.router)
     app.include_router(events.router)
     app.include_router(deliveries.router)
     install_ui(app)

@@ -49,6 +49,14 @@ class TrainingQueue:
             log.warning("job %s is queued, but its message could not be sent (%s: %s); the reconciler will "
                         "send it", job_id, type(exc).__name__, exc)
 
+    def send_ensemble(self, ensemble_id: str) -> None:
+        """As ``send``: a build whose message is lost stays queued and the reconciler sends it."""
+        try:
+            self.sender.ensemble(ensemble_id)
+        except Exception as exc:  # noqa: BLE001 - any failure to send leaves the build to the reconciler
+            log.warning("ensemble %s is queued, but its message could not be sent (%s: %s); the reconciler will "
+                        "send it", ensemble_id, type(exc).__name__, exc)
+
     def send_deliveries(self, job_id: str) -> None:
         self.sender.deliveries(job_id)
 

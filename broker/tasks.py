@@ -15,6 +15,7 @@ RECONCILE_TASK = "trainyard.reconcile"
 DELIVER_WEBHOOKS_TASK = "trainyard.deliver_webhooks"
 SWEEP_WEBHOOKS_TASK = "trainyard.sweep_webhooks"
 SWEEP_UPLOADS_TASK = "trainyard.sweep_uploads"
+BUILD_ENSEMBLE_TASK = "trainyard.build_ensemble"
 
 # The training queue and the webhook queue are settings (train_queue, webhook_queue); these are not.
 CONTROL_QUEUE = "control"  # the reconciler and the upload sweep, consumed by the control worker (beat)
@@ -100,6 +101,11 @@ class Sender:
         self.celery.send_task(TRAIN_TASK, kwargs={"job_id": job_id},
                               queue=resume_queue(job_queue(self.settings.train_queue, resources)),
                               **self._train_options)
+
+    def ensemble(self, ensemble_id: str) -> None:
+        """Send an ensemble's build to the training workers (they hold Keras; it is seconds of work)."""
+        self.celery.send_task(BUILD_ENSEMBLE_TASK, kwargs={"ensemble_id": ensemble_id},
+                              queue=self.settings.train_queue, **self._train_options)
 
     def deliveries(self, job_id: str) -> None:
         """Wake the webhook delivery of a job. No broker retries: a lost wake-up is found by the

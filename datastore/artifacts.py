@@ -27,6 +27,9 @@ class ArtifactStore:
     def model_path(self, job_id: str) -> str:
         return f"jobs/{job_id}/model.keras"
 
+    def ensemble_model_path(self, ensemble_id: str) -> str:
+        return f"ensembles/{ensemble_id}/model.keras"
+
     def tensorboard_dir(self, job_id: str) -> Path:
         """The job's TensorBoard event files (``train/``, ``validation/``), as Keras's own callback lays them out."""
         return self.resolve(f"jobs/{job_id}/tensorboard")

@@ -46,3 +46,23 @@ class DeliveryOutcome(StrEnum):
     failed = "failed"  # another attempt is scheduled
     gave_up = "gave_up"  # the last attempt failed too
     skipped = "skipped"  # waited behind an event that was given up; never sent
+
+
+class EnsembleStatus(StrEnum):
+    """An ensemble is built once, on a worker: queued → running → succeeded | failed."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (EnsembleStatus.succeeded, EnsembleStatus.failed)
+
+
+class TaskKind(StrEnum):
+    """What a model predicts, as its loss says (``diagnosis.facts`` names the losses of each)."""
+
+    classifier = "classifier"
+    regression = "regression"

@@ -6,8 +6,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.db import Base, utcnow
-from models.enums import DeliveryOutcome, EventType, JobStatus, StopReason
+from models.db import Base, JSONType, utcnow
+from models.enums import DeliveryOutcome, EnsembleStatus, EventType, JobStatus, StopReason, TaskKind
 
 
 def _enum(cls: type) -> Enum:
@@ -167,3 +167,37 @@ class ApiKey(Base):
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+
+class Ensemble(Base):
+    """Finished jobs' models averaged into one (POST /v1/ensembles), built and evaluated on a worker.
+
+    Its status changes in ``models.ensemble_lifecycle`` only; ``claim`` fences the worker's
+    writes as a job's does, so a build taken over after its worker died writes nothing more.
+    """
+
+    __tablename__ = "ensembles"
+    __table_args__ = (Index("ix_ensembles_tenant_id", "tenant", "id"), Index("ix_ensembles_status_id", "status", "id"))
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[EnsembleStatus] = mapped_column(_enum(EnsembleStatus), default=EnsembleStatus.queued)
+    members: Mapped[list[str]] = mapped_column(JSONType)  # job ids, in the request's order
+    dataset_ref: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[TaskKind] = mapped_column(_enum(TaskKind))
+    # {"held_out": {"part", "samples"}, "loss": name, "ensemble": metrics, "members": {job id: metrics}}
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[dict[str, Any] | None]
+    model_path: Mapped[str | None] = mapped_column(String(255))
+
+    attempts: Mapped[int] = mapped_column(default=0)
+    claim: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))  # "host:pid" of the holder
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

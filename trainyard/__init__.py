@@ -2,7 +2,8 @@
 
 from cli.client import ClientError
 from trainyard.client import Client
+from trainyard.ensemble import Ensemble
 from trainyard.job import Job
 from trainyard.translate import Unsupported
 
-__all__ = ["Client", "ClientError", "Job", "Unsupported"]
+__all__ = ["Client", "ClientError", "Ensemble", "Job", "Unsupported"]

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from cli.client import DEFAULT_URL, api_key, checked, open_client
 from models.spec import DataSpec, FitSpec, JobSpec
 from trainyard.arrays import npz_bytes, sha256
+from trainyard.ensemble import Ensembles
 from trainyard.job import Job
 from trainyard.translate import Unsupported, callback_specs, compile_spec, model_spec
 
@@ -95,6 +96,7 @@ class Client:
         self._http = http
         self.jobs = Jobs(http)
         self.datasets = Datasets(http)
+        self.ensembles = Ensembles(http)
 
     def close(self) -> None:
         if self._opened is not None:

@@ -94,12 +94,17 @@ class Job:
 
     def model(self) -> "keras.Model":
         """The trained model (GET /v1/jobs/{id}/model), loaded with ``safe_mode=True``."""
-        import keras
+        return download_model(self._http, f"/v1/jobs/{self.id}/model")
 
-        response = self._http.get(f"/v1/jobs/{self.id}/model")
-        if response.status_code >= 400:
-            raise ClientError(api_message(response))
-        with tempfile.TemporaryDirectory(prefix="trainyard-") as folder:
-            path = Path(folder) / f"{self.id}.keras"
-            path.write_bytes(response.content)
-            return keras.saving.load_model(path, safe_mode=True)
+
+def download_model(http: httpx.Client, url: str) -> "keras.Model":
+    """The ``.keras`` file at ``url``, loaded with ``safe_mode=True`` (no custom code runs)."""
+    import keras
+
+    response = http.get(url)
+    if response.status_code >= 400:
+        raise ClientError(api_message(response))
+    with tempfile.TemporaryDirectory(prefix="trainyard-") as folder:
+        path = Path(folder) / "model.keras"
+        path.write_bytes(response.content)
+        return keras.saving.load_model(path, safe_mode=True)

@@ -18,7 +18,7 @@ from worker.memory_limit import limit_training_memory
 
 settings = get_settings()
 app = Celery("trainyard", broker=settings.broker_dsn,
-             include=["worker.tasks", "worker.webhook_tasks", "worker.housekeeping"])
+             include=["worker.tasks", "worker.ensemble_tasks", "worker.webhook_tasks", "worker.housekeeping"])
 app.conf.update(
     **celery_options(settings),
     task_acks_late=True,

@@ -19,6 +19,7 @@ from datastore.kinds import ArrayKind
 from datastore.reader import ArrayLike, StoredDataset, select
 from datastore.rows import chunks, row_bytes, take
 from models.spec import DataSpec, Scaling
+from models.splits import split_parts
 from worker.sources import Source
 
 
@@ -156,17 +157,20 @@ def _depth(y: Source) -> int:
     return largest + 1
 
 
-def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> PreparedData:
+def sources(arrays: Mapping[str, ArrayLike], spec: DataSpec) -> tuple[Source, Source]:
+    """x and y as ``spec`` names them, of equal length (else DataError): raw values, read on demand."""
     x, y = _source(arrays, "x", spec), _source(arrays, "y", spec)
     if len(x) != len(y):
         raise DataError(f"data: x has {len(x)} samples but y has {len(y)}")
+    return x, y
+
+
+def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> PreparedData:
+    x, y = sources(arrays, spec)
     n = len(x)
-    order = np.random.default_rng(seed).permutation(n) if spec.shuffle else np.arange(n)
-    n_train, n_val, _ = spec.split_sizes(n)
-    if n_train < 1:
+    parts = split_parts(n, spec, seed)
+    if "train" not in parts:
         raise DataError(f"data: {n} samples leave nothing to train on after the splits")
-    bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
-    parts = {k: order[a:b] for k, (a, b) in bounds.items() if b > a}
 
     data = PreparedData(x, y, train=None, validation=None, test=None)  # type: ignore[arg-type]
     if spec.one_hot:

@@ -66,6 +66,7 @@ def _train(job_id: str) -> None:
 
 @app.task(name=RECONCILE_TASK, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def reconcile() -> list[str]:
+    from worker.ensemble_reconciler import reconcile_ensembles
     from worker.reconciler import reconcile as run
 
     settings = get_settings()
@@ -74,6 +75,7 @@ def reconcile() -> list[str]:
         if lost:
             log.warning("the broker lost its queues (restarted without persistence?): re-sending every queued job")
         requeued = run(session_factory(), settings, send.resume, broker_was_reset=lost)
+        requeued += reconcile_ensembles(session_factory(), settings, send.ensemble, broker_was_reset=lost)
         if lost:  # only once every message is sent again
             queue_marker.mark_queues_intact(connection, settings.train_queue)
     return requeued

@@ -14,7 +14,7 @@ import pytest
 
 from cli.sse import parse
 from tests.receiver import Receiver
-from tests.specs import DIGITS_CNN, spec
+from tests.specs import DIGITS_CNN, IRIS_MLP, spec
 
 pytestmark = pytest.mark.e2e
 
@@ -79,3 +79,29 @@ def test_embedded_mode_trains_a_job_with_no_server_installed(embedded):
     model_file = data_dir / "downloaded.keras"
     model_file.write_bytes(api.get(f"/v1/jobs/{job_id}/model").content)
     assert keras.saving.load_model(model_file, safe_mode=True).output_shape == (None, 10)
+
+
+def test_embedded_mode_builds_an_ensemble_on_sqlite(embedded, tmp_path):
+    api, data_dir = embedded
+    hidden, output = IRIS_MLP["model"]["layers"]
+    wider = spec(IRIS_MLP, model={"input_shape": [4], "layers": [{**hidden, "units": 32}, output]})
+    ids = [api.post("/v1/jobs", json=body).json()["id"] for body in (IRIS_MLP, wider)]
+
+    def settled(path: str, key: str = "status") -> dict:
+        deadline = time.monotonic() + 240
+        while (body := api.get(path).json())[key] in ("queued", "running"):
+            assert time.monotonic() < deadline, body
+            time.sleep(0.25)
+        return body
+
+    assert all(settled(f"/v1/jobs/{job_id}")["status"] == "succeeded" for job_id in ids)
+    created = api.post("/v1/ensembles", json={"jobs": ids})
+    assert created.status_code == 202, created.text
+
+    ensemble = settled(f"/v1/ensembles/{created.json()['id']}")
+
+    assert ensemble["status"] == "succeeded", ensemble
+    assert ensemble["evaluation"]["held_out"] == {"part": "validation", "samples": 30}  # one seed: iris's 20 %
+    model_file = tmp_path / "ensemble.keras"
+    model_file.write_bytes(api.get(f"/v1/ensembles/{ensemble['id']}/model").content)
+    assert keras.saving.load_model(model_file, safe_mode=True).output_shape == (None, 3)

@@ -35,6 +35,12 @@ class ArtifactStore:
         """The statistics ``data.scale_x``/``scale_y`` were fitted with (worker/data.py), for predictions."""
         return self.resolve(f"jobs/{job_id}/scaler.npz")
 
+    def stream_secret_path(self) -> Path:
+        """The secret that signs stream tokens and session cookies (api/stream_tokens.py) in distributed
+        mode: at the root of the volume every API process mounts, which outlives their containers. A dot
+        file beside ``jobs/`` and ``datasets/``, so no sweep of theirs ever reaches it."""
+        return self.resolve(".stream-secret")
+
     def upload_dir(self) -> Path:
         path = self.resolve("uploads")
         path.mkdir(parents=True, exist_ok=True)

@@ -54,12 +54,18 @@ def epochs(factory: sessionmaker[Session], job_id: str) -> list[int]:
         return list(session.scalars(select(EpochMetric.epoch).where(EpochMetric.job_id == job_id)))
 
 
-def test_two_jobs_train_at_once_and_killing_one_slot_leaves_the_other_job_alone(slots):
-    settings, factory, worker = slots
+def send_two_long_jobs(settings: Settings, factory: sessionmaker[Session]) -> tuple[str, str]:
+    """Two jobs long enough to be running at once, inserted and sent to the slots' queue."""
     queue = TrainingQueue(settings)
     first, second = insert_job(factory, LONG), insert_job(factory, LONG)
     queue.send(first)
     queue.send(second)
+    return first, second
+
+
+def test_two_jobs_train_at_once_and_killing_one_slot_leaves_the_other_job_alone(slots):
+    settings, factory, worker = slots
+    first, second = send_two_long_jobs(settings, factory)
 
     both = wait_until(lambda: (a, b) if (a := job(factory, first)).status is JobStatus.running
                       and (b := job(factory, second)).status is JobStatus.running else None, WAIT,
@@ -112,10 +118,7 @@ def test_a_gpu_job_is_not_taken_by_a_cpu_worker_and_stays_queued(slots):
 
 def test_a_warm_shutdown_hands_back_the_jobs_of_every_slot(slots):
     settings, factory, worker = slots
-    queue = TrainingQueue(settings)
-    first, second = insert_job(factory, LONG), insert_job(factory, LONG)
-    queue.send(first)
-    queue.send(second)
+    first, second = send_two_long_jobs(settings, factory)
     wait_until(lambda: all(job(factory, j).status is JobStatus.running and epochs(factory, j) for j in (first, second)),
                WAIT, "both jobs to run and record an epoch")
 

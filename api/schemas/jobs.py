@@ -190,8 +190,8 @@ def findings_out(job: Job) -> FindingsOut:
 
 
 # GET /curves as JSON (a plain dict, declared here for clients generated from the document): one column per
-# metric, one value per epoch; null where an epoch lacks a metric the others have. With ?format=csv the same
-# columns are text/csv (declared beside it, so a generated client does not parse CSV as JSON).
+# metric, one value per epoch; null where an epoch lacks a metric the others have. The same columns as text/csv
+# are an operation of their own (/curves.csv): a generated client parses an answer by one media type only.
 CURVES_SCHEMA = {
     "title": "Curves", "type": "object", "required": ["epoch", "duration_s"],
     "properties": {"epoch": {"type": "array", "items": {"type": "integer"}},

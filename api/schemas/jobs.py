@@ -78,10 +78,12 @@ class RetryRequest(BaseModel):
     """Exactly one of ``finding`` (with ``suggestion``) or ``patch``."""
 
     # The one-of, stated in the schema too (pydantic checks it in _one_source): a source is
-    # given when its key holds a value; null counts as absent.
+    # given when its key holds a value; null counts as absent. Inside an allOf, which means the
+    # same: openapi-python-client reads a oneOf beside the properties as a union of its two
+    # branches alone (suggestion and force lost, the patch branch not generated at all).
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "oneOf": [{"required": ["finding"], "properties": {"finding": {"type": "integer"}}},
-                  {"required": ["patch"], "properties": {"patch": {"type": "object"}}}],
+        "allOf": [{"oneOf": [{"required": ["finding"], "properties": {"finding": {"type": "integer"}}},
+                             {"required": ["patch"], "properties": {"patch": {"type": "object"}}}]}],
         "examples": [{"finding": 0, "suggestion": 0}, {"patch": {"fit": {"epochs": 30}}}],
     })
 

@@ -2,6 +2,7 @@
 and the real API (no dependency overrides)."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -72,9 +73,10 @@ class WorkerProcess:
     def __init__(self, settings: Settings, log_path: Path, *, queue: str | None = None, pool: str = "prefork",
                  concurrency: int = 1) -> None:
         self.log_path = log_path
+        self.node = f"e2e-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"  # Celery's node name (-n)
         argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
                 "-Q", queue or ",".join(training_queues(settings.train_queue)), "-c", str(concurrency), "--pool", pool,
-                "-n", f"e2e-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO",
+                "-n", self.node, "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--without-heartbeat"]
         self.log = log_path.open("ab")
         self.process = subprocess.Popen(argv, cwd=ROOT, env=settings_env(settings), stdout=self.log,

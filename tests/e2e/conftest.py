@@ -21,7 +21,7 @@ from models.db import make_engine, make_session_factory
 from models.settings import Settings
 from tests.auth import authorize
 from tests.conftest import create_database, drop_database
-from tests.servers import stop_process
+from tests.servers import ApiServer, api_key, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_TENANT = "e2e"
@@ -127,6 +127,20 @@ def live(e2e_settings: Settings, worker: WorkerProcess) -> Iterator[TestClient]:
         authorize(client, make_session_factory(engine), E2E_TENANT)
         engine.dispose()
         yield client
+
+
+@pytest.fixture(scope="module")
+def api_server(e2e_settings: Settings, worker: WorkerProcess, tmp_path_factory) -> Iterator[ApiServer]:
+    """The API as a uvicorn process of its own on the e2e settings, for clients that only speak HTTP."""
+    server = ApiServer(settings_env(e2e_settings), tmp_path_factory.mktemp("api") / "api.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def server_key(e2e_settings: Settings) -> str:
+    """An API key of the e2e tenant, for ``api_server``."""
+    return api_key(e2e_settings.database_dsn, E2E_TENANT)
 
 
 def wait_for(client: TestClient, job_id: str, predicate, timeout: float = 240) -> dict[str, Any]:

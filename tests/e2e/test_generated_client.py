@@ -15,9 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from models.settings import Settings
-from tests.e2e.conftest import E2E_TENANT, WorkerProcess, settings_env
-from tests.servers import ApiServer, api_key
+from tests.servers import ApiServer
 from tests.specs import IRIS_MLP, spec
 
 pytestmark = pytest.mark.e2e
@@ -34,17 +32,10 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def api(e2e_settings: Settings, worker: WorkerProcess, tmp_path_factory) -> Iterator[ApiServer]:
-    server = ApiServer(settings_env(e2e_settings), tmp_path_factory.mktemp("generated") / "api.log")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def generated(api: ApiServer, tmp_path_factory) -> Iterator[ModuleType]:
+def generated(api_server: ApiServer, tmp_path_factory) -> Iterator[ModuleType]:
     """The package openapi-python-client writes from the served document, imported."""
     out = tmp_path_factory.mktemp("client")
-    (out / "openapi.json").write_text(httpx.get(f"{api.url}/openapi.json", timeout=30).text)
+    (out / "openapi.json").write_text(httpx.get(f"{api_server.url}/openapi.json", timeout=30).text)
     (out / "config.json").write_text(json.dumps(CONFIG))
     done = subprocess.run([str(GENERATOR), "generate", "--path", "openapi.json", "--config", "config.json",
                            "--meta", "none", "--output-path", PACKAGE], cwd=out, capture_output=True, text=True,
@@ -62,9 +53,9 @@ def generated(api: ApiServer, tmp_path_factory) -> Iterator[ModuleType]:
 
 
 @pytest.fixture(scope="module")
-def client(api: ApiServer, e2e_settings: Settings, generated: ModuleType) -> Any:
+def client(api_server: ApiServer, server_key: str, generated: ModuleType) -> Any:
     """The generated client, with an API key through the document's bearer scheme."""
-    return generated.AuthenticatedClient(base_url=api.url, token=api_key(e2e_settings.database_dsn, E2E_TENANT),
+    return generated.AuthenticatedClient(base_url=api_server.url, token=server_key,
                                          timeout=httpx.Timeout(60), raise_on_unexpected_status=True)
 
 
@@ -90,7 +81,7 @@ def wait_finished(client: Any, job_id: str) -> Any:
     raise AssertionError(f"job {job_id} did not finish in {WAIT} s: {job.to_dict()}")
 
 
-def test_submit_poll_curves_findings_and_retry_through_the_generated_client(client: Any, api: ApiServer):
+def test_submit_poll_curves_findings_and_retry_through_the_generated_client(client: Any, api_server: ApiServer):
     from trainyard_generated.models import Code, ErrorResponse, Finding, FindingsOut, JobCreated, JobOut, RetryRequest
 
     created = submit(client, IRIS_MLP)
@@ -98,7 +89,7 @@ def test_submit_poll_curves_findings_and_retry_through_the_generated_client(clie
     job = wait_finished(client, created.parsed.id)
     assert isinstance(job, JobOut) and job.status.value == "succeeded", job.to_dict()
 
-    raw = httpx.get(f"{api.url}/v1/jobs/{job.id}/curves", headers=client.get_httpx_client().headers).json()
+    raw = httpx.get(f"{api_server.url}/v1/jobs/{job.id}/curves", headers=client.get_httpx_client().headers).json()
     curves = operation("get_curves_v1_jobs_job_id_curves_get").sync(job.id, client=client)
     assert curves.epoch == [1, 2, 3] and curves.duration_s == raw["duration_s"]
     assert curves["loss"] == raw["loss"] and curves["val_accuracy"] == raw["val_accuracy"]  # metric columns

@@ -34,6 +34,7 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def generated(api_server: ApiServer, tmp_path_factory) -> Iterator[ModuleType]:
     """The package openapi-python-client writes from the served document, imported."""
+    assert GENERATOR.exists(), f"{GENERATOR} is missing: openapi-python-client is in the dev extra"
     out = tmp_path_factory.mktemp("client")
     (out / "openapi.json").write_text(httpx.get(f"{api_server.url}/openapi.json", timeout=30).text)
     (out / "config.json").write_text(json.dumps(CONFIG))

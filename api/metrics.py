@@ -15,7 +15,9 @@ Chosen so that a scrape of an API process tells about the whole service, workers
   from the API process's start, like any process's counters. Every API process counts
   the whole service: aggregate these families with ``max``, not ``sum``, or scrape one
   API process for them.
-- Gauges (queue depths, running jobs and their heartbeats) are read at each scrape.
+- Gauges (queue depths, running jobs and their heartbeats) are read at each scrape, and so
+  are the training workers' job slots, busy and free, from the reports each worker rewrites
+  every heartbeat in the shared artifact store (worker/slot_reports.py).
 """
 
 import logging
@@ -34,9 +36,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.queue import TrainingQueue
 from broker.tasks import CONTROL_QUEUE, resume_queue
+from datastore.artifacts import ArtifactStore
 from models.db import utcnow
 from models.enums import EventType, JobStatus
 from models.settings import Settings
+from models.slot_report import read_reports
 from models.tables import Job, JobEvent, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,8 @@ class ServiceCollector(Collector):
 
     def __init__(self, session_factory: sessionmaker[Session], queue: TrainingQueue, settings: Settings) -> None:
         self.session_factory, self.queue = session_factory, queue
+        self.worker_reports = ArtifactStore(settings.artifacts).worker_reports_dir()
+        self.stale_after_s = settings.running_stale_after_s  # a report this old is a worker that died
         self.queues = [settings.train_queue, resume_queue(settings.train_queue), settings.webhook_queue, CONTROL_QUEUE]
         self._lock = threading.Lock()  # two scrapes at once must not count the same rows twice
         self._event_id: int | None = None  # the cursors: the largest id counted
@@ -122,6 +128,7 @@ class ServiceCollector(Collector):
             running = list(_running(session))
         yield from self._counted.collect()
         yield from running
+        yield self._worker_slots()
         depths = self._queue_depths()
         if depths is not None:
             yield depths
@@ -163,6 +170,14 @@ class ServiceCollector(Collector):
         for delivery_id, outcome in rows:
             self.deliveries.labels(outcome.value).inc()
             self._delivery_id = delivery_id
+
+    def _worker_slots(self) -> Metric:
+        family = GaugeMetricFamily("trainyard_worker_slots", "Job slots of each training worker, busy or free",
+                                   labels=["worker", "kind", "state"])
+        for report in read_reports(self.worker_reports, self.stale_after_s):
+            family.add_metric([report.worker, report.kind, "busy"], report.busy)
+            family.add_metric([report.worker, report.kind, "free"], report.free)
+        return family
 
     def _queue_depths(self) -> Metric | None:
         family = GaugeMetricFamily("trainyard_queue_depth", "Messages waiting in a broker queue", labels=["queue"])

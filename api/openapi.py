@@ -7,6 +7,13 @@
   so "Authorize" in /docs works and clients generated from the document send it.
 - The error schema: error responses refer to ``ErrorResponse`` by reference
   (``api.schemas.errors``); it is added to the components here.
+- Closed objects (the job spec's, a retry's: ``extra="forbid"``) say so as
+  ``additionalProperties: {"not": {}}`` instead of pydantic's ``false``. The two mean the
+  same to JSON Schema (no extra key is valid), but openapi-python-client reads ``false``
+  as "drop unknown keys": its ``FitSpec.from_dict({"n_epoch": 5})`` silently lost the key
+  and the job was queued with the default epochs. With a schema it keeps them, typed
+  ``Any``, and sends them, so the API's 422 ("did you mean 'epochs'?") reaches the user
+  (tests/e2e/test_generated_client.py).
 """
 
 from typing import Any
@@ -16,6 +23,7 @@ from fastapi import FastAPI
 from api.schemas.common import ErrorResponse
 
 SCHEME = "HTTPBearer"
+CLOSED = {"not": {}}  # no additional property is valid: JSON Schema's ``false``, spelled as a schema
 SECURITY_SCHEME = {
     "type": "http",
     "scheme": "bearer",
@@ -28,6 +36,18 @@ SECURITY_SCHEME = {
 
 def _takes_authorization(parameter: dict[str, Any]) -> bool:
     return parameter.get("in") == "header" and parameter.get("name", "").lower() == "authorization"
+
+
+def _closed_as_schema(node: Any) -> None:
+    """``additionalProperties: false`` → ``CLOSED``, everywhere in ``node`` (components and inline schemas)."""
+    if isinstance(node, dict):
+        if node.get("additionalProperties") is False:
+            node["additionalProperties"] = dict(CLOSED)
+        for value in node.values():
+            _closed_as_schema(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_as_schema(value)
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -51,6 +71,7 @@ def install_openapi(app: FastAPI) -> None:
                 operation["parameters"] = [p for p in parameters if not _takes_authorization(p)]
                 if not operation["parameters"]:
                     del operation["parameters"]
+        _closed_as_schema(schema)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from datastore.artifacts import ArtifactStore
 from models.settings import Settings
 
 SECRET_FILE = "stream-secret"
@@ -36,11 +37,14 @@ class Grant:
 def secret_of(settings: Settings) -> bytes:
     """``TRAINYARD_STREAM_SECRET`` if set (every API process of a deployment must share it),
     else a secret made at the first start and kept (mode 600) in ``<data dir>/stream-secret``,
-    or in distributed mode ``<artifact root>/.stream-secret``: the volume every API process
-    mounts, which outlives their containers (a data dir in a container does not)."""
+    or in distributed mode in the artifact store (``ArtifactStore.stream_secret_path``): the volume
+    every API process mounts, which outlives their containers (a data dir in a container does not)."""
     if settings.stream_secret is not None:
         return settings.stream_secret.get_secret_value().encode()
-    path = Path(settings.data_dir) / SECRET_FILE if settings.embedded else settings.artifacts / f".{SECRET_FILE}"
+    if settings.embedded:
+        path = Path(settings.data_dir) / SECRET_FILE
+    else:
+        path = ArtifactStore(settings.artifacts).stream_secret_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

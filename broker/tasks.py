@@ -36,6 +36,11 @@ def gpu_queue(gpus: int, memory_class: int | None = None) -> str:
     return name if memory_class is None else f"{name}.{memory_class}g"
 
 
+def is_gpu_queue(name: str) -> bool:
+    """Whether ``name`` is one of the queues ``gpu_queue`` names, or its resume queue."""
+    return name == GPU_QUEUE or name.startswith(f"{GPU_QUEUE}.")
+
+
 def job_queue(train_queue: str, resources: Mapping[str, Any] | None) -> str:
     """Where a job with these ``resources`` (the spec's block, as stored) is sent: CPU jobs to ``train_queue``,
     GPU jobs to the queue of the slots that can fit them (``gpu_queue``)."""

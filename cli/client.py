@@ -152,7 +152,7 @@ def jobs(client: httpx.Client, args: argparse.Namespace, console: Console) -> in
 
 def curves(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
     if args.csv:
-        response = client.get(f"/v1/jobs/{args.job_id}/curves", params={"format": "csv"})
+        response = client.get(f"/v1/jobs/{args.job_id}/curves.csv")
         if response.status_code >= 400:
             raise ClientError(api_message(response))
         sys.stdout.write(response.text)

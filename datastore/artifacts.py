@@ -1,6 +1,7 @@
 """Paths inside the artifact root. Every path is built here from ids the
 service made itself, and checked to stay under the root."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -37,6 +38,20 @@ class ArtifactStore:
     def scaler_path(self, job_id: str) -> Path:
         """The statistics ``data.scale_x``/``scale_y`` were fitted with (worker/data.py), for predictions."""
         return self.resolve(f"jobs/{job_id}/scaler.npz")
+
+    def stream_secret_path(self) -> Path:
+        """The secret that signs stream tokens and session cookies (api/stream_tokens.py) in distributed
+        mode: at the root of the volume every API process mounts, which outlives their containers. A dot
+        file beside ``jobs/`` and ``datasets/``, so no sweep of theirs ever reaches it."""
+        return self.resolve(".stream-secret")
+
+    def worker_reports_dir(self) -> Path:
+        """The training workers' slot reports (models/slot_report.py), read by /metrics."""
+        return self.resolve("workers")
+
+    def worker_report_path(self, node: str) -> Path:
+        """One worker's report, named after its Celery node name (``cpu@host``) made safe as a file name."""
+        return self.worker_reports_dir() / f"{re.sub(r'[^A-Za-z0-9@._-]', '_', node)}.json"
 
     def upload_dir(self) -> Path:
         path = self.resolve("uploads")

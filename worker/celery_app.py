@@ -13,7 +13,7 @@ from celery import Celery, signals
 import broker.embedded  # noqa: F401  (registers the embedded broker transport)
 from broker.tasks import CONTROL_QUEUE, RECONCILE_TASK, SWEEP_UPLOADS_TASK, SWEEP_WEBHOOKS_TASK, Sender
 from models.settings import celery_options, get_settings
-from worker import shutdown, warmup
+from worker import shutdown, slot_reports, warmup
 from worker.memory_limit import limit_training_memory
 
 settings = get_settings()
@@ -69,3 +69,13 @@ def _hand_back_on_warm_shutdown(**_: object) -> None:
 def _reconcile_on_start(sender: object, **_: object) -> None:
     # A worker that starts may be replacing one that died: look for lost jobs now.
     send.reconcile()
+
+
+@signals.worker_ready.connect
+def _report_slots(sender: object, **_: object) -> None:
+    slot_reports.start(sender, settings)  # its slots, busy and free, for /metrics
+
+
+@signals.worker_shutdown.connect
+def _withdraw_slot_report(**_: object) -> None:
+    slot_reports.stop()

@@ -78,10 +78,12 @@ class RetryRequest(BaseModel):
     """Exactly one of ``finding`` (with ``suggestion``) or ``patch``."""
 
     # The one-of, stated in the schema too (pydantic checks it in _one_source): a source is
-    # given when its key holds a value; null counts as absent.
+    # given when its key holds a value; null counts as absent. Inside an allOf, which means the
+    # same: openapi-python-client reads a oneOf beside the properties as a union of its two
+    # branches alone (suggestion and force lost, the patch branch not generated at all).
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "oneOf": [{"required": ["finding"], "properties": {"finding": {"type": "integer"}}},
-                  {"required": ["patch"], "properties": {"patch": {"type": "object"}}}],
+        "allOf": [{"oneOf": [{"required": ["finding"], "properties": {"finding": {"type": "integer"}}},
+                             {"required": ["patch"], "properties": {"patch": {"type": "object"}}}]}],
         "examples": [{"finding": 0, "suggestion": 0}, {"patch": {"fit": {"epochs": 30}}}],
     })
 
@@ -190,8 +192,8 @@ def findings_out(job: Job) -> FindingsOut:
 
 
 # GET /curves as JSON (a plain dict, declared here for clients generated from the document): one column per
-# metric, one value per epoch; null where an epoch lacks a metric the others have. With ?format=csv the same
-# columns are text/csv (declared beside it, so a generated client does not parse CSV as JSON).
+# metric, one value per epoch; null where an epoch lacks a metric the others have. The same columns as text/csv
+# are an operation of their own (/curves.csv): a generated client parses an answer by one media type only.
 CURVES_SCHEMA = {
     "title": "Curves", "type": "object", "required": ["epoch", "duration_s"],
     "properties": {"epoch": {"type": "array", "items": {"type": "integer"}},

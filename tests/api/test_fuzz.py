@@ -194,7 +194,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(seeded: S
     done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     print(done.stdout[-20000:], done.stderr[-5000:])
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-3000:]
-    assert "Tested: 23" in done.stdout and "No issues found" in done.stdout
+    assert "Tested: 24" in done.stdout and "No issues found" in done.stdout
     # The deep operations were reached with the seeded ids, not only answered 404.
     answered = statuses_by_operation(tmp_path / "run.har", seeded)
     for operation in DEEP:
@@ -202,7 +202,8 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(seeded: S
 
 
 # Operations that only do their work on an existing resource: each must succeed at least once.
-DEEP = [("GET", "/v1/jobs/{job_id}"), ("GET", "/v1/jobs/{job_id}/curves"), ("GET", "/v1/jobs/{job_id}/events"),
+DEEP = [("GET", "/v1/jobs/{job_id}"), ("GET", "/v1/jobs/{job_id}/curves"), ("GET", "/v1/jobs/{job_id}/curves.csv"),
+        ("GET", "/v1/jobs/{job_id}/events"),
         ("GET", "/v1/jobs/{job_id}/findings"), ("GET", "/v1/jobs/{job_id}/model"),
         ("GET", "/v1/jobs/{job_id}/deliveries"), ("POST", "/v1/jobs/{job_id}/retry"),
         ("GET", "/v1/datasets/{dataset_id}"), ("DELETE", "/v1/datasets/{dataset_id}")]

@@ -2,6 +2,7 @@
 and the real API (no dependency overrides)."""
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from models.db import make_engine, make_session_factory
 from models.settings import Settings
 from tests.auth import authorize
 from tests.conftest import create_database, drop_database
-from tests.servers import stop_process
+from tests.servers import ApiServer, api_key, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_TENANT = "e2e"
@@ -72,9 +73,10 @@ class WorkerProcess:
     def __init__(self, settings: Settings, log_path: Path, *, queue: str | None = None, pool: str = "prefork",
                  concurrency: int = 1) -> None:
         self.log_path = log_path
+        self.node = f"e2e-{uuid.uuid4().hex[:6]}@{socket.gethostname()}"  # Celery's node name (-n)
         argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
                 "-Q", queue or ",".join(training_queues(settings.train_queue)), "-c", str(concurrency), "--pool", pool,
-                "-n", f"e2e-{uuid.uuid4().hex[:6]}@%h", "--loglevel", "INFO",
+                "-n", self.node, "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--without-heartbeat"]
         self.log = log_path.open("ab")
         self.process = subprocess.Popen(argv, cwd=ROOT, env=settings_env(settings), stdout=self.log,
@@ -125,6 +127,20 @@ def live(e2e_settings: Settings, worker: WorkerProcess) -> Iterator[TestClient]:
         authorize(client, make_session_factory(engine), E2E_TENANT)
         engine.dispose()
         yield client
+
+
+@pytest.fixture(scope="module")
+def api_server(e2e_settings: Settings, worker: WorkerProcess, tmp_path_factory) -> Iterator[ApiServer]:
+    """The API as a uvicorn process of its own on the e2e settings, for clients that only speak HTTP."""
+    server = ApiServer(settings_env(e2e_settings), tmp_path_factory.mktemp("api") / "api.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def server_key(e2e_settings: Settings) -> str:
+    """An API key of the e2e tenant, for ``api_server``."""
+    return api_key(e2e_settings.database_dsn, E2E_TENANT)
 
 
 def wait_for(client: TestClient, job_id: str, predicate, timeout: float = 240) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Job slots (issue 12): a 2-slot worker trains two jobs at once, each in a process of its own, so
-killing one slot's process leaves the other job untouched; and a job that needs a GPU is never
-taken by a CPU worker: it stays queued. Real Celery worker, real Redis and Postgres."""
+killing one slot's process leaves the other job untouched; a job that needs a GPU is never
+taken by a CPU worker: it stays queued; /metrics shows each worker's busy and free slots.
+Real Celery worker, real Redis and Postgres."""
 
 import os
 import signal
@@ -9,9 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.app import create_app
 from api.queue import TrainingQueue
 from broker.tasks import GPU_QUEUE
 from models.db import make_engine, make_session_factory
@@ -28,6 +32,7 @@ pytestmark = pytest.mark.e2e
 # Long enough that both jobs are surely running at once before either ends, tiny per step.
 EPOCHS = 60
 LONG = spec(IRIS_MLP, fit={"epochs": EPOCHS, "batch_size": 4})
+MEDIUM = spec(IRIS_MLP, fit={"epochs": 20, "batch_size": 4})  # running for a few heartbeats
 WAIT = 300
 
 
@@ -54,12 +59,18 @@ def epochs(factory: sessionmaker[Session], job_id: str) -> list[int]:
         return list(session.scalars(select(EpochMetric.epoch).where(EpochMetric.job_id == job_id)))
 
 
-def test_two_jobs_train_at_once_and_killing_one_slot_leaves_the_other_job_alone(slots):
-    settings, factory, worker = slots
+def send_two_long_jobs(settings: Settings, factory: sessionmaker[Session]) -> tuple[str, str]:
+    """Two jobs long enough to be running at once, inserted and sent to the slots' queue."""
     queue = TrainingQueue(settings)
     first, second = insert_job(factory, LONG), insert_job(factory, LONG)
     queue.send(first)
     queue.send(second)
+    return first, second
+
+
+def test_two_jobs_train_at_once_and_killing_one_slot_leaves_the_other_job_alone(slots):
+    settings, factory, worker = slots
+    first, second = send_two_long_jobs(settings, factory)
 
     both = wait_until(lambda: (a, b) if (a := job(factory, first)).status is JobStatus.running
                       and (b := job(factory, second)).status is JobStatus.running else None, WAIT,
@@ -112,10 +123,7 @@ def test_a_gpu_job_is_not_taken_by_a_cpu_worker_and_stays_queued(slots):
 
 def test_a_warm_shutdown_hands_back_the_jobs_of_every_slot(slots):
     settings, factory, worker = slots
-    queue = TrainingQueue(settings)
-    first, second = insert_job(factory, LONG), insert_job(factory, LONG)
-    queue.send(first)
-    queue.send(second)
+    first, second = send_two_long_jobs(settings, factory)
     wait_until(lambda: all(job(factory, j).status is JobStatus.running and epochs(factory, j) for j in (first, second)),
                WAIT, "both jobs to run and record an epoch")
 
@@ -126,3 +134,28 @@ def test_a_warm_shutdown_hands_back_the_jobs_of_every_slot(slots):
         handed_back = job(factory, job_id)
         assert handed_back.status is JobStatus.queued and handed_back.attempts == 0, handed_back.error
         assert sorted(epochs(factory, job_id)) == list(range(1, len(epochs(factory, job_id)) + 1))
+
+
+def worker_slots(api: TestClient, node: str) -> dict[tuple[str, str], float]:
+    """``trainyard_worker_slots`` of that worker, parsed by prometheus_client: (kind, state) → slots."""
+    families = text_string_to_metric_families(api.get("/metrics").text)
+    return {(sample.labels["kind"], sample.labels["state"]): sample.value for family in families
+            if family.name == "trainyard_worker_slots" for sample in family.samples if sample.labels["worker"] == node}
+
+
+def test_metrics_show_each_workers_busy_and_free_slots_from_its_reports(slots):
+    settings, factory, worker = slots
+    with TestClient(create_app(settings)) as api:  # /metrics needs no key
+        idle = {("cpu", "busy"): 0, ("cpu", "free"): 2}
+        wait_until(lambda: worker_slots(api, worker.node) == idle, WAIT, "the worker to report 2 free slots")
+
+        job_id = insert_job(factory, MEDIUM)
+        TrainingQueue(settings).send(job_id)
+        wait_until(lambda: job(factory, job_id).status is JobStatus.running
+                   and worker_slots(api, worker.node) == {("cpu", "busy"): 1, ("cpu", "free"): 1}, WAIT,
+                   "the running job to take one of its slots")
+        wait_until(lambda: job(factory, job_id).status is JobStatus.succeeded, WAIT, "the job to finish")
+        wait_until(lambda: worker_slots(api, worker.node) == idle, WAIT, "its slot to be free again")
+
+        worker.stop()  # a stopped worker withdraws its report: its slots are counted nowhere
+        assert worker_slots(api, worker.node) == {}

@@ -18,6 +18,7 @@ from datastore.describe import RunningStats, label_counts
 from datastore.kinds import ArrayKind
 from datastore.reader import ArrayLike, StoredDataset, select
 from datastore.rows import chunks, row_bytes, take
+from datastore.splits import fold_parts, indices_digest, sample_order
 from models.spec import DataSpec, Scaling
 from worker.sources import Source
 
@@ -156,17 +157,40 @@ def _depth(y: Source) -> int:
     return largest + 1
 
 
-def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> PreparedData:
+def _parts(n: int, spec: DataSpec, seed: int, fold: int | None, labels: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The sample indices of each non-empty part, by the one split rule (``datastore.splits``)."""
+    order = sample_order(n, seed, spec.shuffle)
+    n_train, n_val, n_test = spec.split_sizes(n)
+    if n_train < 1:
+        raise DataError(f"data: {n} samples leave nothing to train on after the splits")
+    if spec.folds is not None:
+        if fold is None:
+            raise DataError(f"data.folds: this job is not a fold of a cross-validation run (folds={spec.folds})")
+        try:
+            cut = fold_parts(order, n_test=n_test, folds=spec.folds, fold=fold, seed=seed, shuffle=spec.shuffle,
+                             labels=labels)
+        except ValueError as exc:
+            raise DataError(f"data.folds: {exc}") from exc
+        parts = {"train": cut.train, "validation": cut.held_out, "test": cut.test}
+        return {k: v for k, v in parts.items() if len(v)}
+    bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
+    return {k: order[a:b] for k, (a, b) in bounds.items() if b > a}
+
+
+def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int, *, fold: int | None = None,
+            labels: np.ndarray | None = None) -> PreparedData:
+    """The job's parts of the data.
+
+    Args:
+        fold: with ``spec.folds``, the fold (0-based) this job trains: its held-out part is the validation part.
+        labels: with ``spec.folds``, the class label of each stored sample to stratify the folds by
+            (``diagnosis.facts.DataFacts.fold_labels``), or None for plain K-fold.
+    """
     x, y = _source(arrays, "x", spec), _source(arrays, "y", spec)
     if len(x) != len(y):
         raise DataError(f"data: x has {len(x)} samples but y has {len(y)}")
     n = len(x)
-    order = np.random.default_rng(seed).permutation(n) if spec.shuffle else np.arange(n)
-    n_train, n_val, _ = spec.split_sizes(n)
-    if n_train < 1:
-        raise DataError(f"data: {n} samples leave nothing to train on after the splits")
-    bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
-    parts = {k: order[a:b] for k, (a, b) in bounds.items() if b > a}
+    parts = _parts(n, spec, seed, fold, labels)
 
     data = PreparedData(x, y, train=None, validation=None, test=None)  # type: ignore[arg-type]
     if spec.one_hot:
@@ -189,5 +213,9 @@ def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> Prepa
                    for name, indices in parts.items()},
         "classes": classes,
     }
+    if spec.folds is not None:
+        assert fold is not None
+        data.summary["fold"] = {"index": fold, "folds": spec.folds, "stratified": labels is not None,
+                                "held_out_sha256": indices_digest(parts["validation"])}
     return data
 

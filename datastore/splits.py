@@ -1,0 +1,88 @@
+"""Which samples a job trains on, validates on and tests on: the one rule, for the worker and the API.
+
+The order: the stored samples, shuffled with the job's seed unless ``data.shuffle`` is false (then
+the splits take the last fractions, as Keras's ``validation_split`` does). The test part is always
+the last ``n_test`` samples of that order, with or without folds, so a job and its cross-validation
+with the same seed test on the same samples.
+
+Cross-validation (``data.folds: K``): the test part is set aside first and stays out of every fold;
+the rest (the pool) is cut into K folds by scikit-learn's ``StratifiedKFold`` when the targets are a
+classifier's class labels (each fold then keeps the class proportions), else by ``KFold``, with the
+job's seed. Fold ``i`` trains on the other K-1 folds and is validated on fold ``i``: over the K fold
+jobs every pool sample is held out exactly once.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold
+
+
+def sample_order(samples: int, seed: int, shuffle: bool) -> np.ndarray:
+    """The samples in the order the splits cut them (see the module docstring)."""
+    return np.random.default_rng(seed).permutation(samples) if shuffle else np.arange(samples)
+
+
+@dataclass(frozen=True)
+class FoldParts:
+    train: np.ndarray  # sample indices into the stored data
+    held_out: np.ndarray  # the fold's validation part
+    test: np.ndarray
+
+
+def _pool_and_test(order: np.ndarray, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+    cut = len(order) - n_test
+    return order[:cut], order[cut:]
+
+
+def fold_parts(order: np.ndarray, *, n_test: int, folds: int, fold: int, seed: int, shuffle: bool,
+               labels: np.ndarray | None) -> FoldParts:
+    """Fold ``fold`` (0-based) of ``folds``.
+
+    Args:
+        order: ``sample_order`` of the dataset.
+        n_test: the test part's size (``models.spec.split_sizes``); taken from the end of ``order``.
+        labels: one class label per stored sample (indexed by sample, not by ``order``) to stratify
+            by, or None for plain K-fold (regression, multi-label, sequence targets).
+
+    Raises:
+        ValueError: ``fold_problem`` would have refused these folds.
+    """
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in [0, {folds}). Received: fold={fold}")
+    if (problem := fold_problem(order, n_test=n_test, folds=folds, labels=labels)) is not None:
+        raise ValueError(problem)
+    pool, test = _pool_and_test(order, n_test)
+    random_state = seed if shuffle else None
+    if labels is None:
+        splits = KFold(n_splits=folds, shuffle=shuffle, random_state=random_state).split(pool)
+    else:
+        splits = StratifiedKFold(n_splits=folds, shuffle=shuffle, random_state=random_state).split(
+            pool, labels[pool])
+    for index, (train, held_out) in enumerate(splits):
+        if index == fold:
+            return FoldParts(train=pool[train], held_out=pool[held_out], test=test)
+    raise AssertionError("unreachable: KFold yields n_splits folds")
+
+
+def fold_problem(order: np.ndarray, *, n_test: int, folds: int, labels: np.ndarray | None) -> str | None:
+    """Why these samples cannot be cut into ``folds`` folds (a sentence for the user), or None."""
+    pool, _ = _pool_and_test(order, n_test)
+    outside = f" outside the test part (test_split holds {n_test})" if n_test else ""
+    if folds > len(pool):
+        return (f"{folds} folds need at least {folds} samples{outside}; there are {len(pool)}. "
+                f"Received: folds={folds}")
+    if labels is not None:
+        classes, counts = np.unique(labels[pool], return_counts=True)
+        smallest = int(counts.argmin())
+        if counts[smallest] < folds:
+            return (f"stratified {folds}-fold cross-validation needs at least {folds} samples of every class"
+                    f"{outside}; class {classes[smallest].item()} has {int(counts[smallest])}. "
+                    f"Use fewer folds. Received: folds={folds}")
+    return None
+
+
+def indices_digest(indices: np.ndarray) -> str:
+    """A short fingerprint of a set of sample indices (order-free), to show which part a fold held out."""
+    return hashlib.sha256(np.sort(np.asarray(indices, dtype=np.int64)).tobytes()).hexdigest()[:16]

@@ -87,21 +87,25 @@ def holder_is_dead(job: Job) -> bool:
 
 
 def _update(session: Session, job_id: str, leaving: ColumnElement[bool], values: dict[str, Any]) -> Job | None:
-    """The one shape of every transition: a conditional UPDATE; the job as it is now, or None."""
+    """The one shape of every transition: a conditional UPDATE; the job as it is now, or None.
+    A fold's transition moves its CV parent too, in the same transaction."""
     result = session.execute(
         update(Job).where(Job.id == job_id, leaving).values(**values).execution_options(synchronize_session=False)
     )
-    return session.get_one(Job, job_id, populate_existing=True) if result.rowcount == 1 else None
+    if result.rowcount != 1:
+        return None
+    job = session.get_one(Job, job_id, populate_existing=True)
+    if job.cv_parent_id is not None and "status" in values:
+        _settle_parent(session, job.cv_parent_id)
+    return job
 
 
 def _move(session: Session, job_id: str, leaving: ColumnElement[bool], event: EventType, values: dict[str, Any],
           **event_data: Any) -> Job | None:
-    """A transition and its event, in the caller's transaction (and its CV parent's, for a fold)."""
+    """A transition and its event, in the caller's transaction."""
     job = _update(session, job_id, leaving, values)
     if job is not None:
         session.add(job_event(job, event, **event_data))
-        if job.cv_parent_id is not None:
-            _settle_parent(session, job.cv_parent_id)
     return job
 
 

@@ -80,7 +80,10 @@ class DataSpec(StrictModel):
     one_hot: bool = False
     # K-fold cross-validation (datastore/splits.py): K fold jobs, each holding out one K-th of the
     # samples outside the test part as its validation data; stratified for a classifier's class labels.
-    folds: int | None = Field(default=None, ge=2, le=20)
+    folds: int | None = Field(default=None, ge=2, le=20, description=(
+        "K-fold cross-validation: K fold jobs under one run (stratified for a classifier's class labels, with "
+        "the job's seed); the test part stays out of every fold; each fold validates on its held-out part, "
+        "so validation_split must be left out (or 0)"))
 
     @property
     def channels(self) -> int:

@@ -2,6 +2,8 @@
 422 naming data.folds; its detail, list filter and cancel."""
 
 import io
+import statistics
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -10,11 +12,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.errors import NotFound
+from api.services.cv import cv_aggregate
+from models import lifecycle
+from models.db import utcnow
+from models.enums import JobStatus, StopReason
+from models.holder import Holder
+from models.lifecycle import Claim
 from models.settings import Settings
 from models.tables import Job
 from tests.api.conftest import job_count, sent_tasks
 from tests.specs import IRIS_MLP, spec
 
+HOLDER = Holder(host="host-a", pid=1, started=100, boot=None, namespace=None)
 CV_IRIS = spec(IRIS_MLP, data={"folds": 3, "validation_split": None})
 del CV_IRIS["data"]["validation_split"]
 
@@ -115,3 +125,51 @@ def test_the_k_folds_count_against_the_queued_job_cap(client: TestClient, settin
     assert "needs 2" in response.json()["error"]["message"]
     assert job_count(db_session) == before
     assert client.post("/v1/jobs", json=IRIS_MLP).status_code == 202  # one more job still fits
+
+
+def _end_fold(session: Session, fold: Job, metrics: dict, findings: list, status=JobStatus.succeeded) -> None:
+    """What a worker leaves on a fold: its last epoch's metrics, its findings, its end."""
+    held = lifecycle.claim(session, fold.id, holder=HOLDER, stale_before=utcnow() - timedelta(hours=1))
+    assert held is not None
+    held.last_metrics, held.findings = metrics, findings
+    session.flush()
+    assert lifecycle.finish(session, Claim.of(held), status=status, stop_reason=StopReason.completed)
+
+
+def _finding(code: str) -> dict:
+    return {"code": code, "severity": "warning", "phase": "training", "epoch": 2, "message": code,
+            "evidence": {}, "suggestions": []}
+
+
+def test_the_run_reports_mean_and_std_over_its_folds_and_the_findings_of_most_folds_once(
+        client: TestClient, db_session: Session):
+    parent_id = client.post("/v1/jobs", json=CV_IRIS).json()["id"]
+    folds = db_session.scalars(select(Job).where(Job.cv_parent_id == parent_id).order_by(Job.fold)).all()
+    losses = [0.4, 0.5, 0.9]
+    for fold, loss, found in zip(folds, losses, [["overfitting"], ["overfitting", "unstable"], []], strict=True):
+        _end_fold(db_session, fold, {"epoch": 3, "val_loss": loss}, [_finding(code) for code in found])
+
+    run = client.get(f"/v1/jobs/{parent_id}").json()
+
+    assert run["status"] == "succeeded" and run["cv"]["finished"] == 3
+    assert run["cv"]["metrics"] == {"val_loss": {"mean": pytest.approx(0.6), "std": pytest.approx(
+        statistics.pstdev(losses)), "n": 3}}
+    assert [(f["code"], f["folds"]) for f in run["cv"]["findings"]["whole_run"]] == [("overfitting", [0, 1])]
+    assert [[f["code"] for f in p["findings"]] for p in run["cv"]["findings"]["per_fold"]] == [[], ["unstable"], []]
+    # The same aggregate for code that needs it without HTTP (a sweep's objective).
+    aggregate = cv_aggregate(db_session, parent_id)
+    assert aggregate.status is JobStatus.succeeded and aggregate.metrics["val_loss"]["mean"] == pytest.approx(0.6)
+    with pytest.raises(NotFound):
+        cv_aggregate(db_session, folds[0].id)  # a fold is not a run
+
+
+def test_a_failed_fold_fails_the_run_and_is_left_out_of_the_aggregate(client: TestClient, db_session: Session):
+    parent_id = client.post("/v1/jobs", json=spec(CV_IRIS, data={"folds": 2})).json()["id"]
+    folds = db_session.scalars(select(Job).where(Job.cv_parent_id == parent_id).order_by(Job.fold)).all()
+    _end_fold(db_session, folds[0], {"val_loss": 0.5}, [])
+    assert client.get(f"/v1/jobs/{parent_id}").json()["status"] == "running"
+    _end_fold(db_session, folds[1], {"val_loss": 9.0}, [], status=JobStatus.failed)
+
+    run = client.get(f"/v1/jobs/{parent_id}").json()
+    assert run["status"] == "failed" and run["stop_reason"] == "error"
+    assert run["cv"]["metrics"]["val_loss"] == {"mean": 0.5, "std": 0.0, "n": 1}

@@ -74,7 +74,8 @@ def test_a_three_fold_run_trains_three_folds_each_held_out_on_its_own_part(live:
 
 def test_folds_the_data_cannot_hold_are_a_422_naming_data_folds(live: TestClient):
     buffer = io.BytesIO()
-    np.savez(buffer, x=np.random.default_rng(0).normal(size=(30, 4)).astype("float32"), y=np.repeat([0, 1, 2], [20, 6, 4]))
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype("float32")
+    np.savez(buffer, x=x, y=np.repeat([0, 1, 2], [20, 6, 4]))
     dataset = live.post("/v1/datasets", files={"file": ("small.npz", buffer.getvalue())}).json()["id"]
 
     response = live.post("/v1/jobs", json=cv_spec(folds=5, test_split=0.0) | {"dataset": dataset})

@@ -127,5 +127,6 @@ def test_the_parent_events_carry_its_status(session_factory):
         with transaction(session_factory) as session:
             lifecycle.cancel(session, session.get_one(Job, fold))
     with transaction(session_factory) as session:
-        last = session.scalars(select(JobEvent).where(JobEvent.job_id == parent_id).order_by(JobEvent.id.desc())).first()
+        query = select(JobEvent).where(JobEvent.job_id == parent_id).order_by(JobEvent.id.desc())
+        last = session.scalars(query).first()
         assert last.type is EventType.cancelled and last.data["status"] == "cancelled" and last.data["folds"] == 2

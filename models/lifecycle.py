@@ -131,7 +131,7 @@ def _settle_parent(session: Session, parent_id: str) -> None:
     event = EventType.for_status(status) if status.finished else {
         RUNNING: EventType.started, QUEUED: EventType.queued}[status]
     if _update(session, parent_id, Job.status == parent.status, values) is not None:
-        session.add(job_event(parent, event, folds=parent.cv_folds))
+        session.add(job_event(parent, event, cv_folds=parent.cv_folds))
 
 
 def lock_submissions(session: Session, tenant: str) -> None:

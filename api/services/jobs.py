@@ -204,6 +204,9 @@ def get_job(session: Session, job_id: str) -> Job:
 def model_file(job: Job, store: ArtifactStore) -> Path:
     """The saved model of a finished job: 409 while it runs, 404 when it finished without one."""
     if job.model_path is None:
+        if job.cv_folds is not None:
+            raise NotFound(f"job '{job.id}' is a cross-validation run, which trains no model of its own; "
+                           "each of its folds (GET /v1/jobs/{id}: folds[].job_id) has one")
         if not job.status.finished:
             raise Conflict(f"job '{job.id}' is {job.status.value}; its model is saved when it finishes")
         raise NotFound(f"job '{job.id}' has no model ({job.status.value})")

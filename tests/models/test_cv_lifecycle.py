@@ -129,4 +129,4 @@ def test_the_parent_events_carry_its_status(session_factory):
     with transaction(session_factory) as session:
         query = select(JobEvent).where(JobEvent.job_id == parent_id).order_by(JobEvent.id.desc())
         last = session.scalars(query).first()
-        assert last.type is EventType.cancelled and last.data["status"] == "cancelled" and last.data["folds"] == 2
+        assert last.type is EventType.cancelled and last.data["status"] == "cancelled" and last.data["cv_folds"] == 2

@@ -2,6 +2,7 @@
 
 import io
 import statistics
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from models.settings import Settings
 from models.spec import split_sizes
 from tests.auth import new_key
 from tests.e2e.conftest import finished, wait_for
+from tests.e2e.test_embedded import embedded  # noqa: F401  (the fixture: `trainyard serve` on SQLite)
 from tests.specs import IRIS_MLP, spec
 
 pytestmark = pytest.mark.e2e
@@ -99,3 +101,18 @@ def test_another_tenant_sees_neither_the_run_nor_its_folds(live: TestClient, e2e
     assert listed == []
     live.post(f"/v1/jobs/{run['id']}/cancel")  # leave the worker free for the other tests
     assert wait_for(live, run["id"], finished, timeout=120)["status"] == "cancelled"
+
+
+def test_embedded_mode_runs_a_cross_validation_run(embedded):  # noqa: F811
+    api, _ = embedded  # SQLite, the SQLite broker, `trainyard serve`'s own worker
+    run_id = api.post("/v1/jobs", json=cv_spec(folds=2, test_split=0.0)).json()["id"]
+
+    deadline = time.monotonic() + 240
+    while (run := api.get(f"/v1/jobs/{run_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.25)
+
+    assert run["status"] == "succeeded", run
+    assert [f["status"] for f in run["folds"]] == ["succeeded", "succeeded"]
+    assert run["cv"]["metrics"]["val_loss"]["n"] == 2
+    assert sum(f["held_out"]["samples"] for f in run["folds"]) == 150  # iris, every sample held out once

@@ -1,6 +1,8 @@
 """Cross-validation against the real service: a Celery worker process, Postgres and Redis."""
 
 import io
+import os
+import signal
 import statistics
 import time
 
@@ -16,7 +18,7 @@ from models.spec import split_sizes
 from tests.auth import new_key
 from tests.e2e.conftest import finished, wait_for
 from tests.e2e.test_embedded import embedded  # noqa: F401  (the fixture: `trainyard serve` on SQLite)
-from tests.specs import IRIS_MLP, spec
+from tests.specs import DIGITS_CNN, IRIS_MLP, spec
 
 pytestmark = pytest.mark.e2e
 
@@ -116,3 +118,24 @@ def test_embedded_mode_runs_a_cross_validation_run(embedded):  # noqa: F811
     assert [f["status"] for f in run["folds"]] == ["succeeded", "succeeded"]
     assert run["cv"]["metrics"]["val_loss"]["n"] == 2
     assert sum(f["held_out"]["samples"] for f in run["folds"]) == 150  # iris, every sample held out once
+
+
+def test_a_fold_whose_worker_is_killed_is_trained_again_and_the_run_ends_once(live: TestClient, worker):
+    body = spec(DIGITS_CNN, name="digits-cv", data={"folds": 2, "test_split": 0.0},
+                fit={"epochs": 10, "batch_size": 16})
+    del body["data"]["validation_split"]
+    run_id = live.post("/v1/jobs", json=body).json()["id"]
+    first = live.get(f"/v1/jobs/{run_id}").json()["folds"][0]["job_id"]
+    wait_for(live, first, lambda j: j["status"] == "running" and j["progress"]["epoch"] >= 2)
+
+    for pid in worker.child_pids():  # the training process dies as if OOM-killed
+        os.kill(pid, signal.SIGKILL)
+    run = wait_for(live, run_id, finished, timeout=400)
+
+    assert run["status"] == "succeeded", run
+    assert live.get(f"/v1/jobs/{first}").json()["attempts"] == 2
+    assert live.get(f"/v1/jobs/{first}/curves").json()["epoch"] == list(range(1, 11))  # resumed, not duplicated
+    assert run["cv"]["metrics"]["val_loss"]["n"] == 2
+    types = [line.split(": ", 1)[1] for line in live.get(f"/v1/jobs/{run_id}/events").text.splitlines()
+             if line.startswith("event: ")]
+    assert types == ["job.queued", "job.started", "job.succeeded"]  # the run ended once

@@ -4,9 +4,12 @@ import math
 import statistics
 
 import pytest
+from pydantic import ValidationError
 
 from models.cv import aggregate, cv_status, split_findings
 from models.enums import JobStatus
+from models.spec import JobSpec
+from tests.specs import IRIS_MLP, spec
 
 Q, R, S, F, C = (JobStatus.queued, JobStatus.running, JobStatus.succeeded, JobStatus.failed,
                  JobStatus.cancelled)
@@ -71,3 +74,14 @@ def test_a_finding_counts_once_per_fold_and_against_all_k_folds():
     assert whole_run == [] and [len(found) for found in rest] == [2, 1, 0, 0, 0]
     whole_run, _ = split_findings(per_fold[:2] + [[_finding("plateau")]], 3)
     assert whole_run[0]["folds"] == [0, 1, 2]
+
+
+def test_a_spec_with_folds_round_trips_and_stores_no_validation_split():
+    body = spec(IRIS_MLP, data={"folds": 4})
+    del body["data"]["validation_split"]
+    job_spec = JobSpec.model_validate(body)
+    assert job_spec.data.folds == 4 and job_spec.data.validation_split == 0.0
+    assert JobSpec.model_validate(job_spec.model_dump(mode="json")) == job_spec
+    assert JobSpec.model_validate(spec(IRIS_MLP, data={"folds": 4, "validation_split": 0})).data.folds == 4
+    with pytest.raises(ValidationError, match="validation_split cannot be used with folds"):
+        JobSpec.model_validate(spec(IRIS_MLP, data={"folds": 4}))  # IRIS_MLP sets validation_split 0.2

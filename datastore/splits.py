@@ -36,6 +36,15 @@ def _pool_and_test(order: np.ndarray, n_test: int) -> tuple[np.ndarray, np.ndarr
     return order[:cut], order[cut:]
 
 
+def holdout_parts(order: np.ndarray, *, n_validation: int, n_test: int) -> dict[str, np.ndarray]:
+    """An ordinary job's parts (``models.spec.split_sizes`` gives the sizes): the test part from the end
+    of ``order``, the validation part before it, training the rest; empty parts left out."""
+    pool, test = _pool_and_test(order, n_test)
+    cut = len(pool) - n_validation
+    parts = {"train": pool[:cut], "validation": pool[cut:], "test": test}
+    return {name: indices for name, indices in parts.items() if len(indices)}
+
+
 def fold_parts(order: np.ndarray, *, n_test: int, folds: int, fold: int, seed: int, shuffle: bool,
                labels: np.ndarray | None) -> FoldParts:
     """Fold ``fold`` (0-based) of ``folds``.

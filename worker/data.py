@@ -18,7 +18,7 @@ from datastore.describe import RunningStats, label_counts
 from datastore.kinds import ArrayKind
 from datastore.reader import ArrayLike, StoredDataset, select
 from datastore.rows import chunks, row_bytes, take
-from datastore.splits import fold_parts, indices_digest, sample_order
+from datastore.splits import fold_parts, holdout_parts, indices_digest, sample_order
 from models.spec import DataSpec, Scaling
 from worker.sources import Source
 
@@ -173,8 +173,7 @@ def _parts(n: int, spec: DataSpec, seed: int, fold: int | None, labels: np.ndarr
             raise DataError(f"data.folds: {exc}") from exc
         parts = {"train": cut.train, "validation": cut.held_out, "test": cut.test}
         return {k: v for k, v in parts.items() if len(v)}
-    bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
-    return {k: order[a:b] for k, (a, b) in bounds.items() if b > a}
+    return holdout_parts(order, n_validation=n_val, n_test=n_test)
 
 
 def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int, *, fold: int | None = None,

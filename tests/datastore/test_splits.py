@@ -4,7 +4,7 @@ and test, for the worker and the API alike."""
 import numpy as np
 import pytest
 
-from datastore.splits import fold_parts, fold_problem, indices_digest, sample_order
+from datastore.splits import fold_parts, fold_problem, holdout_parts, indices_digest, sample_order
 from models.spec import split_sizes
 
 N, SEED = 103, 11
@@ -37,10 +37,13 @@ def test_each_sample_outside_the_test_part_is_held_out_exactly_once(k, labels):
 
 
 def test_the_test_part_is_the_one_an_ordinary_job_with_the_same_seed_tests_on():
-    # An ordinary job's split (worker/data.py): train, validation, then test, from the end of the order.
+    # An ordinary job's split: train, validation, then test, from the end of the order.
     order = sample_order(N, SEED, True)
     n_train, n_val, n_test = split_sizes(N, 0.2, 0.1)
-    ordinary_test = order[n_train + n_val:]
+    ordinary = holdout_parts(order, n_validation=n_val, n_test=n_test)
+    assert np.array_equal(np.concatenate([ordinary["train"], ordinary["validation"], ordinary["test"]]), order)
+    assert [len(ordinary[k]) for k in ("train", "validation", "test")] == [n_train, n_val, n_test]
+    ordinary_test = ordinary["test"]
     cv_test = fold_parts(order, n_test=split_sizes(N, 0.0, 0.1)[2], folds=3, fold=0, seed=SEED, shuffle=True,
                          labels=LABELS).test
     assert n_test == len(cv_test) and np.array_equal(np.sort(cv_test), np.sort(ordinary_test))

@@ -173,3 +173,16 @@ def test_a_failed_fold_fails_the_run_and_is_left_out_of_the_aggregate(client: Te
     run = client.get(f"/v1/jobs/{parent_id}").json()
     assert run["status"] == "failed" and run["stop_reason"] == "error"
     assert run["cv"]["metrics"]["val_loss"] == {"mean": 0.5, "std": 0.0, "n": 1}
+
+
+def test_a_retry_of_a_run_is_a_new_run_and_its_model_is_its_folds(client: TestClient, db_session: Session):
+    parent_id = client.post("/v1/jobs", json=CV_IRIS).json()["id"]
+
+    retried = client.post(f"/v1/jobs/{parent_id}/retry", json={"patch": {"data": {"folds": 2}}})
+
+    assert retried.status_code == 202, retried.text
+    run = retried.json()
+    assert run["cv_folds"] == 2 and run["parent_id"] == parent_id
+    assert len(client.get(f"/v1/jobs/{run['id']}").json()["folds"]) == 2
+    model = client.get(f"/v1/jobs/{parent_id}/model")
+    assert model.status_code == 404 and "folds[].job_id" in model.json()["error"]["message"]

@@ -39,6 +39,7 @@ from broker.tasks import CONTROL_QUEUE, resume_queue
 from datastore.artifacts import ArtifactStore
 from models.db import utcnow
 from models.enums import EventType, JobStatus
+from models.lifecycle import trainable
 from models.settings import Settings
 from models.slot_report import read_reports
 from models.tables import Job, JobEvent, WebhookDelivery
@@ -140,14 +141,15 @@ class ServiceCollector(Collector):
             .where(JobEvent.id > self._event_id, JobEvent.created_at <= settled)
             .order_by(JobEvent.id).limit(CATCH_UP)).all()
         for event_id, job_id, kind, data, created_at in events:
+            run = "cv_folds" in data  # a cross-validation run's own status: its folds are the jobs counted
             if kind is EventType.epoch and isinstance(data.get("duration_s"), int | float):
                 self.epochs.observe(data["duration_s"])
             elif kind is EventType.finding and not data.get("resolved"):
                 finding = data.get("finding") or {}
                 self.findings.labels(str(finding.get("code")), str(finding.get("severity"))).inc()
-            elif kind is EventType.started:
+            elif kind is EventType.started and not run:
                 self._observe_since(session, self.waits, job_id, event_id, EventType.queued, created_at)
-            elif kind in FINISHED:
+            elif kind in FINISHED and not run:
                 self.finished.labels(kind.value.removeprefix("job.")).inc()
                 self._observe_since(session, self.runs, job_id, event_id, EventType.started, created_at)
             self._event_id = event_id
@@ -202,7 +204,7 @@ def _host(worker: str | None) -> str:
 
 
 def _running(session: Session) -> Iterator[Metric]:
-    rows = session.execute(select(Job.worker, Job.heartbeat_at).where(Job.status == JobStatus.running)
+    rows = session.execute(select(Job.worker, Job.heartbeat_at).where(Job.status == JobStatus.running, trainable())
                            .limit(RUNNING_LIMIT)).all()
     now = utcnow()
     running: dict[str, int] = {}

@@ -111,6 +111,13 @@ class DataFacts:
         targets = self.targets
         return None if targets is None else targets.labels
 
+    def fold_labels(self, loss: Any) -> np.ndarray | None:
+        """What cross-validation stratifies by (``datastore.splits``), one label per stored sample: the class
+        labels of a classifier, i.e. targets the one label rule reads as labels under a loss that is not a
+        regression loss (as scikit-learn stratifies a classifier's binary or multiclass targets); else None.
+        Whole-number regression targets (``builtin:diabetes``) are thus not stratified."""
+        return None if canonical_loss(loss)[0] in REGRESSION_LOSSES else self.labels
+
     @property
     def one_hot_stored(self) -> bool:
         targets = self.targets

@@ -7,13 +7,16 @@ from models.tables import Job, JobEvent
 
 
 def status_payload(job: Job) -> dict[str, Any]:
-    return {
+    payload = {
         "job_id": job.id,
         "status": job.status.value,
         "stop_reason": job.stop_reason.value if job.stop_reason else None,
         "epoch": job.epoch,
         "epochs": job.epochs,
     }
+    if job.cv_parent_id is not None:  # a fold's events name its run: a run's webhook receives both
+        payload.update(cv_parent_id=job.cv_parent_id, fold=job.fold)
+    return payload
 
 
 def job_event(job: Job, type: EventType, **data: Any) -> JobEvent:

@@ -21,6 +21,12 @@ worker's token. Every later write of that worker (epochs, findings, heartbeat,
 finish) holds only while the job is running under that very token, so a
 worker whose job was requeued, failed or taken over writes nothing more.
 
+Cross-validation (``data.folds``): a run is a parent row that no worker ever claims (``trainable``)
+and K fold jobs that live the transitions above. Every transition of a fold moves its parent to
+``models.cv.cv_status`` of its folds, in the same transaction and under the parent's row lock
+(``_settle_parent``): the parent is finished by the transition that ends its last fold, whoever
+makes it (worker, API cancel, reconciler), and reading the folds again never counts twice.
+
 Functions take the caller's session and do not commit: the API commits with
 its unit of work, the reconciler once per sweep, the worker once per write.
 """
@@ -32,6 +38,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from models.cv import STOP_REASONS, cv_status
 from models.db import lock_until_commit, utcnow
 from models.enums import EventType, JobStatus, StopReason
 from models.events import job_event
@@ -80,11 +87,17 @@ def holder_is_dead(job: Job) -> bool:
 
 
 def _update(session: Session, job_id: str, leaving: ColumnElement[bool], values: dict[str, Any]) -> Job | None:
-    """The one shape of every transition: a conditional UPDATE; the job as it is now, or None."""
+    """The one shape of every transition: a conditional UPDATE; the job as it is now, or None.
+    A fold's transition moves its CV parent too, in the same transaction."""
     result = session.execute(
         update(Job).where(Job.id == job_id, leaving).values(**values).execution_options(synchronize_session=False)
     )
-    return session.get_one(Job, job_id, populate_existing=True) if result.rowcount == 1 else None
+    if result.rowcount != 1:
+        return None
+    job = session.get_one(Job, job_id, populate_existing=True)
+    if job.cv_parent_id is not None and "status" in values:
+        _settle_parent(session, job.cv_parent_id)
+    return job
 
 
 def _move(session: Session, job_id: str, leaving: ColumnElement[bool], event: EventType, values: dict[str, Any],
@@ -96,10 +109,47 @@ def _move(session: Session, job_id: str, leaving: ColumnElement[bool], event: Ev
     return job
 
 
+def trainable() -> ColumnElement[bool]:
+    """Jobs a worker may train: all but cross-validation parents, which only summarize their folds."""
+    return Job.cv_folds.is_(None)
+
+
+def _settle_parent(session: Session, parent_id: str) -> None:
+    """Move a CV parent to the status its folds give it (``models.cv.cv_status``), with its event."""
+    parent = session.scalar(select(Job).where(Job.id == parent_id).with_for_update()
+                            .execution_options(populate_existing=True))
+    assert parent is not None and parent.cv_folds is not None
+    status = cv_status(list(session.scalars(select(Job.status).where(Job.cv_parent_id == parent_id))))
+    if status is parent.status or parent.status.finished:
+        return
+    now = utcnow()
+    values: dict[str, Any] = {"status": status}
+    if status is RUNNING:
+        values["started_at"] = func.coalesce(Job.started_at, now)
+    elif status.finished:
+        values.update(stop_reason=STOP_REASONS[status], finished_at=now)
+    event = EventType.for_status(status) if status.finished else {
+        RUNNING: EventType.started, QUEUED: EventType.queued}[status]
+    if _update(session, parent_id, Job.status == parent.status, values) is not None:
+        session.add(job_event(parent, event, cv_folds=parent.cv_folds))
+
+
 def lock_submissions(session: Session, tenant: str) -> None:
     """Hold, until the transaction ends, the lock that every submission of ``tenant`` takes:
     count-then-insert is exact only if one submit of a tenant counts at a time."""
     lock_until_commit(session, f"trainyard.submit:{tenant}")
+
+
+def _make_room(session: Session, tenant: str, *, jobs: int, max_queued: int) -> None:
+    """QueueFull unless ``jobs`` more queued jobs fit under the tenant's cap (CV parents do not count:
+    their folds do)."""
+    lock_submissions(session, tenant)
+    queued = session.scalar(select(func.count()).select_from(Job).where(
+        Job.tenant == tenant, Job.status == QUEUED, trainable())) or 0
+    if queued + jobs > max_queued:
+        needs = "" if jobs == 1 else f"; this request needs {jobs} ({jobs} folds)"
+        raise QueueFull(f"tenant '{tenant}' already has {queued} queued jobs (the limit is {max_queued}{needs}); "
+                        "wait for some to start, or cancel some")
 
 
 def create(session: Session, job: Job, *, max_queued: int, **event_data: Any) -> Job:
@@ -108,12 +158,26 @@ def create(session: Session, job: Job, *, max_queued: int, **event_data: Any) ->
     Raises:
         QueueFull: the tenant already has ``max_queued`` queued jobs (nothing is written).
     """
-    lock_submissions(session, job.tenant)
-    queued = session.scalar(
-        select(func.count()).select_from(Job).where(Job.tenant == job.tenant, Job.status == QUEUED)) or 0
-    if queued >= max_queued:
-        raise QueueFull(f"tenant '{job.tenant}' already has {queued} queued jobs (the limit is {max_queued}); "
-                        "wait for some to start, or cancel some")
+    _make_room(session, job.tenant, jobs=1, max_queued=max_queued)
+    return _insert(session, job, **event_data)
+
+
+def create_cv_run(session: Session, parent: Job, folds: list[Job], *, max_queued: int, **event_data: Any) -> Job:
+    """Insert a cross-validation run: ``parent`` (its ``cv_folds`` set; never trained) and its fold jobs,
+    all queued, each with its events. The K folds count against the tenant's queued-job cap.
+
+    Raises:
+        QueueFull: the K folds do not fit under the cap (nothing is written).
+    """
+    assert parent.cv_folds == len(folds) and all(f.cv_parent_id == parent.id for f in folds)
+    _make_room(session, parent.tenant, jobs=len(folds), max_queued=max_queued)
+    _insert(session, parent, **event_data)
+    for fold in folds:
+        _insert(session, fold, **event_data)
+    return parent
+
+
+def _insert(session: Session, job: Job, **event_data: Any) -> Job:
     job.status = QUEUED
     job.enqueued_at = job.enqueued_at or utcnow()
     session.add(job)
@@ -140,7 +204,7 @@ def claim(session: Session, job_id: str, *, holder: Holder, stale_before: dateti
     now = utcnow()
     job = _update(
         session, job_id,
-        and_(Job.cancel_requested.is_(False),
+        and_(Job.cancel_requested.is_(False), trainable(),
              or_(Job.status == QUEUED, and_(Job.status == RUNNING, or_(*abandoned)))),
         {"status": RUNNING, "attempts": Job.attempts + 1, "claim": Job.claim + 1, "heartbeat_at": now,
          "started_at": func.coalesce(Job.started_at, now), "worker": holder.name, "holder": holder.as_json()},
@@ -163,6 +227,23 @@ def cancel(session: Session, job: Job) -> bool:
             return False
     session.refresh(job)
     return True
+
+
+def cancel_cv_run(session: Session, parent: Job) -> bool:
+    """Cancel a cross-validation run: each unfinished fold as ``cancel`` does (queued ones at once, running
+    ones flagged); the parent follows its folds. False when every fold had already finished.
+
+    The folds are changed before the parent is locked, as a worker ending a fold does, so the two never
+    wait on each other's locks in opposite orders."""
+    # All folds locked first (in id order): a reconciler skips them meanwhile instead of holding one of them
+    # while it waits for the parent that this cancel locks after its first fold.
+    folds = session.scalars(select(Job).where(Job.cv_parent_id == parent.id).order_by(Job.id)
+                            .with_for_update().execution_options(populate_existing=True)).all()
+    cancelled = [cancel(session, fold) for fold in folds if not fold.status.finished]
+    session.execute(update(Job).where(Job.id == parent.id).values(cancel_requested=True)
+                    .execution_options(synchronize_session=False))
+    session.refresh(parent)
+    return any(cancelled)
 
 
 def _lost(job: Job) -> ColumnElement[bool]:

@@ -78,6 +78,12 @@ class DataSpec(StrictModel):
     scale_x: Scaling | None = None
     scale_y: Scaling | None = None
     one_hot: bool = False
+    # K-fold cross-validation (datastore/splits.py): K fold jobs, each holding out one K-th of the
+    # samples outside the test part as its validation data; stratified for a classifier's class labels.
+    folds: int | None = Field(default=None, ge=2, le=20, description=(
+        "K-fold cross-validation: K fold jobs under one run (stratified for a classifier's class labels, with "
+        "the job's seed); the test part stays out of every fold; each fold validates on its held-out part, "
+        "so validation_split must be left out (or 0)"))
 
     @property
     def channels(self) -> int:
@@ -86,6 +92,21 @@ class DataSpec(StrictModel):
 
     def split_sizes(self, samples: int) -> tuple[int, int, int]:
         return split_sizes(samples, self.validation_split, self.test_split)
+
+    @model_validator(mode="after")
+    def _folds_replace_validation_split(self) -> "DataSpec":
+        # With folds, each fold's held-out part is its validation data (as in scikit-learn's cross_validate,
+        # which has no validation_split): a validation_split set beside folds would be silently ignored, so it
+        # is refused; left out, it is stored as 0.
+        if self.folds is None:
+            return self
+        if "validation_split" in self.model_fields_set and self.validation_split != 0:
+            raise ValueError(
+                "validation_split cannot be used with folds: each fold's held-out part is its validation data; "
+                f"leave validation_split out (or 0). Received: validation_split={self.validation_split}, "
+                f"folds={self.folds}")
+        self.validation_split = 0.0
+        return self
 
     @model_validator(mode="after")
     def _splits_leave_training_data(self) -> "DataSpec":

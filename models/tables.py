@@ -50,6 +50,12 @@ class Job(Base):
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
     # The first job of an auto-repair chain; every attempt of the chain carries it.
     repair_root_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Cross-validation (data.folds): the run's parent row holds K in cv_folds and is never trained itself
+    # (models/lifecycle.py derives its status from its folds); each fold job holds its parent and its
+    # 0-based fold. Not parent_id, which is the retry chain.
+    cv_folds: Mapped[int | None]
+    cv_parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    fold: Mapped[int | None]
     # How a retry was made: {"finding": code, "suggestion": summary, "auto": bool} or {"patch": ...}.
     origin: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)

@@ -18,8 +18,8 @@ from datastore.describe import RunningStats, label_counts
 from datastore.kinds import ArrayKind
 from datastore.reader import ArrayLike, StoredDataset, select
 from datastore.rows import chunks, row_bytes, take
+from datastore.splits import indices_digest, split_parts
 from models.spec import DataSpec, Scaling
-from models.splits import split_parts
 from worker.sources import Source
 
 
@@ -165,12 +165,21 @@ def sources(arrays: Mapping[str, ArrayLike], spec: DataSpec) -> tuple[Source, So
     return x, y
 
 
-def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> PreparedData:
+def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int, *, fold: int | None = None,
+            labels: np.ndarray | None = None) -> PreparedData:
+    """The job's parts of the data.
+
+    Args:
+        fold: with ``spec.folds``, the fold (0-based) this job trains: its held-out part is the validation part.
+        labels: with ``spec.folds``, the class label of each stored sample to stratify the folds by
+            (``diagnosis.facts.DataFacts.fold_labels``), or None for plain K-fold.
+    """
     x, y = sources(arrays, spec)
     n = len(x)
-    parts = split_parts(n, spec, seed)
-    if "train" not in parts:
-        raise DataError(f"data: {n} samples leave nothing to train on after the splits")
+    try:
+        parts = split_parts(n, spec, seed, fold=fold, labels=labels)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
 
     data = PreparedData(x, y, train=None, validation=None, test=None)  # type: ignore[arg-type]
     if spec.one_hot:
@@ -193,5 +202,9 @@ def prepare(arrays: Mapping[str, ArrayLike], spec: DataSpec, seed: int) -> Prepa
                    for name, indices in parts.items()},
         "classes": classes,
     }
+    if spec.folds is not None:
+        assert fold is not None
+        data.summary["fold"] = {"index": fold, "folds": spec.folds, "stratified": labels is not None,
+                                "held_out_sha256": indices_digest(parts["validation"])}
     return data
 

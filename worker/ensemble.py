@@ -2,7 +2,7 @@
 
 The members' models are loaded in safe mode, each wrapped with its own scaling and
 output activation (``worker.ensemble_model``); every member and the ensemble are
-evaluated on the samples no member trained on (``models.splits.common_held_out``: each
+evaluated on the samples no member trained on (``datastore.splits.common_held_out``: each
 member's split recomputed with its own seed and data spec), read a chunk at a time.
 Building again gives the same ensemble, so a redelivered or re-queued build just runs again;
 the model file is written under a temporary name and renamed into place.
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from datastore.artifacts import ArtifactStore
 from datastore.rows import chunks
+from datastore.splits import NoHeldOut, common_held_out, held_out_parts
 from diagnosis.facts import canonical_loss
 from diagnosis.task_kind import is_binary, logits_activation
 from keras_bridge import global_state
@@ -32,7 +33,6 @@ from models.enums import EnsembleStatus
 from models.holder import this_process
 from models.settings import Settings
 from models.spec import DataSpec
-from models.splits import NoHeldOut, common_held_out, split_parts
 from models.tables import Ensemble, Job
 from worker.data import DataError, load_scalers, sources
 from worker.ensemble_metrics import held_out_metrics, loss_name
@@ -93,7 +93,7 @@ def build(factory: sessionmaker[Session], store: ArtifactStore, ensemble_id: str
     arrays = find_job_dataset(factory, store, plan.ensemble.dataset_ref).open()
     x, y = sources(arrays, DataSpec.model_validate(jobs[0].spec["data"]))
     try:
-        held_out = common_held_out([split_parts(len(x), DataSpec.model_validate(job.spec["data"]), job.spec["seed"])
+        held_out = common_held_out([held_out_parts(len(x), DataSpec.model_validate(job.spec["data"]), job.spec["seed"])
                                     for job in jobs])
     except NoHeldOut as none:
         raise BuildError(str(none)) from none

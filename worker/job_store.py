@@ -47,7 +47,8 @@ def claim(factory: sessionmaker[Session], job_id: str, *, stale_before: datetime
 def held_elsewhere(factory: sessionmaker[Session], job_id: str) -> bool:
     """Whether another worker is (as far as its heartbeat says) training this job."""
     with transaction(factory) as session:
-        return session.scalar(select(Job.status).where(Job.id == job_id)) is JobStatus.running
+        # A CV parent runs while its folds do, but no worker holds it: a stray message for it is dropped.
+        return session.scalar(select(Job.status).where(Job.id == job_id, lifecycle.trainable())) is JobStatus.running
 
 
 def resources(factory: sessionmaker[Session], job_id: str) -> dict[str, Any] | None:

@@ -43,6 +43,7 @@ def reconcile(factory: sessionmaker[Session], settings: Settings, send: SendJob,
         candidates = session.scalars(
             select(Job)
             .where(
+                lifecycle.trainable(),
                 or_(
                     queued_lost,
                     (Job.status == JobStatus.running) & (Job.heartbeat_at < stale_heartbeat),
@@ -82,7 +83,8 @@ def stalled(factory: sessionmaker[Session], settings: Settings) -> int:
     the sign of workers that are up but train nothing (0 when the queue moves)."""
     old = stale_cutoff(settings.queued_stale_after_s)
     with transaction(factory) as session:
-        if session.scalar(select(Job.id).where(Job.status == JobStatus.running).limit(1)) is not None:
+        trained = lifecycle.trainable()  # a CV parent runs while its folds do; it is never trained itself
+        if session.scalar(select(Job.id).where(Job.status == JobStatus.running, trained).limit(1)) is not None:
             return 0
         return session.scalar(select(func.count()).select_from(Job).where(
-            Job.status == JobStatus.queued, Job.created_at < old)) or 0
+            Job.status == JobStatus.queued, Job.created_at < old, trained)) or 0

@@ -175,7 +175,8 @@ def run_training(factory: sessionmaker[Session], job_id: str, *, settings: Setti
             dataset = find_job_dataset(factory, store, job.dataset_ref)
             arrays = dataset.open()  # memory-mapped: read a batch at a time
             facts = dataset_facts(arrays, spec.data.x, spec.data.y, dataset.description)  # as the API's preflight
-            data = prepare(arrays, spec.data, spec.seed)
+            labels = facts.fold_labels(job.spec["compile"]["loss"]) if facts and spec.data.folds else None
+            data = prepare(arrays, spec.data, spec.seed, fold=job.fold, labels=labels)
             save_scalers(data, store.scaler_path(job.id))  # /predict scales new rows with them
             strategy = job_strategy(spec.resources.gpus)
             job_store.set_data_summary(factory, claim, {**data.summary, "devices": devices_of(strategy)})

@@ -7,6 +7,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import PageDep, QueueDep, SettingsDep, StoreDep, UoW, ValidatorDep
 from api.schemas.common import ListPage
+from api.schemas.cv import cv_out
 from api.schemas.errors import error_responses
 from api.schemas.jobs import (
     CURVES_SCHEMA,
@@ -22,8 +23,9 @@ from api.schemas.jobs import (
     job_out,
     public_spec,
 )
+from api.services import cv, retry
 from api.services import jobs as service
-from api.services import retry
+from models.cv import run_aggregate
 from models.enums import JobStatus
 from models.spec import JobSpec
 from models.tables import Job
@@ -76,8 +78,10 @@ def submit_job(
 def list_jobs(
     uow: UoW, page: PageDep, status: JobStatus | None = None, name: str | None = None,
     dataset: str | None = None, parent_id: str | None = None,
+    cv_parent_id: Annotated[str | None, Query(description="the fold jobs of this cross-validation run")] = None,
 ) -> ListPage[JobOut]:
-    jobs = service.list_jobs(uow.session, page, status=status, name=name, dataset=dataset, parent_id=parent_id)
+    jobs = service.list_jobs(uow.session, page, status=status, name=name, dataset=dataset, parent_id=parent_id,
+                             cv_parent_id=cv_parent_id)
     return ListPage(items=[job_out(job) for job in jobs.items], next_cursor=jobs.next_cursor)
 
 
@@ -86,8 +90,12 @@ def list_jobs(
 def get_job(job_id: str, uow: UoW) -> JobOut:
     job = service.get_job(uow.session, job_id)
     family = service.family_of(uow.session, job)
-    return job_detail_out(job, children=family.children, repair_root_id=family.repair_root_id,
-                          repair_chain=family.repair_chain)
+    out = job_detail_out(job, children=family.children, repair_root_id=family.repair_root_id,
+                         repair_chain=family.repair_chain)
+    if job.cv_folds is not None:
+        folds = cv.folds_of(uow.session, job)
+        out.folds, out.cv = cv_out(folds, run_aggregate(job, folds))
+    return out
 
 
 @router.get("/{job_id}/findings", response_model=FindingsOut, summary="The diagnosis: findings and the final verdict",
@@ -142,6 +150,8 @@ def get_curves_csv(job_id: str, uow: UoW) -> Response:
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=JobOut,
              summary="Cancel: a queued job at once, a running one within an epoch",
+             description="On a cross-validation run (its parent job), every unfinished fold is cancelled; the run "
+                         "ends cancelled once its folds have.",
              responses=error_responses(404, 409))
 def cancel_job(job_id: str, uow: UoW) -> JobOut:
     return job_out(service.cancel_job(uow.session, job_id))

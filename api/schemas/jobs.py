@@ -5,14 +5,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.schemas.common import Metrics
+from api.schemas.cv import CvOut, FoldOut
 from models.db import utcnow
 from models.enums import JobStatus, StopReason
 from models.findings import LEARNED, Finding, verdict_of
 from models.tables import Job
-
-# A metrics dict: Keras's epoch logs by name, non-finite values as null (worker/job_store.json_number), and the
-# epoch (an integer) in last_metrics and best_metrics. int before float so an epoch stays an integer.
-Metrics = dict[str, int | float | None]
 
 
 class Progress(BaseModel):
@@ -58,6 +56,15 @@ class JobOut(BaseModel):
         "what made this job from its parent: {finding (code), suggestion (summary), auto} or {patch, auto}"))
     children: list[str] | None = Field(default=None, description="jobs retried from this one (GET one job only)")
     repair: "RepairChain | None" = Field(default=None, description="the auto-repair attempts this job belongs to")
+    cv_folds: int | None = Field(default=None, description=(
+        "K on a cross-validation run (data.folds): this job is the run's parent, never trained itself; its "
+        "status follows its folds"))
+    cv_parent_id: str | None = Field(default=None, description="on a fold job: its cross-validation run")
+    fold: int | None = Field(default=None, description="on a fold job: its fold, 0 to K-1")
+    folds: list[FoldOut] | None = Field(default=None, description="a cross-validation run's fold jobs "
+                                                                  "(GET one job only)")
+    cv: CvOut | None = Field(default=None, description="a cross-validation run's aggregate metrics (mean ± std "
+                                                       "over its folds) and findings (GET one job only)")
 
 
 class RepairAttempt(BaseModel):
@@ -165,6 +172,7 @@ def job_out(job: Job) -> JobOut:
         attempts=job.attempts, error=JobError(**job.error) if job.error else None,
         model_available=job.model_path is not None, spec=public_spec(job.spec),
         verdict=verdict_of(job.findings), origin=job.origin,
+        cv_folds=job.cv_folds, cv_parent_id=job.cv_parent_id, fold=job.fold,
     )
 
 

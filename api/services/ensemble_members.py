@@ -2,7 +2,7 @@
 
 Rows first (this tenant's succeeded jobs with a model, one dataset, the same x and y,
 one kind), then the saved models' shapes (read by a validator child: this process
-imports no Keras), then the held-out part they share (``models.splits``, the split rule
+imports no Keras), then the held-out part they share (``datastore.splits``, the split rule
 the worker trains by). Each refusal is a 422 at ``jobs[i]``.
 """
 
@@ -19,10 +19,10 @@ from api.services.jobs import model_file
 from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from datastore.artifacts import ArtifactStore
 from datastore.kinds import ArrayKind
+from datastore.splits import NoHeldOut, common_held_out, held_out_parts
 from diagnosis.task_kind import task_kind
 from models.enums import JobStatus, TaskKind
 from models.spec import DataSpec
-from models.splits import NoHeldOut, common_held_out, split_parts
 from models.tables import Job
 
 # The data options that decide what x and y a member was fed: they must agree.
@@ -115,7 +115,7 @@ def _held_out(session: Session, store: ArtifactStore, jobs: list[Job]) -> int:
                 # Normalization layer inside the ensemble would scale the padding too.
                 raise refuse(index, job.id, "data.scale_x on variable-length sequences: the ensemble model cannot "
                                             "scale the steps without its padding; use members trained without it")
-    parts = [split_parts(samples, DataSpec.model_validate(job.spec["data"]), job.spec["seed"]) for job in jobs]
+    parts = [held_out_parts(samples, DataSpec.model_validate(job.spec["data"]), job.spec["seed"]) for job in jobs]
     try:
         return len(common_held_out(parts))
     except NoHeldOut as none:

@@ -16,6 +16,7 @@ from api.deps import Page, Rows, UnitOfWork
 from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail
 from api.limits import check_tenant_limits
 from api.queue import TrainingQueue
+from api.services.cv import check_folds, fold_jobs
 from api.services.data_facts import facts_for
 from api.services.datasets import find, role_shapes
 from api.services.webhooks import check_webhook
@@ -109,6 +110,7 @@ def check_job(session: Session, spec: JobSpec, settings: Settings, validator: Pr
     samples = _data_check(dataset.arrays, spec, summary, settings)
     check_webhook(spec, settings)
     facts = facts_for(dataset, spec.data.x, spec.data.y)
+    check_folds(spec, facts)
     return CheckedJob(spec, summary, run_preflight(spec.model_dump(mode="json"), summary, facts), samples)
 
 
@@ -130,7 +132,10 @@ def create_job(
     uow: UnitOfWork, spec: JobSpec, *, settings: Settings, queue: TrainingQueue, validator: ProcessPool,
     store: ArtifactStore, idempotency_key: str | None, parent_id: str | None = None,
 ) -> tuple[Job, dict[str, Any] | None, bool]:
-    """Returns the job, the model summary, and whether it is new (False: an idempotent replay)."""
+    """Returns the job, the model summary, and whether it is new (False: an idempotent replay).
+
+    A spec with ``data.folds`` makes a cross-validation run (``api.services.cv``): the job returned is
+    its parent, and its K fold jobs are queued."""
     session = uow.session
     body_hash = _request_hash(spec.model_dump(mode="python"))  # the JSON mode's text, without its depth limit
     if idempotency_key is not None:
@@ -153,10 +158,15 @@ def create_job(
         id=new_id("job"), tenant=current_tenant(session), name=spec.name, spec=spec.model_dump(mode="json"),
         dataset_ref=spec.dataset, parent_id=parent_id, idempotency_key=idempotency_key, request_sha256=body_hash,
         epochs=spec.fit.epochs, findings=[f.as_json() for f in findings], created_at=now, enqueued_at=now,
+        cv_folds=spec.data.folds,
     )
+    folds = fold_jobs(job) if job.cv_folds is not None else []
     try:
         with session.begin_nested():
-            lifecycle.create(session, job, max_queued=settings.max_queued_jobs_per_tenant)
+            if folds:
+                lifecycle.create_cv_run(session, job, folds, max_queued=settings.max_queued_jobs_per_tenant)
+            else:
+                lifecycle.create(session, job, max_queued=settings.max_queued_jobs_per_tenant)
     except lifecycle.QueueFull as exc:
         raise TooManyRequests(str(exc)) from exc
     except IntegrityError:
@@ -164,7 +174,8 @@ def create_job(
         if (existing := _replayed(session, idempotency_key, body_hash)) is None:
             raise
         return existing, None, False
-    uow.after_commit(lambda: queue.send(job.id, job.spec.get("resources")))
+    for trained in folds or [job]:  # a CV parent itself is never trained
+        uow.after_commit(lambda trained=trained: queue.send(trained.id, trained.spec.get("resources")))
     return job, summary, True
 
 
@@ -193,6 +204,9 @@ def get_job(session: Session, job_id: str) -> Job:
 def model_file(job: Job, store: ArtifactStore) -> Path:
     """The saved model of a finished job: 409 while it runs, 404 when it finished without one."""
     if job.model_path is None:
+        if job.cv_folds is not None:
+            raise NotFound(f"job '{job.id}' is a cross-validation run, which trains no model of its own; "
+                           "each of its folds (GET /v1/jobs/{id}: folds[].job_id) has one")
         if not job.status.finished:
             raise Conflict(f"job '{job.id}' is {job.status.value}; its model is saved when it finishes")
         raise NotFound(f"job '{job.id}' has no model ({job.status.value})")
@@ -203,11 +217,12 @@ def model_file(job: Job, store: ArtifactStore) -> Path:
 
 
 def list_jobs(session: Session, page: Page, *, status: JobStatus | None, name: str | None, dataset: str | None,
-              parent_id: str | None) -> Rows[Job]:
+              parent_id: str | None, cv_parent_id: str | None = None) -> Rows[Job]:
     query = select(Job).order_by(Job.id.desc()).limit(page.limit + 1)
     if page.cursor:
         query = query.where(Job.id < page.cursor)
-    filters = ((Job.status, status), (Job.name, name), (Job.dataset_ref, dataset), (Job.parent_id, parent_id))
+    filters = ((Job.status, status), (Job.name, name), (Job.dataset_ref, dataset), (Job.parent_id, parent_id),
+               (Job.cv_parent_id, cv_parent_id))
     for column, value in filters:
         if value is not None:
             query = query.where(column == value)
@@ -233,9 +248,13 @@ def family_of(session: Session, job: Job) -> Family:
 
 
 def cancel_job(session: Session, job_id: str) -> Job:
-    job = session.get(Job, job_id, with_for_update=True)
-    if job is None:
-        raise NotFound(f"no job with id '{job_id}'")
+    """Cancel a job, or a cross-validation run with all its unfinished folds."""
+    job = get_job(session, job_id)
+    if job.cv_folds is not None:
+        if not lifecycle.cancel_cv_run(session, job) and job.status.finished:
+            raise Conflict(f"job '{job_id}' already finished ({job.status.value})")
+        return job
+    session.refresh(job, with_for_update=True)
     if job.status.finished:
         raise Conflict(f"job '{job_id}' already finished ({job.status.value})")
     lifecycle.cancel(session, job)  # under the row lock: it cannot have finished since the check above

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from models.db import UTCDateTime
 
 revision: str = "0008c_ensembles"
-down_revision: str | Sequence[str] | None = "0007f_jobs_tenant_indexes"
+down_revision: str | Sequence[str] | None = "0008b_cross_validation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,10 +1,10 @@
-"""The split rule and the part several members all held out (``models.splits``)."""
+"""The split rule and the part several members all held out (``datastore.splits``)."""
 
 import numpy as np
 import pytest
 
+from datastore.splits import NoHeldOut, common_held_out, split_parts
 from models.spec import DataSpec
-from models.splits import NoHeldOut, common_held_out, split_parts
 
 
 def parts(samples: int, seed: int, **data) -> dict:

@@ -19,6 +19,7 @@ class StopReason(StrEnum):
     diagnosis = "diagnosis"
     cancelled = "cancelled"
     error = "error"
+    pruned = "pruned"  # a sweep's trial that its pruner judged worse than the others at the same epoch
 
 
 class EventType(StrEnum):
@@ -46,3 +47,16 @@ class DeliveryOutcome(StrEnum):
     failed = "failed"  # another attempt is scheduled
     gave_up = "gave_up"  # the last attempt failed too
     skipped = "skipped"  # waited behind an event that was given up; never sent
+
+
+class SweepStatus(StrEnum):
+    """A sweep: running while it may still start or wait for trials, then one of the ends."""
+
+    running = "running"
+    succeeded = "succeeded"  # every trial ended; at least one gave an objective
+    failed = "failed"  # every trial ended without an objective
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self is not SweepStatus.running

@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Uni
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db import Base, utcnow
-from models.enums import DeliveryOutcome, EventType, JobStatus, StopReason
+from models.enums import DeliveryOutcome, EventType, JobStatus, StopReason, SweepStatus
 
 
 def _enum(cls: type) -> Enum:
@@ -34,11 +34,35 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Sweep(Base):
+    """A hyperparameter search: a base job spec, a search space over its paths, and the Optuna study
+    (named by the sweep's id, in Optuna's own storage: sweeps/storage.py) that picks each trial's values.
+    Its trials are ordinary jobs (``Job.sweep_id``); the request as accepted is ``request``
+    (``models.sweep_spec.SweepRequest``), the base spec's seed fixed."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (Index("ix_sweeps_tenant_id", "tenant", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[SweepStatus] = mapped_column(_enum(SweepStatus), default=SweepStatus.running)
+    request: Mapped[dict[str, Any]]
+    # How many trials it runs at most (max_trials, or the grid's size when smaller).
+    trials_planned: Mapped[int]
+    # The base spec's model summary (from the validator), for the preflight of each trial spec.
+    summary: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
 class Job(Base):
     __tablename__ = "jobs"
     # Lists are per tenant, newest first: (tenant, id) and (tenant, status, id) serve them (migration 0007f).
     __table_args__ = (Index("ix_jobs_status_id", "status", "id"), Index("ix_jobs_tenant_id", "tenant", "id"),
-                      Index("ix_jobs_tenant_status_id", "tenant", "status", "id"))
+                      Index("ix_jobs_tenant_status_id", "tenant", "status", "id"),
+                      # One job per trial of a sweep: a driver that asks twice for one trial cannot make two.
+                      UniqueConstraint("sweep_id", "trial_number"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64))
@@ -53,6 +77,9 @@ class Job(Base):
     # How a retry was made: {"finding": code, "suggestion": summary, "auto": bool} or {"patch": ...}.
     origin: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # A sweep's trial: the sweep and the number of its Optuna trial (sweeps/driver.py).
+    sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id"), index=True)
+    trial_number: Mapped[int | None]
     request_sha256: Mapped[str | None] = mapped_column(String(64))
 
     epoch: Mapped[int] = mapped_column(default=0)

@@ -8,7 +8,7 @@ import threading
 from functools import partial
 
 from broker.tasks import CONTROL_QUEUE, training_queues
-from cli import client, keys, processes, supervise, tensorboard
+from cli import client, keys, processes, supervise, sweeps, tensorboard
 from models.settings import get_settings
 
 SAMPLE = """
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     m.add_argument("--revision", default="heads")
     m.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
     client.add_commands(sub)
+    sweeps.add_commands(sub)
     tensorboard.add_commands(sub)
     keys.add_commands(sub)
     args = parser.parse_args(argv)

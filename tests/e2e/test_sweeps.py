@@ -96,7 +96,9 @@ def test_a_grid_over_the_learning_rate_runs_each_trial_once_ranks_them_and_stops
         TrialState.PRUNED if trials[ABSURD]["number"] == n else TrialState.COMPLETE for n in range(3)]
     # A trial is an ordinary job: its curve, findings and model are there.
     job = stack.api.get(f"/v1/jobs/{absurd['job_id']}").json()
-    assert job["findings"][0]["code"] == "diverging" and job["verdict"]["evidence"]["verdict"] == "diverged"
+    codes = [f["code"] for f in job["findings"]]
+    assert "learning_rate_extreme" in codes and "diverging" in codes  # its preflight finding, then the stop
+    assert job["verdict"]["evidence"]["verdict"] == "diverged"
     assert stack.api.get(f"/v1/jobs/{healthy[0]['job_id']}/model").status_code == 200
 
     # Another tenant sees none of it.

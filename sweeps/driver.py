@@ -101,8 +101,7 @@ def _start(session: Session, storage: RDBStorage, sweep: Sweep, request: SweepRe
     orphans = sorted(n for n, t in trials.items() if t.state is RUNNING and n not in jobs)
     created: list[Job] = []
     while active < request.parallelism and (orphans or len(trials) < sweep.trials_planned):
-        seed = (request.spec.seed or 0) + len(trials)  # a fresh seed per ask: see study.sampler
-        sampled = study.load(storage, sweep.id, sampler=study.sampler(request, seed))
+        sampled = study.load(storage, sweep.id, sampler=study.sampler(request, asked=len(trials)))
         trial = optuna.Trial(sampled, trials[orphans.pop(0)]._trial_id) if orphans else sampled.ask()
         params = study.params_of(trial, request)
         trials[trial.number] = storage.get_trial(trial._trial_id)

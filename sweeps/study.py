@@ -28,17 +28,23 @@ def load(storage: RDBStorage, sweep_id: str, *, sampler: BaseSampler | None = No
                              pruner=pruner or NopPruner())
 
 
-def sampler(request: SweepRequest, seed: int) -> BaseSampler:
-    """The request's sampler. ``seed`` must differ from one ask to the next (the driver passes the sweep's
-    seed plus the trials so far): a fresh sampler with the seed of the previous ask would draw its
-    start-up points again."""
+def sampler(request: SweepRequest, asked: int) -> BaseSampler:
+    """The request's sampler for the ask after ``asked`` trials.
+
+    A fresh sampler is made for each ask (in whichever process advances the sweep), so its seed says
+    what it draws: random and TPE get the sweep's seed plus ``asked`` (with the seed of the previous
+    ask they would draw its start-up point again). A grid keeps the sweep's seed: it shuffles its
+    points with it and gives trial n the n-th, so every ask must see the same order (another seed
+    would run one point twice and skip another).
+    """
+    seed = request.spec.seed or 0
     if request.sampler == "grid":
         values = space.grid(request)
         assert values is not None, "a grid sweep's space holds choices only (checked when it was accepted)"
         return GridSampler(values, seed=seed)
     if request.sampler == "random":
-        return RandomSampler(seed=seed)
-    return TPESampler(seed=seed)
+        return RandomSampler(seed=seed + asked)
+    return TPESampler(seed=seed + asked)
 
 
 def pruner(pruning: Pruning) -> BasePruner:

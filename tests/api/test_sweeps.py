@@ -1,6 +1,8 @@
 """POST /v1/sweeps and reading one: what is accepted, and every bad space refused with 422 naming
 ``space.<path>`` and the value, before anything is stored or sent."""
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +92,10 @@ def test_a_sweep_counts_against_the_tenants_queued_job_cap(client: TestClient, d
     response = client.post("/v1/sweeps", json=sweep_body())
     assert response.status_code == 429, response.text
     assert db_session.scalar(select(func.count()).select_from(Job).where(Job.sweep_id.is_not(None))) == 0
+
+
+def test_the_readme_example_is_accepted(client: TestClient):
+    body = json.loads((Path(__file__).resolve().parents[2] / "examples" / "digits-sweep.json").read_text())
+    response = client.post("/v1/sweeps", json=body)
+    assert response.status_code == 202, response.text
+    assert len(response.json()["trials"]) == body["parallelism"]

@@ -1,8 +1,10 @@
 """Sweeps against the real service: the API, `trainyard worker` (Celery, Keras), the reconciler
 (`trainyard worker --control`), Postgres (Optuna's study in its schema) and a private Redis."""
 
+import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from typing import Any
 
 import optuna
@@ -10,6 +12,8 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy import select
 
+from cli import client as cli_client
+from cli.main import main
 from models.tables import EpochMetric, Job
 from sweeps.storage import storage
 from tests.auth import new_key
@@ -137,3 +141,26 @@ def test_a_worker_killed_mid_sweep_loses_no_trial_and_duplicates_none(stack: Sta
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3  # each told once, with its own job's result
     assert [t.user_attrs["job_id"] for t in trials] == [j.id for j in jobs]
     assert [t["objective"] for t in done["trials"]] == [t.value for t in trials]
+
+
+def test_the_cli_starts_a_sweep_follows_it_and_lists_it(stack: Stack, start_worker, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli_client, "open_client", lambda url, key=None: nullcontext(stack.api))
+    start_worker()
+    spec_path, space_path = tmp_path / "spec.json", tmp_path / "space.json"
+    spec_path.write_text(json.dumps(spec(IRIS_MLP, compile={"optimizer": {"type": "Adam", "learning_rate": 0.01}},
+                                         fit={"epochs": 2})))
+    space_path.write_text(json.dumps({"compile.optimizer.learning_rate": {"choice": [0.003, 0.03]}}))
+
+    def trainyard(*argv: str) -> tuple[int, str]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(list(argv))
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out + captured.err
+
+    status, out = trainyard("sweep", str(spec_path), str(space_path), "--sampler", "grid", "--name", "cli-grid",
+                            "--follow")
+    assert status == 0, out
+    assert "2 trials (grid)" in out and "trial 0 started" in out and "new best: trial" in out
+    assert out.count("complete") >= 4  # each trial's line, and its row in the final table
+    status, listed = trainyard("sweeps")
+    assert status == 0 and "cli-grid" in listed and "succeeded" in listed

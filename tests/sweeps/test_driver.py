@@ -123,3 +123,17 @@ def test_cancel_cancels_the_queued_trials_and_starts_no_more(db_session, optuna_
     assert advance(db_session, sweep, optuna_storage) == []
     assert sweep.status is SweepStatus.cancelled
     assert {t.state for t in trials(sweep, optuna_storage)} == {TrialState.FAIL}  # told: cancelled
+
+
+def test_every_ask_of_a_grid_sees_its_points_in_one_order(db_session, optuna_storage):
+    # The grid sampler shuffles its points with its seed and gives trial n the n-th: a sampler made with
+    # another seed for each ask would run some points twice and skip others.
+    rates = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
+    sweep = make_sweep(db_session, optuna_storage, parallelism=1,
+                       space={"compile.optimizer.learning_rate": {"choice": rates}})
+    for _ in rates:
+        [job] = advance(db_session, sweep, optuna_storage)
+        end(db_session, job, [0.5])
+    jobs = db_session.scalars(select(Job).where(Job.sweep_id == sweep.id)).all()
+    assert sorted(JobSpec.model_validate(j.spec).compile.optimizer.args["learning_rate"] for j in jobs) == rates
+    assert advance(db_session, sweep, optuna_storage) == [] and sweep.status is SweepStatus.succeeded

@@ -18,6 +18,7 @@ from cli.client import DEFAULT_URL, api_key, checked, open_client
 from models.spec import DataSpec, FitSpec, JobSpec
 from trainyard.arrays import npz_bytes, sha256
 from trainyard.job import Job
+from trainyard.sweeps import Sweeps
 from trainyard.translate import Unsupported, callback_specs, compile_spec, model_spec
 
 # Keras fit() arguments the service cannot honour, with what to do instead. Refused rather than dropped:
@@ -95,6 +96,7 @@ class Client:
         self._http = http
         self.jobs = Jobs(http)
         self.datasets = Datasets(http)
+        self.sweeps = Sweeps(http)
 
     def close(self) -> None:
         if self._opened is not None:

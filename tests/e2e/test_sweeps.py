@@ -21,6 +21,7 @@ from tests.e2e.stack import WAIT, SupervisedWorker
 from tests.e2e.test_recovery import Stack, _stack, running_past
 from tests.servers import RedisServer, wait_until
 from tests.specs import DIGITS_CNN, IRIS_MLP, spec
+from trainyard import Client
 
 pytestmark = pytest.mark.e2e
 
@@ -164,3 +165,6 @@ def test_the_cli_starts_a_sweep_follows_it_and_lists_it(stack: Stack, start_work
     assert out.count("complete") >= 4  # each trial's line, and its row in the final table
     status, listed = trainyard("sweeps")
     assert status == 0 and "cli-grid" in listed and "succeeded" in listed
+    # The Python client reads the same sweep.
+    [latest] = Client(http=stack.api).sweeps.list(limit=1)
+    assert latest["name"] == "cli-grid" and Client(http=stack.api).sweeps.wait(latest["id"])["best"] is not None

@@ -7,6 +7,7 @@ import json
 import secrets
 from typing import Any
 
+import optuna
 from optuna.storages import RDBStorage
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -102,6 +103,7 @@ def create_sweep(uow: UnitOfWork, request: SweepRequest, *, settings: Settings, 
         created = driver.advance(session, sweep.id, storage=storage,
                                  max_queued=settings.max_queued_jobs_per_tenant, strict=True)
     except lifecycle.QueueFull as exc:
+        optuna.delete_study(study_name=sweep.id, storage=storage)  # the sweep is rolled back: leave no study
         raise TooManyRequests(f"{exc} (a sweep's trials count as queued jobs)") from exc
     for job in created:
         uow.after_commit(lambda job_id=job.id, resources=job.spec.get("resources"): queue.send(job_id, resources))

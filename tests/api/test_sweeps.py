@@ -42,6 +42,8 @@ def test_a_sweep_is_accepted_and_queues_its_first_trials_as_jobs(
         rate = trial["params"]["compile.optimizer.learning_rate"]
         assert job["spec"]["compile"]["optimizer"] == {"type": "Adam", "learning_rate": rate}
         assert job["spec"]["seed"] == IRIS_MLP["seed"]
+    listed = client.get("/v1/jobs", params={"sweep_id": body["id"]}).json()["items"]
+    assert sorted((j["trial_number"], j["sweep_id"]) for j in listed) == [(0, body["id"]), (1, body["id"])]
     got = client.get(f"/v1/sweeps/{body['id']}").json()
     assert got["best"] is None and got["importances"] is None and len(got["trials"]) == 2
     assert [s["id"] for s in client.get("/v1/sweeps").json()["items"]] == [body["id"]]

@@ -90,7 +90,8 @@ def show_sweep(current: dict[str, Any], console: Console) -> None:
         stop = (trial.get("stop_reason") or "") + (f" ({trial['stopped_by']})" if trial.get("stopped_by") else "")
         table.add_row(str(trial["rank"] or ""), str(trial["number"]),
                       *(number(trial["params"].get(path)) for path in current["space"]), trial["state"],
-                      number(trial["objective"]), str(trial["best_epoch"] or ""), stop, trial["job_id"] or "")
+                      "" if trial["objective"] is None else number(trial["objective"]), str(trial["best_epoch"] or ""),
+                      stop, trial["job_id"] or "")
     console.print(table)
     if current.get("importances"):
         console.print("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in current["importances"].items()))

@@ -60,3 +60,19 @@ class SweepStatus(StrEnum):
     @property
     def finished(self) -> bool:
         return self is not SweepStatus.running
+
+
+class SweepEventType(StrEnum):
+    """What happened to a sweep; each is one row of ``sweep_events`` (GET /v1/sweeps/{id}/events)."""
+
+    trial_started = "trial.started"  # the driver queued the trial's job
+    trial_finished = "trial.finished"  # told to Optuna: complete, or failed
+    trial_pruned = "trial.pruned"  # told to Optuna as pruned (by the pruner or the diagnosis)
+    best = "sweep.best"  # a complete trial better than every earlier one
+    succeeded = "sweep.succeeded"
+    failed = "sweep.failed"
+    cancelled = "sweep.cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (SweepEventType.succeeded, SweepEventType.failed, SweepEventType.cancelled)

@@ -7,7 +7,7 @@ from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Uni
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db import Base, utcnow
-from models.enums import DeliveryOutcome, EventType, JobStatus, StopReason, SweepStatus
+from models.enums import DeliveryOutcome, EventType, JobStatus, StopReason, SweepEventType, SweepStatus
 
 
 def _enum(cls: type) -> Enum:
@@ -54,6 +54,21 @@ class Sweep(Base):
     summary: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class SweepEvent(Base):
+    """An append-only log of a sweep's trials, in order. Written by the sweep driver under the sweep's
+    lock (sweeps/driver.py), so a sweep's event ids grow in commit order: a stream's cursor is exact."""
+
+    __tablename__ = "sweep_events"
+    __table_args__ = (Index("ix_sweep_events_sweep_id_id", "sweep_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    type: Mapped[SweepEventType] = mapped_column(Enum(SweepEventType, native_enum=False, length=32,
+                                                      values_callable=lambda e: [m.value for m in e]))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Job(Base):

@@ -24,6 +24,7 @@ between a job's end and its advance; jobs ended by the reconciler itself).
 """
 
 import logging
+from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
@@ -36,12 +37,12 @@ from broker.tasks import SendJob
 from diagnosis.preflight import run_preflight
 from models import lifecycle
 from models.db import lock_until_commit, transaction, utcnow
-from models.enums import SweepStatus
+from models.enums import SweepEventType, SweepStatus
 from models.ids import new_id
 from models.settings import Settings
 from models.spec import JobSpec
 from models.sweep_spec import SweepRequest
-from models.tables import EpochMetric, Job, Sweep
+from models.tables import EpochMetric, Job, Sweep, SweepEvent
 from sweeps import outcome, space, study
 from sweeps.storage import storage as storage_of
 
@@ -70,14 +71,19 @@ def advance(session: Session, sweep_id: str, *, storage: RDBStorage, max_queued:
     request = SweepRequest.model_validate(sweep.request)
     trials = {t.number: t for t in study.load(storage, sweep_id).get_trials(deepcopy=False)}
     jobs = {job.trial_number: job for job in session.scalars(select(Job).where(Job.sweep_id == sweep_id))}
+    best = _best(trials, request)
     for number, job in jobs.items():
         trial = trials.get(number)  # type: ignore[arg-type]
         if job.status.finished and trial is not None and trial.state is RUNNING:
-            trials[trial.number] = _tell(session, storage, sweep_id, request, job, trial)
+            trials[trial.number] = told = _tell(session, storage, sweep_id, request, job, trial)
+            if told.state is TrialState.COMPLETE and (best is None or _better(told, best, request)):
+                best = told
+                _event(session, sweep_id, SweepEventType.best, number=told.number, job_id=job.id,
+                       objective=told.value, params=told.params)
     created = [] if sweep.status.finished else _start(session, storage, sweep, request, trials, jobs,
                                                       max_queued=max_queued, strict=strict)
     if not sweep.status.finished:
-        _end_if_done(sweep, trials, jobs)
+        _end_if_done(session, sweep, trials, jobs)
     return created
 
 
@@ -86,10 +92,14 @@ def _tell(session: Session, storage: RDBStorage, sweep_id: str, request: SweepRe
     curve = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job.id)).all()
     found = outcome.best(curve, request.objective)
     state = outcome.state(job, found)
-    for key, value in outcome.attributes(job, found).items():
+    attributes = outcome.attributes(job, found)
+    for key, value in attributes.items():
         storage.set_trial_user_attr(trial._trial_id, key, value)
     told = study.load(storage, sweep_id).tell(trial.number, found.value if state is TrialState.COMPLETE else None,
                                               state=state, skip_if_finished=True)
+    kind = SweepEventType.trial_pruned if state is TrialState.PRUNED else SweepEventType.trial_finished
+    _event(session, sweep_id, kind, number=trial.number, state=state.name.lower(), objective=found.value,
+           **attributes)
     log.info("sweep %s: trial %d (job %s) told %s, objective %s", sweep_id, trial.number, job.id, told.state.name,
              found.value)
     return told
@@ -121,8 +131,27 @@ def _start(session: Session, storage: RDBStorage, sweep: Sweep, request: SweepRe
             continue
         jobs[trial.number] = job
         created.append(job)
+        _event(session, sweep.id, SweepEventType.trial_started, number=trial.number, job_id=job.id, params=params)
         active += 1
     return created
+
+
+def _event(session: Session, sweep_id: str, kind: SweepEventType, **data: Any) -> None:
+    """A sweep event, in the advance's transaction (under the sweep's lock: ids grow in commit order)."""
+    session.add(SweepEvent(sweep_id=sweep_id, type=kind, data=data))
+
+
+def _best(trials: dict[int, FrozenTrial], request: SweepRequest) -> FrozenTrial | None:
+    best: FrozenTrial | None = None
+    for trial in trials.values():
+        if trial.state is TrialState.COMPLETE and (best is None or _better(trial, best, request)):
+            best = trial
+    return best
+
+
+def _better(trial: FrozenTrial, than: FrozenTrial, request: SweepRequest) -> bool:
+    assert trial.value is not None and than.value is not None
+    return trial.value < than.value if request.objective.direction == "minimize" else trial.value > than.value
 
 
 def create_trial_job(session: Session, sweep: Sweep, request: SweepRequest, number: int, params: dict[str, object],
@@ -151,7 +180,7 @@ def create_trial_job(session: Session, sweep: Sweep, request: SweepRequest, numb
     return job
 
 
-def _end_if_done(sweep: Sweep, trials: dict[int, FrozenTrial], jobs: dict[int | None, Job]) -> None:
+def _end_if_done(session: Session, sweep: Sweep, trials: dict[int, FrozenTrial], jobs: dict[int | None, Job]) -> None:
     if len(trials) < sweep.trials_planned or any(t.state is RUNNING for t in trials.values()):
         return
     if any(not job.status.finished for job in jobs.values()):
@@ -159,6 +188,7 @@ def _end_if_done(sweep: Sweep, trials: dict[int, FrozenTrial], jobs: dict[int | 
     scored = any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.value is not None for t in trials.values())
     sweep.status = SweepStatus.succeeded if scored else SweepStatus.failed
     sweep.finished_at = utcnow()
+    _event(session, sweep.id, SweepEventType(f"sweep.{sweep.status.value}"), trials=len(trials))
 
 
 def cancel(session: Session, sweep_id: str) -> Sweep | None:
@@ -172,6 +202,7 @@ def cancel(session: Session, sweep_id: str) -> Sweep | None:
             lifecycle.cancel(session, job)
     sweep.status = SweepStatus.cancelled
     sweep.finished_at = utcnow()
+    _event(session, sweep_id, SweepEventType.cancelled)
     return sweep
 
 

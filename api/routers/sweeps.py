@@ -1,9 +1,12 @@
-from fastapi import APIRouter, Response
+
+from fastapi import APIRouter, Request, Response
 
 from api.deps import PageDep, QueueDep, SettingsDep, StoreDep, StudyStorageDep, UoW, ValidatorDep
+from api.routers.events import MESSAGE_SCHEMA, EventStream, LastEventIdHeader, LastEventIdQuery, resume_after
 from api.schemas.common import ListPage
 from api.schemas.errors import error_responses
 from api.schemas.sweeps import SWEEP_EXAMPLE, SWEEP_RULES, SweepOut, sweep_detail_out, sweep_out
+from api.services import sweep_events
 from api.services import sweeps as service
 from models.sweep_spec import SweepRequest
 from sweeps.report import report
@@ -44,3 +47,24 @@ def get_sweep(sweep_id: str, uow: UoW, storage: StudyStorageDep) -> SweepOut:
              responses=error_responses(404, 409))
 def cancel_sweep(sweep_id: str, uow: UoW) -> SweepOut:
     return sweep_out(service.cancel_sweep(uow, sweep_id))
+
+
+@router.get("/{sweep_id}/events", response_class=EventStream,
+            summary="Live events (Server-Sent Events): trials started, finished, pruned; each new best",
+            responses={**error_responses(404), 200: {"content": {"text/event-stream": {"schema": MESSAGE_SCHEMA}}}})
+def sweep_events_stream(sweep_id: str, uow: UoW, request: Request, last_event_id_header: LastEventIdHeader = None,
+                        last_event_id: LastEventIdQuery = None) -> EventStream:
+    """A `text/event-stream` of the sweep's events, oldest first, ending after its last (`sweep.succeeded`,
+    `sweep.failed`, `sweep.cancelled`): `trial.started` (its job queued: number, job_id, params),
+    `trial.finished` and `trial.pruned` (told to Optuna: state, objective, best_epoch, stop_reason,
+    stopped_by), `sweep.best` (a complete trial better than every earlier one). Messages as a job's stream
+    sends them (`id:`, `event:`, `data:` JSON `{"id", "type", "sweep_id", "created_at", "data"}`);
+    `Last-Event-ID` (or `?last_event_id=`) resumes after that event. A trial's epochs and findings are on
+    its job's stream (GET /v1/jobs/{job_id}/events).
+    """
+    after = resume_after(last_event_id_header, last_event_id)
+    service.get_sweep(uow, sweep_id)  # another tenant's sweep is a 404
+    uow.session.commit()  # the stream reads with sessions of its own: hold no connection for its length
+    events = sweep_events.stream(request.app.state.session_factory, sweep_id, after=after,
+                                 interval_s=request.app.state.settings.events_poll_interval_s)
+    return EventStream(events, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,4 +1,4 @@
-"""sweeps: the sweeps table, a trial job's sweep_id and trial_number, and Optuna's schema (Postgres)
+"""sweeps: the sweeps and sweep_events tables, a trial job's sweep_id and trial_number, and Optuna's schema (Postgres)
 
 Revision ID: 0008a_sweeps
 Revises: 0007f_jobs_tenant_indexes
@@ -42,6 +42,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("sweeps", schema=None) as batch_op:
         batch_op.create_index("ix_sweeps_tenant_id", ["tenant", "id"], unique=False)
+    op.create_table(
+        "sweep_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("sweep_id", sa.String(length=40), nullable=False),
+        sa.Column("type", sa.Enum("trial.started", "trial.finished", "trial.pruned", "sweep.best", "sweep.succeeded",
+                                  "sweep.failed", "sweep.cancelled", name="sweepeventtype", native_enum=False,
+                                  length=32), nullable=False),
+        sa.Column("data", JSONType, nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["sweep_id"], ["sweeps.id"], name=op.f("fk_sweep_events_sweep_id_sweeps"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sweep_events")),
+    )
+    with op.batch_alter_table("sweep_events", schema=None) as batch_op:
+        batch_op.create_index("ix_sweep_events_sweep_id_id", ["sweep_id", "id"], unique=False)
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sweep_id", sa.String(length=40), nullable=True))
         batch_op.add_column(sa.Column("trial_number", sa.Integer(), nullable=True))
@@ -61,6 +76,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_jobs_sweep_id"))
         batch_op.drop_column("trial_number")
         batch_op.drop_column("sweep_id")
+    with op.batch_alter_table("sweep_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_sweep_events_sweep_id_id")
+    op.drop_table("sweep_events")
     with op.batch_alter_table("sweeps", schema=None) as batch_op:
         batch_op.drop_index("ix_sweeps_tenant_id")
     op.drop_table("sweeps")

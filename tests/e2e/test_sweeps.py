@@ -106,11 +106,18 @@ def test_a_grid_over_the_learning_rate_runs_each_trial_once_ranks_them_and_stops
     assert job["verdict"]["evidence"]["verdict"] == "diverged"
     assert stack.api.get(f"/v1/jobs/{healthy[0]['job_id']}/model").status_code == 200
 
+    # Its events, replayed whole (the sweep has ended: the stream ends after sweep.succeeded).
+    stream = stack.api.get(f"/v1/sweeps/{sweep['id']}/events")
+    kinds = [line.removeprefix("event: ") for line in stream.text.splitlines() if line.startswith("event: ")]
+    assert sorted(kinds.count(k) for k in ("trial.started", "trial.finished", "trial.pruned")) == [1, 2, 3]
+    assert "sweep.best" in kinds and kinds[-1] == "sweep.succeeded"
+
     # Another tenant sees none of it.
     other = {"Authorization": f"Bearer {new_key(stack.factory, 'someone-else')}"}
     assert stack.api.get(f"/v1/sweeps/{sweep['id']}", headers=other).status_code == 404
     assert stack.api.post(f"/v1/sweeps/{sweep['id']}/cancel", headers=other).status_code == 404
     assert stack.api.get("/v1/sweeps", headers=other).json()["items"] == []
+    assert stack.api.get(f"/v1/sweeps/{sweep['id']}/events", headers=other).status_code == 404
     assert stack.api.get(f"/v1/jobs/{healthy[0]['job_id']}", headers=other).status_code == 404
 
 

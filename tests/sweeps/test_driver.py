@@ -17,7 +17,7 @@ from models.holder import this_process
 from models.ids import new_id
 from models.spec import JobSpec
 from models.sweep_spec import SweepRequest
-from models.tables import EpochMetric, Job, Sweep
+from models.tables import EpochMetric, Job, Sweep, SweepEvent
 from sweeps import driver, space, study
 from sweeps.storage import storage
 from tests.specs import IRIS_MLP
@@ -79,6 +79,11 @@ def test_a_grid_runs_every_point_once_at_most_parallelism_at_a_time(db_session, 
     assert all(JobSpec.model_validate(j.spec).diagnosis.stop_on == ["stuck_at_chance", "diverging",
                                                                     "saturated_outputs"] for j in jobs)
     assert [t.state for t in trials(sweep, optuna_storage)] == [TrialState.COMPLETE] * 3
+    events = db_session.scalars(select(SweepEvent).where(SweepEvent.sweep_id == sweep.id).order_by(SweepEvent.id))
+    assert [(e.type.value, e.data.get("number")) for e in events] == [
+        ("trial.started", 0), ("trial.started", 1),
+        ("trial.finished", 0), ("sweep.best", 0), ("trial.started", 2),
+        ("trial.finished", 1), ("trial.finished", 2), ("sweep.succeeded", None)]  # 0.7 and 1.2: no new best
 
 
 def test_a_trial_is_told_once_however_often_the_sweep_advances(db_session, optuna_storage):

@@ -26,12 +26,14 @@ or with curl:
 
 def _migrate(args: argparse.Namespace) -> None:
     from migrations import downgrade, upgrade
+    from sweeps.storage import prepare
 
     dsn = get_settings().database_dsn
     if args.downgrade:
         downgrade(dsn, args.downgrade)
     else:
         upgrade(dsn, args.revision)
+        prepare(dsn)  # Optuna's own tables (sweeps), beside the service's: sweeps/storage.py
 
 
 def _api(args: argparse.Namespace) -> None:

@@ -5,7 +5,7 @@ import optuna
 from sqlalchemy import create_engine, inspect, text
 
 from migrations import upgrade
-from sweeps.storage import OPTUNA_SCHEMA, storage
+from sweeps.storage import OPTUNA_SCHEMA, prepare, storage
 from tests.conftest import create_database, drop_database
 
 SERVICE_HEAD = "0008a_sweeps"
@@ -23,6 +23,8 @@ def test_on_postgres_optuna_keeps_to_its_schema_and_the_service_migrates_on():
     url = create_database("trainyard_optuna")
     try:
         upgrade(url)
+        prepare(url)  # as `trainyard migrate` does: Optuna's tables made before any process uses them
+        prepare(url)  # and again: nothing to do
         optuna.create_study(study_name="swp_test", storage=storage(url), direction="minimize").ask()
         engine = create_engine(url)
         with engine.connect() as conn:
@@ -33,6 +35,7 @@ def test_on_postgres_optuna_keeps_to_its_schema_and_the_service_migrates_on():
         assert not {"studies", "trials", "version_info"} & set(public) and "jobs" not in private
         assert optuna_revision != SERVICE_HEAD
         assert _service_revision(url) == [SERVICE_HEAD]
+        storage(url).upgrade()  # Optuna's own Alembic (`optuna storage upgrade`): its engine from the URL alone
         upgrade(url)  # the service's migrations still run (nothing to do) with Optuna's tables beside them
         assert _service_revision(url) == [SERVICE_HEAD]
         assert len(optuna.load_study(study_name="swp_test", storage=storage(url)).trials) == 1

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from api.deps import Page, Rows, UnitOfWork
-from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail, validation_details
+from api.errors import Conflict, Invalid, NotFound, PayloadTooLarge, TooManyRequests, detail, validation_details
+from api.limits import check_tenant_limits
 from api.queue import TrainingQueue
 from api.services.jobs import CheckedJob, check_job, reject_on_errors
 from api.tenancy import current_tenant
@@ -56,6 +57,16 @@ def _named(point: dict[str, Any]) -> str:
     return ", ".join(f"{path}={value!r}" for path, value in point.items())
 
 
+def _check(uow: UnitOfWork, spec: JobSpec, *, settings: Settings, validator: ProcessPool,
+           store: ArtifactStore) -> CheckedJob:
+    """One spec, checked as POST /v1/jobs checks it before inserting the job (preflight errors and the
+    per-job size limit included)."""
+    checked = check_job(uow.session, spec, settings, validator, store)
+    reject_on_errors(checked.findings, spec.force)
+    check_tenant_limits(uow.session, checked.spec, checked.samples, settings, current_tenant(uow.session))
+    return checked
+
+
 def _check_point(uow: UnitOfWork, request: SweepRequest, point: dict[str, Any], *, settings: Settings,
                  validator: ProcessPool, store: ArtifactStore) -> None:
     """One trial spec, checked as POST /v1/jobs checks a spec; errors name the space path and the value."""
@@ -72,8 +83,9 @@ def _check_point(uow: UnitOfWork, request: SweepRequest, point: dict[str, Any], 
         raise Invalid(f"{_named(point)} makes an invalid spec: {first['path']}: {first['message']}", [detail(
             at, f"{_named(point)} makes an invalid spec: {first['path']}: {first['message']}")]) from exc
     try:
-        checked = check_job(uow.session, spec, settings, validator, store)
-        reject_on_errors(checked.findings, spec.force)
+        _check(uow, spec, settings=settings, validator=validator, store=store)
+    except PayloadTooLarge as exc:
+        raise PayloadTooLarge(f"{_named(point)}: {exc.message}", [detail(at, exc.message)]) from exc
     except Invalid as exc:
         raise Invalid(f"{_named(point)} makes a spec that does not check out: {exc.message}", [
             {**d, **detail(at, f"{_named(point)}: {d['path']}: {d['message']}")} for d in exc.details]) from exc
@@ -89,8 +101,7 @@ def create_sweep(uow: UnitOfWork, request: SweepRequest, *, settings: Settings, 
             update={"seed": secrets.randbelow(2**31)})})
     session = uow.session
     session.commit()  # hold no connection while validator processes check the specs
-    base: CheckedJob = check_job(session, request.spec, settings, validator, store)
-    reject_on_errors(base.findings, request.spec.force)
+    base = _check(uow, request.spec, settings=settings, validator=validator, store=store)
     for point in space.points_to_check(request):
         _check_point(uow, request, point, settings=settings, validator=validator, store=store)
     sweep = Sweep(id=new_id("swp"), tenant=current_tenant(session), name=request.name or request.spec.name,

@@ -101,3 +101,13 @@ def test_the_readme_example_is_accepted(client: TestClient):
     response = client.post("/v1/sweeps", json=body)
     assert response.status_code == 202, response.text
     assert len(response.json()["trials"]) == body["parallelism"]
+
+
+def test_a_space_whose_largest_epochs_pass_the_per_job_limit_is_refused_naming_the_path(
+    client: TestClient, settings: Settings
+):
+    settings.max_epoch_samples = 120 * 50  # iris: 120 training samples; 50 epochs fit, 60 do not
+    response = client.post("/v1/sweeps", json=sweep_body({"fit.epochs": {"int": [2, 60]}}, sampler="random"))
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["details"][0]["path"] == "space.fit.epochs"
+    assert "fit.epochs=60" in response.json()["error"]["message"]

@@ -21,6 +21,9 @@ from models.sweep_spec import Choice, Distribution, IntRange, LogUniform, SweepR
 RESERVED = ("name", "dataset", "webhook", "diagnosis", "force")
 # A grid up to this size is checked point by point before the sweep is accepted (beyond, the values one by one).
 CHECK_WHOLE_GRID_UP_TO = 16
+# Each checked point is a spec check in a validator process (a tenant's checks run one at a time): a space with
+# more values than this to check is refused rather than hold the request for minutes.
+MAX_CHECKED_POINTS = 64
 
 
 class SpacePathError(ValueError):

@@ -96,13 +96,18 @@ def create_sweep(uow: UnitOfWork, request: SweepRequest, *, settings: Settings, 
     """Check the base spec and every point of ``space.points_to_check``, store the sweep with its Optuna study,
     and queue its first trials (at most ``parallelism``): 429 when the tenant's queue has no room for one."""
     _check_shape(request)
+    points = space.points_to_check(request)
+    if len(points) > space.MAX_CHECKED_POINTS:
+        raise Invalid("the space has too many values to check", [detail(("space",), (
+            f"every choice value and both ends of every range are checked before a sweep starts: at most "
+            f"{space.MAX_CHECKED_POINTS}. Received: {len(points)} (use a range instead of a long choice list)"))])
     if request.spec.seed is None:  # one seed for every trial: they differ by their parameters only
         request = request.model_copy(update={"spec": request.spec.model_copy(
             update={"seed": secrets.randbelow(2**31)})})
     session = uow.session
     session.commit()  # hold no connection while validator processes check the specs
     base = _check(uow, request.spec, settings=settings, validator=validator, store=store)
-    for point in space.points_to_check(request):
+    for point in points:
         _check_point(uow, request, point, settings=settings, validator=validator, store=store)
     sweep = Sweep(id=new_id("swp"), tenant=current_tenant(session), name=request.name or request.spec.name,
                   request=request.model_dump(mode="json"), trials_planned=space.planned_trials(request),

@@ -71,6 +71,8 @@ def test_cancel_cancels_the_queued_trials(client: TestClient):
     ({"compile.optimizer.learning_rate": {"loguniform": [0, 1]}}, {"sampler": "tpe"},
      "space.compile.optimizer.learning_rate.loguniform", ["0 < low < high"]),
     (GRID, {"objective": {"metric": "val_f1"}}, "objective.metric", ["val_accuracy"]),
+    ({"fit.batch_size": {"choice": list(range(1, 41))}, "fit.epochs": {"choice": list(range(1, 41))}},
+     {"sampler": "random"}, "space", ["at most 64. Received: 80"]),
     # An optimizer given by its short name becomes {"type": "adam", ...} to take an argument: Keras wants the class.
     (GRID, {"spec": IRIS_MLP}, "space.compile.optimizer.learning_rate", ["=0.001", "Did you mean 'Adam'?"]),
 ])

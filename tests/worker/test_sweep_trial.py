@@ -1,5 +1,6 @@
-"""A sweep's trial in the worker: each epoch reported to its Optuna trial, and the median pruner stopping
-a trial that is worse than an earlier one at the same epoch (stop_reason "pruned", Optuna's PRUNED)."""
+"""A sweep's trial in the worker: each epoch reported to its Optuna trial, the median pruner stopping a
+trial that is worse than an earlier one at the same epoch (stop_reason "pruned", Optuna's PRUNED), and the
+reconciler's pass over running sweeps."""
 
 import optuna
 from optuna.trial import TrialState
@@ -10,6 +11,7 @@ from sweeps import driver, study
 from sweeps.storage import storage
 from tests.specs import IRIS_MLP, spec
 from tests.sweeps.test_driver import end, make_sweep
+from worker import sweep_hook
 from worker.training import run_training
 
 
@@ -39,3 +41,20 @@ def test_the_median_pruner_stops_a_trial_worse_than_the_earlier_one(session_fact
     trial = study.load(optuna_storage, sweep.id).trials[second.trial_number]
     assert trial.state is TrialState.PRUNED and sorted(trial.intermediate_values) == [0, 1]
     assert trial.user_attrs["stop_reason"] == "pruned"
+
+
+def test_the_reconcilers_pass_tells_a_trial_whose_worker_died_before_advancing(session_factory, db_session, settings):
+    # The trial job ended, but its worker died before its own advance: the reconciler's pass over the running
+    # sweeps tells it and starts the next trial, once however often it passes.
+    optuna_storage = storage(settings.database_dsn)
+    sweep = make_sweep(db_session, optuna_storage, parallelism=1)
+    [first] = driver.advance(db_session, sweep.id, storage=optuna_storage, max_queued=100)
+    end(db_session, first, [0.4])
+    db_session.commit()
+    sent: list[str] = []
+
+    for _ in range(2):
+        sweep_hook.advance_running(session_factory, settings=settings, send=lambda job_id, _: sent.append(job_id))
+
+    assert study.load(optuna_storage, sweep.id).trials[0].state is TrialState.COMPLETE
+    assert len(sent) == 1 and db_session.get(Job, sent[0]).trial_number == 1

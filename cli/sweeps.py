@@ -2,12 +2,11 @@
 
 ``space.json`` holds the search space (``{"fit.batch_size": {"choice": [16, 32]}, ...}``), or a whole
 sweep request without its spec (``{"space": {...}, "sampler": "grid", ...}``); the options override it.
-``--follow`` polls the sweep and prints each trial as it starts and ends, and each new best, then the
-ranked table. Exit status as for a job: 0 succeeded, 1 failed, 3 cancelled, 2 refused.
+``--follow`` reads the sweep's event stream and prints each trial as it starts and ends, and each new
+best, then the ranked table. Exit status as for a job: 0 succeeded, 1 failed, 3 cancelled, 2 refused.
 """
 
 import argparse
-import time
 from typing import Any
 
 import httpx
@@ -15,10 +14,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.client import EXIT_CANCELLED, EXIT_FAILED, EXIT_INTERRUPTED, checked, connects, read_json
+from cli import sse
+from cli.client import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    ClientError,
+    api_message,
+    checked,
+    connects,
+    read_json,
+)
 from cli.progress import number
 
-POLL_S = 2.0
 OPTIONS = ("sampler", "max_trials", "parallelism", "name")
 
 
@@ -48,34 +56,39 @@ def sweep(client: httpx.Client, args: argparse.Namespace, console: Console) -> i
     return follow_sweep(client, created["id"], console)
 
 
-def _trial_line(trial: dict[str, Any]) -> str:
-    params = ", ".join(f"{path}={number(value)}" for path, value in trial["params"].items())
-    why = f" by {trial['stopped_by']}" if trial.get("stopped_by") else ""
-    reason = f" ({trial['stop_reason']}{why})" if trial.get("stop_reason") not in (None, "completed") else ""
-    return f"trial {trial['number']} [{params}]: {trial['state']}{reason}, objective {number(trial['objective'])}"
+SWEEP_END = ("sweep.succeeded", "sweep.failed", "sweep.cancelled")
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{path}={number(value)}" for path, value in params.items())
+
+
+def _event_line(event: dict[str, Any]) -> str | None:
+    data, kind = event["data"], event["type"]
+    if kind == "trial.started":
+        return f"trial {data['number']} started [{_params(data['params'])}]: job {data['job_id']}"
+    if kind in ("trial.finished", "trial.pruned"):
+        why = f" by {data['stopped_by']}" if data.get("stopped_by") else ""
+        reason = f" ({data['stop_reason']}{why})" if data.get("stop_reason") not in (None, "completed") else ""
+        epoch = f" at epoch {data['best_epoch']}" if data.get("best_epoch") else ""
+        return f"trial {data['number']}: {data['state']}{reason}, objective {number(data['objective'])}{epoch}"
+    if kind == "sweep.best":
+        return f"[bold green]new best[/]: trial {data['number']}, objective {number(data['objective'])}"
+    return None
 
 
 def follow_sweep(client: httpx.Client, sweep_id: str, console: Console) -> int:
-    seen: dict[int, str] = {}
-    best: int | None = None
+    """The sweep's events as they come (its SSE stream, reconnecting as a job's), then the ranked table."""
     try:
-        while True:
-            current = checked(client.get(f"/v1/sweeps/{sweep_id}"))
-            for trial in current["trials"]:
-                if seen.get(trial["number"]) != trial["state"]:
-                    seen[trial["number"]] = trial["state"]
-                    console.print(_trial_line(trial) if trial["state"] != "running"
-                                  else f"trial {trial['number']} started: job {trial['job_id']}", highlight=False)
-            if current["best"] is not None and current["best"]["number"] != best:
-                best = current["best"]["number"]
-                objective = number(current["best"]["objective"])
-                console.print(f"[bold green]new best[/]: trial {best}, objective {objective}")
-            if current["status"] != "running":
-                break
-            time.sleep(POLL_S)
+        for event in sse.follow_stream(client, f"/v1/sweeps/{sweep_id}/events", SWEEP_END):
+            if (line := _event_line(event)) is not None:
+                console.print(line, highlight=False)
+    except sse.StreamError as exc:
+        raise ClientError(api_message(exc.response)) from exc
     except KeyboardInterrupt:
         console.print(f"stopped following; the sweep goes on. Again: trainyard sweeps {sweep_id}")
         return EXIT_INTERRUPTED
+    current = checked(client.get(f"/v1/sweeps/{sweep_id}"))
     show_sweep(current, console)
     return {"succeeded": 0, "cancelled": EXIT_CANCELLED}.get(current["status"], EXIT_FAILED)
 

@@ -17,7 +17,7 @@ from api.limits import BodyLimit
 from api.metrics import RequestMetrics, ServiceCollector
 from api.openapi import install_openapi
 from api.queue import TrainingQueue
-from api.routers import datasets, deliveries, ensembles, events, health, jobs, predict, session, tensorboard
+from api.routers import datasets, deliveries, ensembles, events, health, jobs, predict, session, sweeps, tensorboard
 from api.services.datasets import sweep_stale_uploads
 from api.services.event_listener import PgListener
 from api.services.events import EventHub
@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
                            expose_headers=["Retry-After", "Location"], max_age=600)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(sweeps.router)
     app.include_router(predict.router)
     app.include_router(tensorboard.router)
     app.include_router(datasets.router)

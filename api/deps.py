@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query, Request
+from optuna.storages import RDBStorage
 from sqlalchemy.orm import Session
 
 from api.errors import Unavailable
@@ -22,6 +23,7 @@ from api.tenancy import Tenant, scope
 from api.validation.pool import ProcessPool
 from datastore.artifacts import ArtifactStore
 from models.settings import Settings
+from sweeps.storage import storage
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,11 @@ def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 
+def get_study_storage(request: Request) -> RDBStorage:
+    """Optuna's storage, in the service's database (``sweeps/storage.py``): where sweeps' studies live."""
+    return storage(request.app.state.settings.database_dsn)
+
+
 T = TypeVar("T")
 
 
@@ -178,3 +185,4 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 ValidatorDep = Annotated[ProcessPool, Depends(get_validator)]
 QueueDep = Annotated[TrainingQueue, Depends(get_queue)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+StudyStorageDep = Annotated[RDBStorage, Depends(get_study_storage)]

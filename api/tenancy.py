@@ -2,7 +2,7 @@
 
 ``get_tenant`` turns ``Authorization: Bearer <key>`` into a tenant name. The
 request's session then carries that tenant (``session.info["tenant"]``), and a
-session event adds ``tenant = :tenant`` to every ORM query of jobs, datasets and ensembles
+session event adds ``tenant = :tenant`` to every ORM query of jobs, datasets, ensembles and sweeps
 made through it: a new query cannot forget the filter. Rows of another tenant
 are simply not found, so the API answers 404, never 403, and ids do not leak.
 Worker and CLI sessions carry no tenant and see everything.
@@ -20,7 +20,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from api.errors import ApiError
 from api.stream_tokens import unsign
 from models.keys import digest, tenant_of_digest
-from models.tables import Dataset, Ensemble, Job
+from models.tables import Dataset, Ensemble, Job, Sweep
 
 TENANT = "tenant"
 ALL_TENANTS = "all_tenants"  # execution option: an internal query that must see every tenant's rows
@@ -43,6 +43,7 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
         with_loader_criteria(Job, Job.tenant == tenant, include_aliases=True),
         with_loader_criteria(Dataset, Dataset.tenant == tenant, include_aliases=True),
         with_loader_criteria(Ensemble, Ensemble.tenant == tenant, include_aliases=True),
+        with_loader_criteria(Sweep, Sweep.tenant == tenant, include_aliases=True),
     )
 
 

@@ -1,4 +1,4 @@
-"""``trainyard submit | follow | jobs | curves``: the terminal client of the HTTP API.
+"""``trainyard submit | follow | jobs | curves``: the terminal client of the HTTP API (sweeps: cli/sweeps.py).
 
 The base URL comes from ``--url`` or ``TRAINYARD_URL`` (default
 http://127.0.0.1:8000), the API key from ``--api-key``, ``TRAINYARD_API_KEY``
@@ -83,7 +83,7 @@ def checked(response: httpx.Response) -> Any:
     return response.json()
 
 
-def _read_spec(path: str) -> Any:
+def read_json(path: str) -> Any:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
         return json.loads(text)
@@ -95,7 +95,7 @@ def _read_spec(path: str) -> Any:
 
 def submit(client: httpx.Client, args: argparse.Namespace, console: Console) -> int:
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-    job = checked(client.post("/v1/jobs", json=_read_spec(args.spec), headers=headers))
+    job = checked(client.post("/v1/jobs", json=read_json(args.spec), headers=headers))
     name = f" ({escape(job['name'])})" if job.get("name") else ""
     console.print(f"submitted [bold]{job['id']}[/]{name}")
     if args.follow:
@@ -180,10 +180,15 @@ def add_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> 
     c.add_argument("job_id")
     c.add_argument("--csv", action="store_true", help="print CSV (for a spreadsheet or a plot script)")
     for parser, command in ((s, submit), (f, follow), (j, jobs), (c, curves)):
-        parser.add_argument("--url", default=os.environ.get("TRAINYARD_URL", DEFAULT_URL),
-                            help="the API (default: $TRAINYARD_URL or %(default)s)")
-        parser.add_argument("--api-key", help="default: $TRAINYARD_API_KEY, else the key in <data dir>/api-key")
-        parser.set_defaults(client_command=command)
+        connects(parser, command)
+
+
+def connects(parser: argparse.ArgumentParser, command: Command) -> None:
+    """A client command: its --url and --api-key, and the function ``run`` calls."""
+    parser.add_argument("--url", default=os.environ.get("TRAINYARD_URL", DEFAULT_URL),
+                        help="the API (default: $TRAINYARD_URL or %(default)s)")
+    parser.add_argument("--api-key", help="default: $TRAINYARD_API_KEY, else the key in <data dir>/api-key")
+    parser.set_defaults(client_command=command)
 
 
 def run(args: argparse.Namespace) -> int:

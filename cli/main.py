@@ -8,7 +8,7 @@ import threading
 from functools import partial
 
 from broker.tasks import CONTROL_QUEUE, training_queues
-from cli import client, keys, processes, supervise, tensorboard
+from cli import client, keys, processes, supervise, sweeps, tensorboard
 from models.settings import get_settings
 
 SAMPLE = """
@@ -26,12 +26,14 @@ or with curl:
 
 def _migrate(args: argparse.Namespace) -> None:
     from migrations import downgrade, upgrade
+    from sweeps.storage import prepare
 
     dsn = get_settings().database_dsn
     if args.downgrade:
         downgrade(dsn, args.downgrade)
     else:
         upgrade(dsn, args.revision)
+        prepare(dsn)  # Optuna's own tables (sweeps), beside the service's: sweeps/storage.py
 
 
 def _api(args: argparse.Namespace) -> None:
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     m.add_argument("--revision", default="heads")
     m.add_argument("--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)")
     client.add_commands(sub)
+    sweeps.add_commands(sub)
     tensorboard.add_commands(sub)
     keys.add_commands(sub)
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Reading a job's Server-Sent Events stream, reconnecting where it broke off."""
+"""Reading a job's (or a sweep's) Server-Sent Events stream, reconnecting where it broke off."""
 
 import json
 import time
@@ -56,6 +56,13 @@ def follow(client: httpx.Client, job_id: str, *, last_event_id: str | None = Non
            reconnects: int = 8) -> Iterator[dict[str, Any]]:
     """The job's events as dicts, to its terminal event, reconnecting with
     ``Last-Event-ID`` when the connection drops (API restart, proxy timeout)."""
+    return follow_stream(client, f"/v1/jobs/{job_id}/events", TERMINAL, last_event_id=last_event_id,
+                         reconnects=reconnects)
+
+
+def follow_stream(client: httpx.Client, path: str, terminal: tuple[str, ...], *, last_event_id: str | None = None,
+                  reconnects: int = 8) -> Iterator[dict[str, Any]]:
+    """The events of the stream at ``path`` (a job's, a sweep's) as dicts, to one of the ``terminal`` types."""
     failures = 0
     # Reads wait through the 15 s keepalives; a minute of silence means a dead connection.
     timeout = httpx.Timeout(10.0, read=60.0)
@@ -64,7 +71,7 @@ def follow(client: httpx.Client, job_id: str, *, last_event_id: str | None = Non
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
         try:
-            with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=timeout) as response:
+            with client.stream("GET", path, headers=headers, timeout=timeout) as response:
                 if response.status_code != 200:
                     response.read()
                     raise StreamError(response)
@@ -73,12 +80,12 @@ def follow(client: httpx.Client, job_id: str, *, last_event_id: str | None = Non
                     last_event_id = event.id or last_event_id
                     payload = event.json()
                     yield payload
-                    if payload["type"] in TERMINAL:
+                    if payload["type"] in terminal:
                         return
         except httpx.TransportError as exc:
             lost: Exception = exc
         else:  # the server closed the stream before the job finished
-            lost = ConnectionError("the event stream ended before the job finished")
+            lost = ConnectionError("the event stream ended before its last event")
         failures += 1
         if failures > reconnects:
             raise lost

@@ -19,6 +19,7 @@ class StopReason(StrEnum):
     diagnosis = "diagnosis"
     cancelled = "cancelled"
     error = "error"
+    pruned = "pruned"  # a sweep's trial that its pruner judged worse than the others at the same epoch
 
 
 class EventType(StrEnum):
@@ -66,3 +67,30 @@ class TaskKind(StrEnum):
 
     classifier = "classifier"
     regression = "regression"
+class SweepStatus(StrEnum):
+    """A sweep: running while it may still start or wait for trials, then one of the ends."""
+
+    running = "running"
+    succeeded = "succeeded"  # every trial ended; at least one gave an objective
+    failed = "failed"  # every trial ended without an objective
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self is not SweepStatus.running
+
+
+class SweepEventType(StrEnum):
+    """What happened to a sweep; each is one row of ``sweep_events`` (GET /v1/sweeps/{id}/events)."""
+
+    trial_started = "trial.started"  # the driver queued the trial's job
+    trial_finished = "trial.finished"  # told to Optuna: complete, or failed
+    trial_pruned = "trial.pruned"  # told to Optuna as pruned (by the pruner or the diagnosis)
+    best = "sweep.best"  # a complete trial better than every earlier one
+    succeeded = "sweep.succeeded"
+    failed = "sweep.failed"
+    cancelled = "sweep.cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (SweepEventType.succeeded, SweepEventType.failed, SweepEventType.cancelled)

@@ -7,7 +7,16 @@ from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Uni
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.db import Base, JSONType, utcnow
-from models.enums import DeliveryOutcome, EnsembleStatus, EventType, JobStatus, StopReason, TaskKind
+from models.enums import (
+    DeliveryOutcome,
+    EnsembleStatus,
+    EventType,
+    JobStatus,
+    StopReason,
+    SweepEventType,
+    SweepStatus,
+    TaskKind,
+)
 
 
 def _enum(cls: type) -> Enum:
@@ -34,11 +43,50 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Sweep(Base):
+    """A hyperparameter search: a base job spec, a search space over its paths, and the Optuna study
+    (named by the sweep's id, in Optuna's own storage: sweeps/storage.py) that picks each trial's values.
+    Its trials are ordinary jobs (``Job.sweep_id``); the request as accepted is ``request``
+    (``models.sweep_spec.SweepRequest``), the base spec's seed fixed."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (Index("ix_sweeps_tenant_id", "tenant", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[SweepStatus] = mapped_column(_enum(SweepStatus), default=SweepStatus.running)
+    request: Mapped[dict[str, Any]]
+    # How many trials it runs at most (max_trials, or the grid's size when smaller).
+    trials_planned: Mapped[int]
+    # The base spec's model summary (from the validator), for the preflight of each trial spec.
+    summary: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class SweepEvent(Base):
+    """An append-only log of a sweep's trials, in order. Written by the sweep driver under the sweep's
+    lock (sweeps/driver.py), so a sweep's event ids grow in commit order: a stream's cursor is exact."""
+
+    __tablename__ = "sweep_events"
+    __table_args__ = (Index("ix_sweep_events_sweep_id_id", "sweep_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    type: Mapped[SweepEventType] = mapped_column(Enum(SweepEventType, native_enum=False, length=32,
+                                                      values_callable=lambda e: [m.value for m in e]))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     # Lists are per tenant, newest first: (tenant, id) and (tenant, status, id) serve them (migration 0007f).
     __table_args__ = (Index("ix_jobs_status_id", "status", "id"), Index("ix_jobs_tenant_id", "tenant", "id"),
-                      Index("ix_jobs_tenant_status_id", "tenant", "status", "id"))
+                      Index("ix_jobs_tenant_status_id", "tenant", "status", "id"),
+                      # One job per trial of a sweep: a driver that asks twice for one trial cannot make two.
+                      UniqueConstraint("sweep_id", "trial_number"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant: Mapped[str] = mapped_column(String(64))
@@ -59,6 +107,9 @@ class Job(Base):
     # How a retry was made: {"finding": code, "suggestion": summary, "auto": bool} or {"patch": ...}.
     origin: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # A sweep's trial: the sweep and the number of its Optuna trial (sweeps/driver.py).
+    sweep_id: Mapped[str | None] = mapped_column(ForeignKey("sweeps.id"), index=True)
+    trial_number: Mapped[int | None]
     request_sha256: Mapped[str | None] = mapped_column(String(64))
 
     epoch: Mapped[int] = mapped_column(default=0)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("api", "broker", "cli", "datastore", "diagnosis", "keras_bridge", "migrations", "models", "worker")
+PACKAGES = ("api", "broker", "cli", "datastore", "diagnosis", "keras_bridge", "migrations", "models", "sweeps",
+            "worker")
 
 
 def _module_name(path: Path) -> str:

@@ -117,3 +117,11 @@ def test_callbacks_go_with_every_setting_the_user_changed():
          "restore_best_weights": True},
         {"type": "ReduceLROnPlateau", "factor": 0.2, "min_lr": 1e-5},
         {"type": "ModelCheckpoint", "save_best_only": True, "mode": "min", "initial_value_threshold": 0.5}]
+
+
+def test_a_sweep_with_a_bad_space_is_refused_before_any_request(client: Client, sent):
+    with pytest.raises(ValidationError, match="0 < low < high"):
+        client.sweeps.create({"dataset": "builtin:iris", "model": {"input_shape": [4], "layers": [{"type": "Dense"}]},
+                              "compile": {"loss": "mse"}},
+                             {"compile.optimizer.learning_rate": {"loguniform": [0, 1]}})
+    assert sent == []

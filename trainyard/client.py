@@ -19,6 +19,7 @@ from models.spec import DataSpec, FitSpec, JobSpec
 from trainyard.arrays import npz_bytes, sha256
 from trainyard.ensemble import Ensembles
 from trainyard.job import Job
+from trainyard.sweeps import Sweeps
 from trainyard.translate import Unsupported, callback_specs, compile_spec, model_spec
 
 # Keras fit() arguments the service cannot honour, with what to do instead. Refused rather than dropped:
@@ -97,6 +98,7 @@ class Client:
         self.jobs = Jobs(http)
         self.datasets = Datasets(http)
         self.ensembles = Ensembles(http)
+        self.sweeps = Sweeps(http)
 
     def close(self) -> None:
         if self._opened is not None:

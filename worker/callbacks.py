@@ -77,3 +77,22 @@ class StopWhen(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._poll()
+
+
+class StopWhenJudged(keras.callbacks.Callback):
+    """Stops training at the end of an epoch that ``judge`` condemns (a sweep's pruner).
+
+    Args:
+        judge: called as ``judge(epoch, logs)`` with the 1-based epoch once it is recorded;
+            True stops the run there.
+    """
+
+    def __init__(self, judge: Callable[[int, dict[str, Any]], bool]) -> None:
+        super().__init__()
+        self.judge = judge
+        self.stopped = False
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.stopped and self.judge(epoch + 1, dict(logs or {})):
+            self.stopped = True
+            self.model.stop_training = True

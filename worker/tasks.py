@@ -13,7 +13,7 @@ from broker.tasks import RECONCILE_TASK, TRAIN_TASK
 from models.db import make_engine, make_session_factory
 from models.outbox import notify_after_commit
 from models.settings import get_settings
-from worker import job_store, shutdown, warmup
+from worker import job_store, shutdown, sweep_hook, warmup
 from worker.celery_app import app, send
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def _train(job_id: str) -> None:
     factory = session_factory()
     try:
         run_training(factory, job_id, settings=get_settings(), enqueue=send.train)
+        sweep_hook.after_job(factory, job_id, settings=get_settings(), send=send.train)
     except HandBack as stop:
         # This worker is shutting down and run_training gave the job back to the queue: send
         # it to the resume queue so that another worker resumes it from its checkpoint at once.
@@ -78,4 +79,5 @@ def reconcile() -> list[str]:
         requeued += reconcile_ensembles(session_factory(), settings, send.ensemble, broker_was_reset=lost)
         if lost:  # only once every message is sent again
             queue_marker.mark_queues_intact(connection, settings.train_queue)
+    sweep_hook.advance_running(session_factory(), settings=settings, send=send.train)
     return requeued

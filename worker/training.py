@@ -29,9 +29,11 @@ from models.lifecycle import Claim, ClaimLost
 from models.settings import Settings
 from models.spec import JobSpec
 from models.tables import Dataset, Job
+from sweeps.pruning import judge_for
+from sweeps.storage import storage as study_storage
 from worker import job_store
 from worker.auto_retry import spawn_retry, wants_retry
-from worker.callbacks import RecordEpochs, StopWhen
+from worker.callbacks import RecordEpochs, StopWhen, StopWhenJudged
 from worker.checkpoint import AtomicBackupAndRestore
 from worker.data import DataError, PreparedData, prepare, save_scalers
 from worker.devices import devices_of, job_strategy
@@ -85,9 +87,11 @@ def _fit(
     # monitor's memory saved before it is checkpointed: whatever fails in between, the resumed
     # run trains that epoch again instead of skipping it (a record that did commit stands).
     epochs = RecordEpochs(partial(job_store.record_epoch, factory, claim, monitor=monitor))
+    pruning = _pruning(factory, job, settings)
     callbacks = [
         epochs,
         watch,
+        *([pruning] if pruning is not None else []),  # after the diagnosis: its stop is the one reported
         EventFiles(store.tensorboard_dir(job.id), watch),  # after the monitor: it reads the epoch's probe
         stop_on_request,
         *user_callbacks,
@@ -118,6 +122,8 @@ def _fit(
         reason = StopReason.cancelled
     elif watch.stopped_by is not None:
         reason = StopReason.diagnosis
+    elif pruning is not None and pruning.stopped:
+        reason = StopReason.pruned
     elif any(isinstance(cb, keras.callbacks.EarlyStopping) and cb.stopped_epoch > 0 for cb in user_callbacks):
         reason = StopReason.early_stopping
     else:
@@ -138,6 +144,15 @@ def _fit(
         verdict = diagnosis.verdict(findings)
         job_store.add_finding(factory, claim, verdict.as_json())
     return reason, test_metrics, model_path, verdict
+
+
+def _pruning(factory: sessionmaker[Session], job: Job, settings: Settings) -> StopWhenJudged | None:
+    """A sweep trial's pruning callback (its epochs reported to the Optuna trial); None for other jobs."""
+    if job.sweep_id is None:
+        return None
+    with transaction(factory) as session:
+        judge = judge_for(session, study_storage(settings.database_dsn), job)
+    return None if judge is None else StopWhenJudged(judge)
 
 
 class HeldElsewhere(Exception):

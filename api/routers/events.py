@@ -41,25 +41,34 @@ def stream_grant(
     setattr(request.state, STREAM_GRANT_TENANT, grant.tenant)
 
 
+LastEventIdHeader = Annotated[str | None, Header(alias="Last-Event-ID", max_length=32,
+                                                 description="resume after this event id")]
+LastEventIdQuery = Annotated[int | None, Query(ge=0, le=EVENT_ID_MAX, description="the same, for clients that "
+                                                                   "cannot set headers (curl scripts, links)")]
+
+
+def resume_after(last_event_id_header: str | None, last_event_id: int | None) -> int:
+    """The event id a stream starts after: ``Last-Event-ID`` (a browser's reconnect sends it: it wins over
+    the original URL's query), else ``?last_event_id=``, else 0 (the whole history)."""
+    if not last_event_id_header:
+        return last_event_id or 0
+    text = last_event_id_header.strip()  # ASCII digits only: "²".isdigit() too, and int() refuses it
+    if not (text.isascii() and text.isdigit()) or int(text) > EVENT_ID_MAX:
+        raise Invalid("Last-Event-ID is not an event id of this stream",
+                      [detail(("header", "Last-Event-ID"), f"expected an integer. Received: {last_event_id_header!r}")])
+    return int(text)
+
+
 def stream_start(
     job_id: str,
     request: Request,
     _grant: Annotated[None, Depends(stream_grant)],  # before tenant: FastAPI solves them in this order
     tenant: Tenant,
-    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32,
-                                                       description="resume after this event id")] = None,
-    last_event_id: Annotated[int | None, Query(ge=0, le=EVENT_ID_MAX, description="the same, for clients that "
-                                                                 "cannot set headers (curl scripts, links)")] = None,
+    last_event_id_header: LastEventIdHeader = None,
+    last_event_id: LastEventIdQuery = None,
 ) -> StreamStart:
     """Checked before the stream starts, so an unknown job is a JSON 404, not an empty stream."""
-    after = last_event_id or 0
-    if last_event_id_header:  # a browser's reconnect sends it: it wins over the original URL's query
-        text = last_event_id_header.strip()  # ASCII digits only: "²".isdigit() too, and int() refuses it
-        if not (text.isascii() and text.isdigit()) or int(text) > EVENT_ID_MAX:
-            raise Invalid("Last-Event-ID is not an event id of this stream",
-                          [detail(("header", "Last-Event-ID"),
-                                  f"expected an integer. Received: {last_event_id_header!r}")])
-        after = int(last_event_id_header)
+    after = resume_after(last_event_id_header, last_event_id)
     # A session of its own, closed at once: a stream may last hours and must not hold a connection.
     with request.app.state.session_factory() as session:
         scope(session, tenant)  # another tenant's job is a 404 here too

@@ -77,11 +77,11 @@ def submit_job(
 @router.get("", response_model=ListPage[JobOut], summary="List jobs, newest first", responses=error_responses())
 def list_jobs(
     uow: UoW, page: PageDep, status: JobStatus | None = None, name: str | None = None,
-    dataset: str | None = None, parent_id: str | None = None,
+    dataset: str | None = None, parent_id: str | None = None, sweep_id: str | None = None,
     cv_parent_id: Annotated[str | None, Query(description="the fold jobs of this cross-validation run")] = None,
 ) -> ListPage[JobOut]:
     jobs = service.list_jobs(uow.session, page, status=status, name=name, dataset=dataset, parent_id=parent_id,
-                             cv_parent_id=cv_parent_id)
+                             cv_parent_id=cv_parent_id, sweep_id=sweep_id)
     return ListPage(items=[job_out(job) for job in jobs.items], next_cursor=jobs.next_cursor)
 
 

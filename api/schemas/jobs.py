@@ -38,6 +38,8 @@ class JobOut(BaseModel):
     stop_reason: StopReason | None
     dataset: str
     parent_id: str | None
+    sweep_id: str | None = Field(default=None, description="the sweep this job is a trial of (GET /v1/sweeps/{id})")
+    trial_number: int | None = Field(default=None, description="its trial's number in that sweep")
     progress: Progress
     last_metrics: Metrics | None
     best_metrics: Metrics | None = Field(
@@ -163,7 +165,8 @@ def job_out(job: Job) -> JobOut:
     end = job.finished_at or (utcnow() if job.started_at else None)
     return JobOut(
         id=job.id, name=job.name, status=job.status, stop_reason=job.stop_reason, dataset=job.dataset_ref,
-        parent_id=job.parent_id, progress=Progress(epoch=job.epoch, epochs=job.epochs), last_metrics=job.last_metrics,
+        parent_id=job.parent_id, sweep_id=job.sweep_id, trial_number=job.trial_number,
+        progress=Progress(epoch=job.epoch, epochs=job.epochs), last_metrics=job.last_metrics,
         best_metrics=job.best_metrics, test_metrics=job.test_metrics, findings=job.findings, data=job.data_summary,
         timings=Timings(
             created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,

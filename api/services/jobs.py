@@ -217,12 +217,12 @@ def model_file(job: Job, store: ArtifactStore) -> Path:
 
 
 def list_jobs(session: Session, page: Page, *, status: JobStatus | None, name: str | None, dataset: str | None,
-              parent_id: str | None, cv_parent_id: str | None = None) -> Rows[Job]:
+              parent_id: str | None, cv_parent_id: str | None = None, sweep_id: str | None = None) -> Rows[Job]:
     query = select(Job).order_by(Job.id.desc()).limit(page.limit + 1)
     if page.cursor:
         query = query.where(Job.id < page.cursor)
     filters = ((Job.status, status), (Job.name, name), (Job.dataset_ref, dataset), (Job.parent_id, parent_id),
-               (Job.cv_parent_id, cv_parent_id))
+               (Job.cv_parent_id, cv_parent_id), (Job.sweep_id, sweep_id))
     for column, value in filters:
         if value is not None:
             query = query.where(column == value)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008b_cross_validation"
-down_revision: str | Sequence[str] | None = "0007f_jobs_tenant_indexes"
+down_revision: str | Sequence[str] | None = "0008a_sweeps"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

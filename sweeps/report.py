@@ -1,0 +1,106 @@
+"""A sweep as it stands, for reading: each trial's row (its job and its Optuna trial), the best one,
+the parameter importances, and the training time that stopping doomed trials saved."""
+
+import logging
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.enums import JobStatus, StopReason
+from models.findings import verdict_of
+from models.sweep_spec import SweepRequest
+from models.tables import EpochMetric, Job, Sweep
+from sweeps import outcome, study
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrialRow:
+    number: int
+    job_id: str | None  # None: a trial that never got a job (its values made no valid spec)
+    params: dict[str, Any]
+    status: str  # the job's status; "failed" for a trial without a job
+    state: str  # Optuna's: running, complete, pruned, fail
+    objective: float | None  # the best value of the objective's metric so far
+    best_epoch: int | None
+    epochs_run: int
+    epochs: int
+    verdict: str | None
+    stop_reason: StopReason | None
+    stopped_by: str | None  # the finding that stopped it (stop_reason "diagnosis")
+    saved_s: float  # epochs it did not run × its mean epoch time (stopped by pruning or the diagnosis)
+    rank: int | None = None  # 1 = best, among the complete trials
+
+
+@dataclass
+class SweepReport:
+    trials: list[TrialRow]
+    best: TrialRow | None
+    importances: dict[str, float] | None
+    saved_s: dict[str, float]  # {"pruned": s, "diagnosis": s, "total": s}
+
+
+def _curves(session: Session, jobs: list[Job]) -> dict[str, list[EpochMetric]]:
+    rows: dict[str, list[EpochMetric]] = defaultdict(list)
+    if jobs:
+        for row in session.scalars(select(EpochMetric).where(EpochMetric.job_id.in_([j.id for j in jobs]))
+                                   .order_by(EpochMetric.epoch)):
+            rows[row.job_id].append(row)
+    return rows
+
+
+def _row(trial: FrozenTrial, job: Job | None, curve: list[EpochMetric], request: SweepRequest) -> TrialRow:
+    found = outcome.best(curve, request.objective)
+    epochs = job.epochs if job else 0
+    saved = 0.0
+    if job is not None and job.stop_reason in outcome.PRUNED_STOPS and curve:
+        saved = max(0, epochs - len(curve)) * statistics.fmean(r.duration_s for r in curve)
+    verdict = verdict_of(job.findings) if job else None
+    return TrialRow(
+        number=trial.number, job_id=job.id if job else None, params=dict(trial.params),
+        status=job.status.value if job else JobStatus.failed.value, state=trial.state.name.lower(),
+        objective=found.value, best_epoch=found.epoch, epochs_run=len(curve), epochs=epochs,
+        verdict=(verdict or {}).get("evidence", {}).get("verdict"), stop_reason=job.stop_reason if job else None,
+        stopped_by=outcome.stopped_by(job) if job else None, saved_s=round(saved, 3))
+
+
+def importances(sweep_study: optuna.Study) -> dict[str, float] | None:
+    """Optuna's fANOVA importances, once two trials are complete; None before (or when they cannot be told)."""
+    complete = sweep_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return None
+    try:
+        return {k: round(v, 4) for k, v in
+                get_param_importances(sweep_study, evaluator=FanovaImportanceEvaluator(seed=0)).items()}
+    except (ValueError, RuntimeError) as exc:  # e.g. every complete trial had the same values
+        log.info("no importances for sweep %s: %s", sweep_study.study_name, exc)
+        return None
+
+
+def report(session: Session, storage: RDBStorage, sweep: Sweep, jobs: list[Job]) -> SweepReport:
+    request = SweepRequest.model_validate(sweep.request)
+    sweep_study = study.load(storage, sweep.id)
+    by_number = {job.trial_number: job for job in jobs}
+    curves = _curves(session, jobs)
+    rows = []
+    for trial in sweep_study.get_trials(deepcopy=False):
+        job = by_number.get(trial.number)
+        rows.append(_row(trial, job, curves.get(job.id, []) if job else [], request))
+    sign = 1 if request.objective.direction == "minimize" else -1
+    ranked = sorted((r for r in rows if r.state == "complete" and r.objective is not None),
+                    key=lambda r: sign * r.objective)  # type: ignore[operator]
+    for rank, row in enumerate(ranked, start=1):
+        row.rank = rank
+    saved = {kind: round(sum(r.saved_s for r in rows if r.stop_reason is reason), 3)
+             for kind, reason in (("pruned", StopReason.pruned), ("diagnosis", StopReason.diagnosis))}
+    saved["total"] = round(saved["pruned"] + saved["diagnosis"], 3)
+    return SweepReport(rows, ranked[0] if ranked else None, importances(sweep_study), saved)

@@ -414,3 +414,16 @@ def test_unstable_from_a_loss_thrown_off_over_two_epochs_and_back():
     history = run(losses, vals, train_cv=9.0, val_cv=1.3, n_train=455, n_val=114)
     epoch, outcome = first(Code.unstable, history, binary)
     assert epoch is not None and epoch <= 8 and outcome.evidence["confidence"] >= CLEAR
+
+
+def test_saturated_outputs_when_a_blown_up_epoch_widens_its_own_training_band():
+    # Story 5 (RMSprop 0.1 on raw pixels): epoch 1's training loss is 152,595, one batch at 2.3e6 among batches
+    # at 10-10,000; that spread is the blow-up, not sampling noise, and its band (±3e5) hid the loss. The
+    # validation loss of the same end-of-epoch model, 9.16 on 120 fixed samples against 0.68, is clear of its band.
+    two = Task(classification=True, loss="categorical_crossentropy", chance_loss=0.692, majority_rate=0.525, classes=2,
+               val_chance_loss=0.679)
+    blown = run([152595.0], [9.16], pinned=[1.0], train_cv=22.4, val_cv=0.83, n_train=480, n_val=120)
+    outcome = RULES[Code.saturated_outputs](blown, two)
+    assert outcome is not None and outcome.severity == "warning" and outcome.evidence["confidence"] >= CLEAR
+    without_validation = run([152595.0], pinned=[1.0], train_cv=22.4, n_train=480)
+    assert RULES[Code.saturated_outputs](without_validation, two).severity == "info"  # the training band alone

@@ -87,21 +87,28 @@ def diverging(history: list[Epoch], task: Task) -> RuleResult | None:
     losses, vals = [e.loss for e in tail], [e.val_loss for e in tail]
     if None in losses or None in vals:
         return None
-    rising = all(b > a for a, b in pairwise(losses)) and all(b > a for a, b in pairwise(vals))  # type: ignore[operator]
+    # The training loss is what the optimizer minimises: three epochs of climbing, beyond its noise, to above
+    # where it started and 1.5 times its lowest is divergence whatever validation does (a diverging run's
+    # validation loss often bounces instead: waiting for it to climb too would only delay the finding).
+    rising = all(b > a for a, b in pairwise(losses))  # type: ignore[operator]
     first = history[0].loss
     lowest = min(e.loss for e in history if e.loss is not None)
     if not (rising and first is not None and losses[-1] > first and losses[-1] > 1.5 * lowest):  # type: ignore[operator]
         return None
     train_band, val_band = noise_band(tail, "loss"), noise_band(tail, "val_loss")
-    score = min(confidence(losses[-1] - losses[0], train_band), confidence(vals[-1] - vals[0], val_band))  # type: ignore[operator]
+    score = confidence(losses[-1] - losses[0], train_band)  # type: ignore[operator]
+    both = all(b > a for a, b in pairwise(vals))  # type: ignore[operator]
+    if both:  # validation climbing too: the weaker of the two rises decides
+        score = min(score, confidence(vals[-1] - vals[0], val_band))  # type: ignore[operator]
     if score < 1:
         return None
+    key, band, values = ("val_loss", val_band, vals) if both else ("loss", train_band, losses)
     return RuleResult("error" if score >= CLEAR else "info", (
-        f"Train and validation loss have both risen for 3 epochs, to {losses[-1]:.4g} (lowest {lowest:.4g}), "
-        f"beyond their noise ({val_band.describe('val_loss', vals[-1] - vals[0], vals[0])}): "  # type: ignore[operator,arg-type]
-        "training is diverging."), {
+        f"{'Train and validation loss have both' if both else 'Train loss has'} risen for 3 epochs, to "
+        f"{losses[-1]:.4g} (lowest {lowest:.4g}), beyond {'their' if both else 'its'} noise "
+        f"({band.describe(key, values[-1] - values[0], values[0])}): training is diverging."), {  # type: ignore[operator,arg-type]
         "loss": as_evidence(losses), "val_loss": as_evidence(vals), "lowest_loss": round(lowest, 4),
-        **_noise(val_band, "val_loss", vals[-1] - vals[0], vals[0], score)})  # type: ignore[operator,arg-type]
+        **_noise(band, key, values[-1] - values[0], values[0], score)})  # type: ignore[operator,arg-type]
 
 
 def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
@@ -234,6 +241,15 @@ def saturated_outputs(history: list[Epoch], task: Task) -> RuleResult | None:
         return None
     band = noise_band([last], "loss")
     score = confidence(last.loss - reference, band)
+    # The probe's pinned outputs are the model at the epoch's end; so is the validation loss, a mean over fixed
+    # samples whose band is sampling noise alone. The training loss's spread within an epoch that blew up is
+    # the blow-up itself (one batch at 2e6 among batches at 10 put a band of ±3e5 around a loss of 1.5e5):
+    # the validation loss, when it too is far above its reference, is the better measured witness.
+    val_reference = task.val_chance_loss or reference
+    if last.val_loss is not None and last.val_loss >= 3 * val_reference:
+        val_band = noise_band([last], "val_loss")
+        if (val_score := confidence(last.val_loss - val_reference, val_band)) > score:
+            score, band = val_score, val_band
     return RuleResult(graded(score), (
         f"{last.pinned_fraction:.0%} of the predicted probabilities are pinned at 0 or 1 while the loss "
         f"({last.loss:.4g}) is far above the label entropy ({reference:.4f}): the outputs are saturated, "
@@ -258,23 +274,54 @@ def _never_learnt(history: list[Epoch], task: Task, vals: list[float], band: Ban
 
 def overfitting(history: list[Epoch], task: Task) -> RuleResult | None:
     """A validation loss that rose beyond noise while the training loss fell, or a gap that
-    shows memorisation: training far better than validation, no better validation for a while."""
+    shows memorisation: training far better than validation, no material progress on validation
+    for a while."""
     vals = series(history, "val_loss")
     losses = series(history, "loss")
     if not task.has_validation or None in vals or None in losses or len(history) < OVERFIT_PATIENCE + 1:
         return None
     best = min(range(len(vals)), key=lambda i: vals[i])  # type: ignore[arg-type,return-value]
     current = len(history) - 1
-    since = current - best
     # A rise from the best epoch is a difference of two noisy means, and the best is the lowest of
     # many draws (biased low): the band of a step, not of one value.
     band = step_band(noise_band(history[best:], "val_loss"))
-    if since < OVERFIT_PATIENCE or _never_learnt(history, task, vals, band) or losses[current] >= losses[best]:  # type: ignore[arg-type,operator]
+    if _never_learnt(history, task, vals, band):  # type: ignore[arg-type]
         return None
     recent = vals[current - OVERFIT_PATIENCE + 1:]
     if recent[0] - recent[-1] > band.width:  # type: ignore[operator]
         return None  # validation is falling again beyond noise: recovering, not over-fitting
-    rise = min(recent) - vals[best]  # type: ignore[operator,type-var]
+    score, effect = _risen(history, best, band)
+    how, since_epoch = "rise", best
+    stalled = _stalled_since(vals)  # type: ignore[arg-type]
+    gap_score, gap_effect = _memorised(history, stalled)
+    if gap_score > score and score < CLEAR:  # a clear rise tells the story best; else the gap, if stronger
+        score, how, effect, since_epoch = gap_score, "gap", gap_effect, stalled
+    if score < 1:
+        return None
+    severity = "info" if task.early_stopping_restores_best else graded(score)
+    lead = (f"Train loss keeps falling ({losses[best]:.4g} → {losses[current]:.4g}) while validation loss rose from "
+            f"{vals[best]:.4g} at epoch {history[best].epoch} to {vals[current]:.4g} ({effect})" if how == "rise" else
+            f"Train loss fell to {losses[current]:.4g} against a validation loss of {vals[current]:.4g} ({effect}), "
+            f"which has not improved by {MATERIAL:.0%} on epoch {history[since_epoch].epoch}'s "
+            f"{vals[since_epoch]:.4g} for {current - since_epoch} epochs")
+    return RuleResult(severity, (
+        f"{lead}: the model memorizes the training set. The best epoch was {history[best].epoch}."), {
+        "best_epoch": history[best].epoch, "best_val_loss": round(vals[best], 4), "val_loss": round(vals[current], 4),  # type: ignore[arg-type]
+        "loss_at_best": round(losses[best], 4), "loss": round(losses[current], 4), "by": how,  # type: ignore[arg-type]
+        "since_epoch": history[since_epoch].epoch,
+        "accuracy": history[current].accuracy(), "val_accuracy": history[current].val_accuracy(),
+        "noise": effect, "noise_band": float(f"{band.width:.3g}"), "n": band.n, "confidence": score})
+
+
+def _risen(history: list[Epoch], best: int, band: Band) -> tuple[float, str]:
+    """(confidence, description) of a validation loss that rose since its best epoch while the training
+    loss fell: beyond the band of a step, or a steady climb. (0, description) when it has not."""
+    vals, losses = series(history, "val_loss"), series(history, "loss")
+    current = len(history) - 1
+    rise = min(vals[current - OVERFIT_PATIENCE + 1:]) - vals[best]  # type: ignore[operator,type-var]
+    effect = band.describe("val_loss", rise, vals[best])  # type: ignore[arg-type]
+    if current - best < OVERFIT_PATIENCE or losses[current] >= losses[best] or rise < MATERIAL * vals[best]:  # type: ignore[operator]
+        return 0.0, effect
     # Beyond the band of a step, or a steady climb since the best epoch: its trend (t statistic) through
     # the epochs after the best (the best itself is a low outlier), once the fitted line rose by a material
     # share (the same 3 % as a rise: on a fixed validation set the epochs move far less than its band, and
@@ -282,31 +329,22 @@ def overfitting(history: list[Epoch], task: Task) -> RuleResult | None:
     after = vals[best + 1:]
     # Re-tested after every epoch, a trend gets many looks: it takes t ≥ 4 (TREND_CLEAR bands) to be a warning.
     steady = trend(after) * CLEAR / TREND_CLEAR if _fitted_fall(after) <= -MATERIAL * vals[best] else 0.0  # type: ignore[arg-type,operator]
-    score, how = (max(confidence(rise, band), steady) if rise >= MATERIAL * vals[best] else 0.0), "rise"  # type: ignore[operator]
-    effect = band.describe("val_loss", rise, vals[best])  # type: ignore[arg-type]
-    gap_score, gap_effect = _memorised(history, best)
-    if gap_score > score and score < CLEAR:  # a clear rise tells the story best; else the gap, if stronger
-        score, how, effect = gap_score, "gap", gap_effect
-    if score < 1:
-        return None
-    severity = "info" if task.early_stopping_restores_best else graded(score)
-    lead = (f"Train loss keeps falling ({losses[best]:.4g} → {losses[current]:.4g}) while validation loss rose from "
-            f"{vals[best]:.4g} at epoch {history[best].epoch} to {vals[current]:.4g} ({effect})" if how == "rise" else
-            f"Train loss fell to {losses[current]:.4g} against a validation loss of {vals[current]:.4g} ({effect}), "
-            f"which has not improved on epoch {history[best].epoch}'s {vals[best]:.4g} for {since} epochs")
-    return RuleResult(severity, (
-        f"{lead}: the model memorizes the training set. The best epoch was {history[best].epoch}."), {
-        "best_epoch": history[best].epoch, "best_val_loss": round(vals[best], 4), "val_loss": round(vals[current], 4),  # type: ignore[arg-type]
-        "loss_at_best": round(losses[best], 4), "loss": round(losses[current], 4), "by": how,  # type: ignore[arg-type]
-        "accuracy": history[current].accuracy(), "val_accuracy": history[current].val_accuracy(),
-        "noise": effect, "noise_band": float(f"{band.width:.3g}"), "n": band.n, "confidence": score})
+    return max(confidence(rise, band), steady), effect
+
+
+def _stalled_since(vals: list[float]) -> int:
+    """The index from which the validation loss has not improved materially: the first epoch within
+    ``MATERIAL`` of the lowest so far. A new lowest by less than that is not progress (the same 3 % that
+    makes a rise worth a finding): waiting for the epochs after it would restart on every small dip."""
+    lowest = min(vals)
+    return next(i for i, v in enumerate(vals) if v <= lowest * (1 + MATERIAL))
 
 
 def _memorised(history: list[Epoch], best: int) -> tuple[float, str]:
     """(confidence, description) of a memorisation gap: validation loss far above the training loss
-    (or training accuracy near perfect, validation far below), a gap that grew since the best epoch
-    while training kept fitting beyond its noise. The confidence is the gap in noise bands.
-    (0, "") when there is none."""
+    (or training accuracy near perfect, validation far below), a gap that grew since the validation
+    loss stalled (``best``: see ``_stalled_since``) while training kept fitting beyond its noise. The
+    confidence is the gap in noise bands. (0, "") when there is none."""
     last, at_best = history[-1], history[best]
     val, train = last.val_loss, last.loss
     if len(history) - 1 - best < MEMORISE_PATIENCE or val is None or train is None:
@@ -445,10 +483,12 @@ def _alternating(window: list[Epoch], key: str) -> _Bounce | None:
 
 
 def _spike(window: list[Epoch], key: str) -> _Bounce | None:
-    """A rise beyond the band of a step to above every earlier epoch of the window (all the progress the
+    """A climb beyond the band of a step to above every earlier epoch of the window (all the progress the
     window shows undone: an uptick of a noisy descent is not), then a fall beyond the band: the largest
-    up-and-down again in the window. Its strength is the smaller of the two moves (a rise that stays is a
-    trend, not a bounce), in bands."""
+    up-and-down again in the window. The climb is measured from the lowest epoch before the peak, in one
+    step or several (a loss thrown off over a few epochs and then back is as unstable as one that jumps in
+    one: the difference of any two epochs' means has the band of a step). Its strength is the smaller of
+    the two moves (a rise that stays is a trend, not a bounce), in bands."""
     logged = series(window, key)
     if None in logged:
         return None
@@ -456,13 +496,13 @@ def _spike(window: list[Epoch], key: str) -> _Bounce | None:
     band = step_band(noise_band(window, key))
     best: _Bounce | None = None
     for i in range(1, len(values)):
-        rise = values[i] - values[i - 1]
+        rise = values[i] - min(values[:i])
         if rise <= band.width or values[i] <= max(values[:i]):
             continue
         fall = values[i] - min(values[i + 1:], default=values[i])
         score = min(confidence(rise, band), confidence(fall, band))
         if fall > band.width and (best is None or score > best[0]):
-            level = max(values[i - 1], 1e-12)
+            level = max(min(values[:i]), 1e-12)
             best = (score, f"rose {values[i] / level:.1f}-fold at epoch {window[i].epoch} and fell back "
                     f"({band.describe(key, rise, level)} for the rise)", band, rise, level, key)
     return best

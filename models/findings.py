@@ -66,8 +66,8 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("class_imbalance", "preflight", "warning", None,
              "One class dominates, so accuracy will mislead (info when no accuracy metric is used)."),
     CodeInfo("diverging", "training", "error", "diverged",
-             "The loss became NaN or inf, exploded far above the reference level, or train and validation "
-             "loss rose together; it stops the job by default."),
+             "The loss became NaN or inf, exploded far above the reference level, or the training loss climbed "
+             "for 3 epochs beyond its noise to 1.5 times its lowest; it stops the job by default."),
     CodeInfo("saturated_outputs", "training", "warning", "not_learning",
              "Most predicted probabilities are pinned at 0 or 1 while the loss sits far above the label entropy "
              "(Keras 3 computes cross-entropy from logits, so such a loss can reach the thousands)."),
@@ -77,7 +77,8 @@ CODES: tuple[CodeInfo, ...] = (
     CodeInfo("vanishing_gradients", "training", "warning", "not_learning",
              "The gradient norms reaching the early layers are near zero against the last layer's."),
     CodeInfo("overfitting", "training", "warning", "overfitting",
-             "The training loss falls while the validation loss rises; names the best epoch (info when "
+             "The training loss falls while the validation loss rises, or the model memorises: training fitted "
+             "far beyond validation, which has not improved by 3 % for 4 epochs; names the best epoch (info when "
              "EarlyStopping with restore_best_weights already handles it)."),
     CodeInfo("plateau", "training", "warning", "plateau",
              "Train and validation loss are flat well above what the data allows."),

@@ -60,10 +60,16 @@ def test_onset_is_read_from_the_curve():
     curve = [{"loss": loss, "val_loss": val} for loss, val in
              [(1.0, 0.9), (0.6, 0.5), (0.4, 0.4), (0.3, 0.45), (0.2, 0.5), (0.1, 0.6)]]
     assert onset_epoch("start", curve) == 1
-    assert onset_epoch("after_best_val", curve) == 4  # best at epoch 3
-    assert onset_epoch("after_best_val", curve[:3]) is None  # still improving at the end: no onset
-    near = [{"val_loss": v} for v in (0.9, 0.41, 0.45, 0.40, 0.42, 0.43)]
-    assert onset_epoch("after_best_val", near) == 3  # within 5 % of the best from epoch 2
+    assert onset_epoch("overfit", curve) == 4  # more than 5 % above the best (epoch 3) from epoch 4 on
+    assert onset_epoch("overfit", curve[:3]) is None  # still improving at the end: no onset
+    # Levelled off within 5 % of its best from epoch 2, as a healthy run converging does: not an onset;
+    # the turn up is (epoch 6 on, 8 % and more above the best, training still falling).
+    level = [{"loss": 1.0 - 0.1 * i, "val_loss": v} for i, v in enumerate((0.9, 0.41, 0.42, 0.40, 0.41, 0.41, 0.44,
+                                                                           0.45, 0.47))]
+    assert onset_epoch("overfit", level) == 7
+    # Memorised: the training set fitted (accuracy 0.99 from epoch 5) while the validation loss stalled.
+    fitted = [{**row, "accuracy": a} for row, a in zip(level[:6], (0.6, 0.8, 0.9, 0.95, 0.99, 1.0), strict=True)]
+    assert onset_epoch("overfit", fitted) == 5
     climbing = [{"loss": v} for v in (1.0, 0.8, 0.9, 1.3, 1.2, 2.0, None)]  # None: the loss blew up
     assert onset_epoch("after_best_loss", climbing) == 3
     flat = [{"loss": loss} for loss in (2.0, 1.0, 0.70, 0.69, 0.70, 0.70, 0.69)]

@@ -365,3 +365,65 @@ def test_overfitting_a_steady_climb_of_a_few_percent_on_a_large_validation_set()
     epoch, outcome = first(Code.overfitting, history, ten)
     assert epoch is not None and epoch <= 21 and outcome.evidence["best_epoch"] == 9
     assert RULES[Code.overfitting](history[:14], ten) is None  # 1.104 → 1.115: not material
+
+
+def test_overfitting_memorisation_is_not_postponed_by_small_new_lows():
+    # 270 digits, two 256-unit layers (calibration bug-overfit-memorise-digits-s1): from epoch 14 the validation
+    # loss only dips by 1-3 % now and then while training accuracy sits at 0.99-1.0 against 0.94. Counting from
+    # the lowest epoch, each dip restarted the wait (raised at 27); counting from the epoch the validation loss
+    # stopped improving materially (3 %), the gap is seen four epochs after the stall.
+    losses = [2.1506, 1.6544, 1.1276, 0.6921, 0.4347, 0.2954, 0.2304, 0.1886, 0.134, 0.1123, 0.1006, 0.0828, 0.0754,
+              0.0662, 0.055, 0.0515, 0.0501, 0.0413, 0.0392, 0.0329, 0.0317, 0.0261, 0.0236, 0.0208]
+    vals = [1.8996, 1.4254, 0.9288, 0.6023, 0.4705, 0.3422, 0.3619, 0.2729, 0.2613, 0.2378, 0.2402, 0.2212, 0.2264,
+            0.2135, 0.2309, 0.2117, 0.2181, 0.2072, 0.211, 0.2072, 0.2088, 0.2141, 0.203, 0.209]
+    accuracy = [0.378, 0.781, 0.896, 0.915, 0.926, 0.959, 0.956, 0.967, 0.974, 0.985, 0.981, 0.985, 0.989, 0.993,
+                0.993, 0.996, 0.993, 0.993, 0.993, 0.996, 0.993, 0.996, 1.0, 1.0]
+    val_accuracy = [0.656, 0.792, 0.89, 0.903, 0.905, 0.925, 0.901, 0.938, 0.933, 0.941, 0.935, 0.938, 0.938, 0.943,
+                    0.938, 0.938, 0.938, 0.941, 0.94, 0.944, 0.938, 0.938, 0.941, 0.94]
+    digits = Task(classification=True, loss="sparse_categorical_crossentropy", chance_loss=2.29, majority_rate=0.11,
+                  classes=10)
+    history = run(losses, vals, accuracy=accuracy, val_accuracy=val_accuracy, train_cv=2.2, val_cv=2.9, n_train=270,
+                  n_val=1527)
+    epoch, outcome = first(Code.overfitting, history, digits)
+    assert epoch is not None and 17 <= epoch <= 21, epoch  # stalled from epoch 16 (0.2117; the lowest was 0.2030)
+    assert outcome.evidence["by"] == "gap" and outcome.evidence["since_epoch"] <= epoch - 4
+    # Without the fitted training set (accuracy far from perfect, validation close to it) the same losses are no gap.
+    close = run(losses, vals, accuracy=[a - 0.05 for a in accuracy], val_accuracy=[a - 0.04 for a in accuracy],
+                train_cv=2.2, val_cv=2.9, n_train=270, n_val=1527)
+    assert first_epoch(Code.overfitting, close, digits) is None
+
+
+def test_diverging_from_a_climbing_training_loss_while_validation_bounces():
+    # SGD 0.1 with momentum 0.95 on diabetes (88 validation samples): the training loss climbs 0.91 → 1.88 over
+    # epochs 4-7 while the validation loss jumps up and down; waiting for validation to climb too waited for the
+    # blow-up at epoch 11.
+    losses = [0.9971, 1.1235, 0.9052, 1.1945, 1.2985, 1.5224, 1.8833, 1.3592]
+    vals = [1.0914, 1.0539, 1.0748, 0.9729, 2.3619, 1.1165, 0.9825, 3.7235]
+    history = run(losses, vals, train_cv=2.4, val_cv=1.5, n_train=354, n_val=88)
+    epoch, outcome = first(Code.diverging, history, REGRESSOR)
+    assert epoch is not None and epoch <= 7 and outcome.severity == "error"
+    assert "Train loss has risen" in outcome.message and "loss" in outcome.evidence["noise"]
+
+
+def test_unstable_from_a_loss_thrown_off_over_two_epochs_and_back():
+    # Batch 1 at Adam 0.05 (calibration bug-unstable-batch1-s2): the training loss climbs 0.24 → 0.42 → 1.11 and falls
+    # back to 0.34, 0.24; neither step alone is beyond the band of heavy-tailed per-sample losses, the climb is.
+    losses = [0.4381, 0.2412, 0.4202, 1.1059, 0.3368, 0.2389, 0.0851, 0.4842]
+    vals = [0.2391, 1.0336, 1.7438, 2.8394, 2.924, 3.9627, 3.4152, 1.4549]
+    binary = Task(classification=True, loss="binary_crossentropy", chance_loss=0.663, majority_rate=0.63, classes=2)
+    history = run(losses, vals, train_cv=9.0, val_cv=1.3, n_train=455, n_val=114)
+    epoch, outcome = first(Code.unstable, history, binary)
+    assert epoch is not None and epoch <= 8 and outcome.evidence["confidence"] >= CLEAR
+
+
+def test_saturated_outputs_when_a_blown_up_epoch_widens_its_own_training_band():
+    # Story 5 (RMSprop 0.1 on raw pixels): epoch 1's training loss is 152,595, one batch at 2.3e6 among batches
+    # at 10-10,000; that spread is the blow-up, not sampling noise, and its band (±3e5) hid the loss. The
+    # validation loss of the same end-of-epoch model, 9.16 on 120 fixed samples against 0.68, is clear of its band.
+    two = Task(classification=True, loss="categorical_crossentropy", chance_loss=0.692, majority_rate=0.525, classes=2,
+               val_chance_loss=0.679)
+    blown = run([152595.0], [9.16], pinned=[1.0], train_cv=22.4, val_cv=0.83, n_train=480, n_val=120)
+    outcome = RULES[Code.saturated_outputs](blown, two)
+    assert outcome is not None and outcome.severity == "warning" and outcome.evidence["confidence"] >= CLEAR
+    without_validation = run([152595.0], pinned=[1.0], train_cv=22.4, n_train=480)
+    assert RULES[Code.saturated_outputs](without_validation, two).severity == "info"  # the training band alone

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/ensembles", tags=["ensembles"])
                          "not fit the first member (dataset, data.x/y, kind, input or output shape), or when the "
                          "members share no held-out sample. 429 past `TRAINYARD_MAX_QUEUED_JOBS_PER_TENANT` "
                          "ensembles queued or being built.",
-             responses=error_responses(413, 429))
+             responses=error_responses(400, 413, 429))
 def create_ensemble(body: EnsembleRequest, uow: UoW, settings: SettingsDep, queue: QueueDep, store: StoreDep,
                     validator: ValidatorDep, response: Response) -> EnsembleOut:
     ensemble = service.create_ensemble(uow, body.jobs, body.name, settings=settings, queue=queue, store=store,

@@ -25,7 +25,7 @@ class EnsembleRequest(BaseModel):
     name: str | None = Field(default=None, max_length=200)
 
 
-class HeldOut(BaseModel):
+class EnsembleHeldOut(BaseModel):
     part: Literal["test", "validation"] = Field(description=(
         "test: the members' common test part (every member has one); validation: their common validation part"))
     samples: int = Field(description="held-out samples that no member trained on, which every metric is taken on")
@@ -37,7 +37,7 @@ class MemberMetrics(BaseModel):
 
 
 class EnsembleMetrics(BaseModel):
-    held_out: HeldOut
+    held_out: EnsembleHeldOut
     loss: str = Field(description="what `loss` is: cross-entropy of the probabilities (classifiers), or the "
                                   "members' loss (regression)")
     ensemble: Metrics

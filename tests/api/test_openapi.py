@@ -39,7 +39,7 @@ EXPECTED = {
     ("get", "/v1/datasets"): set(),
     ("get", "/v1/datasets/{dataset_id}"): {"404"},
     ("delete", "/v1/datasets/{dataset_id}"): {"404", "409"},
-    ("post", "/v1/ensembles"): {"413", "429"},
+    ("post", "/v1/ensembles"): {"400", "413", "429"},
     ("get", "/v1/ensembles"): set(),
     ("get", "/v1/ensembles/{ensemble_id}"): {"404"},
     ("get", "/v1/ensembles/{ensemble_id}/model"): {"404", "409"},

@@ -97,11 +97,15 @@ def _fit(
         StopOnShutdown(settings.stop_grace_s),
     ]
     # Batches are read from disk by tf.data (worker/pipeline.py), never the whole dataset at once.
-    batches = partial(make_dataset, data, batch_size=spec.fit.batch_size, seed=spec.seed)
-    validation = batches(data.validation, shuffle=False) if data.validation is not None else None
+    batches = partial(make_dataset, data, seed=spec.seed)
+    # Validation and test: forward passes only, in larger batches where memory allows (worker/speed.py).
+    forward_samples = max((len(split) for split in (data.validation, data.test) if split is not None), default=0)
+    speed = speed.with_forward_batch(estimate, forward_samples)
+    forward = partial(batches, batch_size=speed.forward_batch_size, shuffle=False)
+    validation = forward(data.validation) if data.validation is not None else None
     try:
         model.fit(
-            batches(data.train, shuffle=spec.data.shuffle),
+            batches(data.train, batch_size=spec.fit.batch_size, shuffle=spec.data.shuffle),
             validation_data=validation,
             shuffle=False,  # the pipeline shuffles (seeded, each epoch); Keras cannot shuffle a tf.data dataset
             epochs=spec.fit.epochs,
@@ -127,7 +131,7 @@ def _fit(
         model = keras.saving.load_model(best, safe_mode=True)
     test_metrics = None
     if data.test is not None and reason is not StopReason.cancelled:
-        test_metrics = model.evaluate(batches(data.test, shuffle=False), verbose=0, return_dict=True)
+        test_metrics = model.evaluate(forward(data.test), verbose=0, return_dict=True)
     model_path = store.model_path(job.id)
     model.save(store.resolve(model_path))
     verdict = None

@@ -91,8 +91,9 @@ def _fit(
         EventFiles(store.tensorboard_dir(job.id), watch),  # after the monitor: it reads the epoch's probe
         stop_on_request,
         *user_callbacks,
-        # Keras's own resume-after-crash: a redelivered job continues after its last checkpointed epoch.
-        AtomicBackupAndRestore(backup_dir=str(backup)),
+        # Keras's own resume-after-crash: a redelivered job continues after its last checkpointed epoch
+        # (saved every settings.checkpoint_interval_s, and before a hand-back: worker/checkpoint.py).
+        AtomicBackupAndRestore(backup_dir=str(backup), min_interval_s=settings.checkpoint_interval_s),
         # Last: a worker that shuts down hands the job back once the epoch is recorded and saved.
         StopOnShutdown(settings.stop_grace_s),
     ]

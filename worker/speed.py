@@ -20,7 +20,8 @@ What the service keeps whatever k is:
 
 Validation and test batches are forward passes only: they take as many samples as the memory of
 a training step holds (``forward_batch_size``), so an epoch's validation makes fewer calls; the
-validation loss is the same mean over the same samples (float round-off apart).
+validation loss is the same mean over the same samples (float round-off apart). Not for
+sequences: they are padded per batch, and a longer padding changes what a model without masking sees.
 
 XLA stays Keras's "auto": on a GPU when every layer supports it, never on a CPU
 or under a distribution strategy. On this project's 2-core CPU, the stories'

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from broker.tasks import SendJob
 from datastore.artifacts import ArtifactStore
+from datastore.kinds import ArrayKind
 from datastore.lookup import FoundDataset, UnknownDataset, find_dataset
 from diagnosis.facts import DataFacts, dataset_facts
 from keras_bridge import global_state
@@ -100,9 +101,11 @@ def _fit(
     # Batches are read from disk by tf.data (worker/pipeline.py), never the whole dataset at once.
     batches = partial(make_dataset, data, seed=spec.seed)
     # Validation and test: forward passes only, in larger batches where memory allows (worker/speed.py).
-    forward_samples = max((len(split) for split in (data.validation, data.test) if split is not None), default=0)
-    speed = speed.with_forward_batch(estimate, forward_samples)
-    forward = partial(batches, batch_size=speed.forward_batch_size, shuffle=False)
+    # Not sequences: they are padded per batch, and a model without masking sees the longer padding.
+    if data.x.kind is not ArrayKind.sequence:
+        forward_samples = max((len(split) for split in (data.validation, data.test) if split is not None), default=0)
+        speed = speed.with_forward_batch(estimate, forward_samples)
+    forward = partial(batches, batch_size=speed.forward_batch_size or spec.fit.batch_size, shuffle=False)
     validation = forward(data.validation) if data.validation is not None else None
     try:
         model.fit(

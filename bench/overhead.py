@@ -370,12 +370,14 @@ def workload_figures(w: Workload, tolerance: float) -> dict[str, Any]:
         return max(_worst([compare_curves(r["service"]["curves"], r[side]["curves"])], k, "max_rel")
                    for r in w.runs for k in CURVE_KEYS)
 
-    def cpu(side: str) -> float | None:
+    def cpu_of(side: str, run: dict[str, Any]) -> list[float]:
         """CPU seconds of the training process over epochs 2..N: other load on the machine moves it far
-        less than the wall time (None for a service that does not report it)."""
-        def of(run: dict[str, Any]) -> list[float]:
-            return (run.get("timing") or {}).get("epoch_cpu_s") or [] if side == "service" else run["epoch_cpu_s"]
-        return median([v for r in w.runs for v in steady(of(r[side]))])
+        less than the wall time (empty for a service that does not report it)."""
+        values = (run.get("timing") or {}).get("epoch_cpu_s") or [] if side == "service" else run["epoch_cpu_s"]
+        return steady(values)
+
+    def cpu(side: str) -> float | None:
+        return median([v for r in w.runs for v in cpu_of(side, r[side])])
 
     def period(side: str) -> float | None:
         """Epoch end -> next epoch end (every epoch-end callback included: probe, checkpoint, records)."""
@@ -393,6 +395,8 @@ def workload_figures(w: Workload, tolerance: float) -> dict[str, Any]:
         "ratio_per_repeat": {side: per_repeat(side) for side in SIDES[1:]},
         "period_s": {side: period(side) for side in SIDES},
         "epoch_cpu_s": {side: cpu(side) for side in SIDES},
+        "cpu_ratio_per_repeat": {side: [ratio(median(cpu_of("service", r["service"])), median(cpu_of(side, r[side])))
+                                        for r in w.runs] for side in SIDES[1:]},
         "cpu_ratio": {side: ratio(cpu("service"), cpu(side)) for side in SIDES[1:]},
         "period_ratio": {side: ratio(period("service"), period(side)) for side in SIDES[1:]},
         "curves_max_rel": {side: apart(side) for side in SIDES[1:]},
@@ -423,7 +427,9 @@ def print_workloads(figures: dict[str, dict[str, Any]], config: dict[str, Any]) 
         c, cr = f["epoch_cpu_s"], f["cpu_ratio"]
         print(f"{'':20} epoch CPU service {fmt(c['service'], '', 3)}, plain {fmt(c['plain'], '', 3)}, "
               f"plain k {fmt(c['plain_speed'], '', 3)}: /plain {fmt(cr['plain'], '', 2)}, "
-              f"/plain k {fmt(cr['plain_speed'], '', 2)}")
+              f"/plain k {fmt(cr['plain_speed'], '', 2)}; per repeat /plain "
+              + " ".join(fmt(x, "", 2) for x in f["cpu_ratio_per_repeat"]["plain"]) + ", /plain k "
+              + " ".join(fmt(x, "", 2) for x in f["cpu_ratio_per_repeat"]["plain_speed"]))
     print()
 
 

@@ -239,8 +239,8 @@ def run_service_job(client: httpx.Client, service: Service, spec: dict[str, Any]
 
 def run_plain(service: Service, spec_path: Path, npz: Path, out: Path, timeout: float,
               shuffle: str = "keras", speed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``speed``: the service's settings (``steps_per_execution``, ``jit_compile``) for ``model.compile``;
-    None: Keras's defaults."""
+    """``speed``: the service's settings (``steps_per_execution``, ``jit_compile`` for ``model.compile``,
+    ``forward_batch_size`` for validation and test); None: Keras's defaults."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     cpu0 = service.cpu_seconds()
     t0 = time.monotonic()
@@ -248,6 +248,8 @@ def run_plain(service: Service, spec_path: Path, npz: Path, out: Path, timeout: 
     if speed is not None:
         argv += ["--steps-per-execution", str(speed["steps_per_execution"]),
                  "--jit-compile", str(speed["jit_compile"]).lower()]
+        if speed.get("forward_batch_size"):
+            argv += ["--forward-batch-size", str(speed["forward_batch_size"])]
     proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise SystemExit(f"plain_fit.py failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -368,6 +370,19 @@ def workload_figures(w: Workload, tolerance: float) -> dict[str, Any]:
         return max(_worst([compare_curves(r["service"]["curves"], r[side]["curves"])], k, "max_rel")
                    for r in w.runs for k in CURVE_KEYS)
 
+    def cpu_of(side: str, run: dict[str, Any]) -> list[float]:
+        """CPU seconds of the training process over epochs 2..N: other load on the machine moves it far
+        less than the wall time (empty for a service that does not report it)."""
+        values = (run.get("timing") or {}).get("epoch_cpu_s") or [] if side == "service" else run["epoch_cpu_s"]
+        return steady(values)
+
+    def cpu(side: str) -> float | None:
+        return median([v for r in w.runs for v in cpu_of(side, r[side])])
+
+    def period(side: str) -> float | None:
+        """Epoch end -> next epoch end (every epoch-end callback included: probe, checkpoint, records)."""
+        return median([v for r in w.runs for v in periods(r[side].get("epoch_end_s"))])
+
     first = w.runs[0]
     timing = [r["service"].get("timing") or {} for r in w.runs]
     return {
@@ -378,6 +393,12 @@ def workload_figures(w: Workload, tolerance: float) -> dict[str, Any]:
         "epoch_s": {side: median(epochs(side)) for side in SIDES},
         "ratio": {side: ratio(median(epochs("service")), median(epochs(side))) for side in SIDES[1:]},
         "ratio_per_repeat": {side: per_repeat(side) for side in SIDES[1:]},
+        "period_s": {side: period(side) for side in SIDES},
+        "epoch_cpu_s": {side: cpu(side) for side in SIDES},
+        "cpu_ratio_per_repeat": {side: [ratio(median(cpu_of("service", r["service"])), median(cpu_of(side, r[side])))
+                                        for r in w.runs] for side in SIDES[1:]},
+        "cpu_ratio": {side: ratio(cpu("service"), cpu(side)) for side in SIDES[1:]},
+        "period_ratio": {side: ratio(period("service"), period(side)) for side in SIDES[1:]},
         "curves_max_rel": {side: apart(side) for side in SIDES[1:]},
         "curves_match": {side: apart(side) < tolerance for side in SIDES[1:]},
         "warmup_s": median([t["warmup_s"] for t in timing if t.get("warmup_s") is not None]),
@@ -399,6 +420,16 @@ def print_workloads(figures: dict[str, dict[str, Any]], config: dict[str, Any]) 
               f"{c['plain']:.1e} | {c['plain_speed']:.1e}")
         print(f"{'':20} per repeat /plain " + " ".join(fmt(x, "", 2) for x in f["ratio_per_repeat"]["plain"])
               + ", /plain k " + " ".join(fmt(x, "", 2) for x in f["ratio_per_repeat"]["plain_speed"]))
+        pe, pr = f["period_s"], f["period_ratio"]
+        print(f"{'':20} epoch period (end->end) service {fmt(pe['service'], '', 3)}, plain {fmt(pe['plain'], '', 3)}, "
+              f"plain k {fmt(pe['plain_speed'], '', 3)}: /plain {fmt(pr['plain'], '', 2)}, "
+              f"/plain k {fmt(pr['plain_speed'], '', 2)}; forward batch {(f['speed'] or {}).get('forward_batch_size')}")
+        c, cr = f["epoch_cpu_s"], f["cpu_ratio"]
+        print(f"{'':20} epoch CPU service {fmt(c['service'], '', 3)}, plain {fmt(c['plain'], '', 3)}, "
+              f"plain k {fmt(c['plain_speed'], '', 3)}: /plain {fmt(cr['plain'], '', 2)}, "
+              f"/plain k {fmt(cr['plain_speed'], '', 2)}; per repeat /plain "
+              + " ".join(fmt(x, "", 2) for x in f["cpu_ratio_per_repeat"]["plain"]) + ", /plain k "
+              + " ".join(fmt(x, "", 2) for x in f["cpu_ratio_per_repeat"]["plain_speed"]))
     print()
 
 

@@ -26,11 +26,12 @@ string or {"type": ...} optimizer / loss / metrics, scale_x "rescale" /
 "standardize" / "minmax", one_hot, no scale_y, no fit callbacks.
 
 Keras's defaults unless told: ``--steps-per-execution K`` and ``--jit-compile
-auto|true|false`` are passed to ``model.compile`` (a plain script with the
+auto|true|false`` are passed to ``model.compile``, ``--forward-batch-size B`` to
+``fit`` (``validation_batch_size``) and ``evaluate`` (a plain script with the
 service's own speed settings).
 
 Usage: python bench/plain_fit.py SPEC.json DATA.npz OUT.json [--shuffle keras|tfdata]
-           [--steps-per-execution K] [--jit-compile auto|true|false]
+           [--steps-per-execution K] [--jit-compile auto|true|false] [--forward-batch-size B]
 Writes the per-epoch logs (columnar, like GET /v1/jobs/{id}/curves), each
 epoch's duration_s (on_epoch_begin -> on_epoch_end, as the service's
 RecordEpochs callback measures it), the time of each epoch's end, and phase
@@ -102,15 +103,16 @@ def prepare(arrays, data, seed):
 class EpochClock(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
-        self.durations, self.ends, self.logs = [], [], []
-        self._started = 0.0
+        self.durations, self.cpu, self.ends, self.logs = [], [], [], []
+        self._started = self._cpu_started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
+        self._started, self._cpu_started = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         self.durations.append(now - self._started)
+        self.cpu.append(time.process_time() - self._cpu_started)
         self.ends.append(now)
         self.logs.append({k: float(v) for k, v in (logs or {}).items()})
 
@@ -124,7 +126,8 @@ def train_batches(x, y, batch_size, seed):
     return order.batch(batch_size).map(lambda i: (tf.gather(x, i), tf.gather(y, i))).prefetch(tf.data.AUTOTUNE)
 
 
-def main(spec_path, data_path, out_path, shuffle_mode="keras", steps_per_execution=1, jit_compile="auto"):
+def main(spec_path, data_path, out_path, shuffle_mode="keras", steps_per_execution=1, jit_compile="auto",
+         forward_batch_size=None):
     with open(spec_path) as f:
         spec = json.load(f)
     data, fit, comp, seed = spec.get("data", {}), spec.get("fit", {}), spec["compile"], spec["seed"]
@@ -165,7 +168,7 @@ def main(spec_path, data_path, out_path, shuffle_mode="keras", steps_per_executi
     model.fit(
         **train,
         validation_data=parts.get("validation"),
-        validation_batch_size=batch_size,
+        validation_batch_size=forward_batch_size or batch_size,
         epochs=fit.get("epochs", 10),
         callbacks=[clock],
         verbose=0,
@@ -174,7 +177,8 @@ def main(spec_path, data_path, out_path, shuffle_mode="keras", steps_per_executi
     test_metrics = None
     if "test" in parts:
         x_test, y_test = parts["test"]
-        test_metrics = model.evaluate(x_test, y_test, batch_size=fit.get("batch_size", 32), verbose=0, return_dict=True)
+        test_metrics = model.evaluate(x_test, y_test, batch_size=forward_batch_size or batch_size, verbose=0,
+                                      return_dict=True)
         test_metrics = {k: float(v) for k, v in test_metrics.items()}
     with tempfile.TemporaryDirectory() as tmp:
         model.save(os.path.join(tmp, "model.keras"))
@@ -189,6 +193,7 @@ def main(spec_path, data_path, out_path, shuffle_mode="keras", steps_per_executi
     result = {
         "curves": curves,
         "epoch_end_s": [t - t_fit for t in clock.ends],
+        "epoch_cpu_s": clock.cpu,  # as the worker's RecordEpochs (its job's data.timing.epoch_cpu_s)
         "test_metrics": test_metrics,
         "splits": {k: len(v[0]) for k, v in parts.items()},
         "timings_s": {
@@ -203,7 +208,8 @@ def main(spec_path, data_path, out_path, shuffle_mode="keras", steps_per_executi
         # CPU seconds (all threads) of this process over the same span.
         "cpu_s": {"job": cpu_done - cpu0},
         "shuffle": shuffle_mode,
-        "speed": {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile},
+        "speed": {"steps_per_execution": steps_per_execution, "jit_compile": jit_compile,
+                  "forward_batch_size": forward_batch_size},
         "params": model.count_params(),
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
     }
@@ -219,6 +225,8 @@ if __name__ == "__main__":
     ap.add_argument("--shuffle", choices=["keras", "tfdata"], default="keras")
     ap.add_argument("--steps-per-execution", type=int, default=1)
     ap.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
+    ap.add_argument("--forward-batch-size", type=int, help="validation and test batches (default: batch_size)")
     a = ap.parse_args()
     jit = {"auto": "auto", "true": True, "false": False}[a.jit_compile]
-    main(a.spec, a.data, a.out, shuffle_mode=a.shuffle, steps_per_execution=a.steps_per_execution, jit_compile=jit)
+    main(a.spec, a.data, a.out, shuffle_mode=a.shuffle, steps_per_execution=a.steps_per_execution, jit_compile=jit,
+         forward_batch_size=a.forward_batch_size)

@@ -23,6 +23,9 @@ from keras_bridge.namespaces import check_keras_config
 from models.spec import JobSpec, KerasObject, LayersModel
 
 GIB = 1024**3
+# A forward-only batch (validation, test) may take this much even where the training step's own
+# estimate is smaller: small against any worker's memory, and enough for a few hundred images.
+FORWARD_BATCH_BYTES = 64 * 1024**2
 
 
 class Deferred:
@@ -129,6 +132,20 @@ class MemoryEstimate:
     @property
     def batch_bytes(self) -> int:
         return self.inputs_bytes + self.activations_bytes + self.weights_bytes
+
+    def forward_batch_size(self, samples: int) -> int:
+        """Samples per batch of a forward pass alone (validation, test), at least ``batch_size``.
+
+        A forward pass keeps no activation for a gradient: a sample costs its inputs and its
+        activations once (``activations_bytes`` counts them twice), so a batch fills the memory of
+        the training step (or ``FORWARD_BATCH_BYTES``) with more samples. Fewer, larger batches
+        make fewer calls for the same arithmetic; the per-sample losses are the same, their mean
+        differs from the training batch's by float round-off only (summation order).
+        """
+        forward_per_sample = (self.inputs_bytes + self.activations_bytes // 2) / max(self.batch_size, 1)
+        room = max(self.inputs_bytes + self.activations_bytes, FORWARD_BATCH_BYTES)
+        fits = int(room // forward_per_sample) if forward_per_sample > 0 else samples
+        return max(self.batch_size, min(samples, fits))
 
     def as_json(self) -> dict[str, int]:
         return {"batch_bytes": self.batch_bytes, "limit_bytes": self.limit_bytes, "batch_size": self.batch_size,

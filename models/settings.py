@@ -125,6 +125,12 @@ class Settings(BaseSettings):
     # seconds at a batch boundary (the partial epoch is recomputed), hands the job back
     # and exits. A deployment's kill timeout (compose stop_grace_period) must be longer.
     stop_grace_s: float = Field(default=30.0, gt=0)
+    # The resume-after-crash checkpoint is written after an epoch once this many seconds
+    # passed since the last one (0: after every epoch), and always before a job is handed
+    # back. Saving a small model costs ~20-130 ms (Keras's weights file): after every
+    # 0.2 s epoch that was a third of the job. A crash loses at most this much training
+    # (plus the epoch it was in); the resumed run trains it again, epochs recorded once.
+    checkpoint_interval_s: float = Field(default=10.0, ge=0)
 
     # Live results: each API process reads job_events for every job that has SSE
     # clients, once per wake-up however many clients watch it. In distributed mode

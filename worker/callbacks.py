@@ -19,15 +19,19 @@ class RecordEpochs(keras.callbacks.Callback):
     def __init__(self, record: Callable[..., None]) -> None:
         super().__init__()
         self.record = record
-        self._started = 0.0
+        self._started = self._cpu_started = 0.0
         self.durations: list[float] = []  # the epochs of this run (a resumed run: from where it resumed)
+        # CPU seconds of this process over each epoch: the work an epoch took, which other load on a
+        # shared machine changes far less than its wall time.
+        self.cpu_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._started = time.perf_counter()
+        self._started, self._cpu_started = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         duration = time.perf_counter() - self._started
         self.durations.append(duration)
+        self.cpu_seconds.append(time.process_time() - self._cpu_started)
         self.record(epoch=epoch + 1, logs=dict(logs or {}), duration_s=duration)
 
     def timing(self) -> dict[str, Any]:
@@ -36,13 +40,16 @@ class RecordEpochs(keras.callbacks.Callback):
         The first epoch of a run also traces (and with XLA compiles) the train and validation
         functions: ``warmup_s`` is what it took beyond a steady epoch (the median of the
         others), ``train_s`` the rest of the epochs' time. With one epoch there is nothing to
-        tell them apart: ``warmup_s`` is None and ``train_s`` holds it all.
+        tell them apart: ``warmup_s`` is None and ``train_s`` holds it all. ``epoch_cpu_s``: each
+        epoch's CPU seconds (every thread of the process).
         """
         total = sum(self.durations)
+        cpu = [round(c, 4) for c in self.cpu_seconds]
         if len(self.durations) < 2:
-            return {"epochs": len(self.durations), "warmup_s": None, "train_s": round(total, 4)}
+            return {"epochs": len(self.durations), "warmup_s": None, "train_s": round(total, 4), "epoch_cpu_s": cpu}
         warmup = max(0.0, self.durations[0] - statistics.median(self.durations[1:]))
-        return {"epochs": len(self.durations), "warmup_s": round(warmup, 4), "train_s": round(total - warmup, 4)}
+        return {"epochs": len(self.durations), "warmup_s": round(warmup, 4), "train_s": round(total - warmup, 4),
+                "epoch_cpu_s": cpu}
 
 
 class StopWhen(keras.callbacks.Callback):

@@ -96,9 +96,9 @@ class DiagnosisMonitor(keras.callbacks.Callback):
     def restore(self, state: dict[str, Any], completed: int) -> None:
         """Take back ``state`` for a run that resumes after ``completed`` epochs.
 
-        The state may be one epoch ahead of the checkpoint (saved just before the
-        checkpoint that a crash then prevented): that epoch is trained again, so its
-        history is dropped; what it raised is kept, as it was reported already.
+        The state may be ahead of the checkpoint (saved after every epoch, the checkpoint at
+        most every ``checkpoint_interval_s``, worker/checkpoint.py): those epochs are trained
+        again, so their history is dropped; what they raised is kept, as it was reported already.
         """
         self.history = [Epoch(**e) for e in state["history"] if e["epoch"] <= completed]
         self.raised = {Code(f["code"]): Finding.model_validate(f) for f in state["raised"]}

@@ -18,6 +18,11 @@ What the service keeps whatever k is:
     holds at least ``MIN_CHUNKS`` chunks, so a stop still lands within the epoch;
   - the probe: it runs its own ``tf.function`` at each epoch's end, outside the chunks.
 
+Validation and test batches are forward passes only: they take as many samples as the memory of
+a training step holds (``forward_batch_size``), so an epoch's validation makes fewer calls; the
+validation loss is the same mean over the same samples (float round-off apart). Not for
+sequences: they are padded per batch, and a longer padding changes what a model without masking sees.
+
 XLA stays Keras's "auto": on a GPU when every layer supports it, never on a CPU
 or under a distribution strategy. On this project's 2-core CPU, the stories'
 models under XLA went from 2.7x faster (story 2) to 20x slower (story 4, Conv2D
@@ -26,12 +31,13 @@ forcing it on a CPU is left to a spec that asks (``fit.speed.jit_compile``).
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import keras
 import tensorflow as tf
 
+from keras_bridge.budget import MemoryEstimate
 from models.spec import SpeedSpec
 
 # An epoch keeps at least this many chunks: loss points for the diagnosis's noise estimate
@@ -57,6 +63,9 @@ class Speed:
     steps_per_execution: int
     jit_compile: bool | str  # "auto": Keras decides per model (XLA on a GPU only)
     mixed_precision: bool
+    # Samples per validation and test batch (forward passes only): set once the model's memory is
+    # known (``keras_bridge.budget.MemoryEstimate.forward_batch_size``); None: fit's batch_size.
+    forward_batch_size: int | None = None
 
     @classmethod
     def resolve(cls, spec: SpeedSpec, *, train_samples: int, batch_size: int, gpu: bool | None = None) -> "Speed":
@@ -66,6 +75,10 @@ class Speed:
         # float16 on a CPU is emulated and slower than float32: the opt-in applies on a GPU only.
         return cls(steps_per_execution=steps, jit_compile=spec.jit_compile,
                    mixed_precision=spec.mixed_precision and on_gpu)
+
+    def with_forward_batch(self, estimate: MemoryEstimate, samples: int) -> "Speed":
+        """These settings, with the forward-only batch of a model of this ``estimate`` over ``samples``."""
+        return replace(self, forward_batch_size=estimate.forward_batch_size(samples))
 
     def apply_policy(self) -> None:
         """Before the model is built: its layers take the dtype policy they are created under.

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from broker.tasks import SendJob
 from datastore.artifacts import ArtifactStore
+from datastore.kinds import ArrayKind
 from datastore.lookup import FoundDataset, UnknownDataset, find_dataset
 from diagnosis.facts import DataFacts, dataset_facts
 from keras_bridge import global_state
@@ -95,17 +96,24 @@ def _fit(
         EventFiles(store.tensorboard_dir(job.id), watch),  # after the monitor: it reads the epoch's probe
         stop_on_request,
         *user_callbacks,
-        # Keras's own resume-after-crash: a redelivered job continues after its last checkpointed epoch.
-        AtomicBackupAndRestore(backup_dir=str(backup)),
+        # Keras's own resume-after-crash: a redelivered job continues after its last checkpointed epoch
+        # (saved every settings.checkpoint_interval_s, and before a hand-back: worker/checkpoint.py).
+        AtomicBackupAndRestore(backup_dir=str(backup), min_interval_s=settings.checkpoint_interval_s),
         # Last: a worker that shuts down hands the job back once the epoch is recorded and saved.
         StopOnShutdown(settings.stop_grace_s),
     ]
     # Batches are read from disk by tf.data (worker/pipeline.py), never the whole dataset at once.
-    batches = partial(make_dataset, data, batch_size=spec.fit.batch_size, seed=spec.seed)
-    validation = batches(data.validation, shuffle=False) if data.validation is not None else None
+    batches = partial(make_dataset, data, seed=spec.seed)
+    # Validation and test: forward passes only, in larger batches where memory allows (worker/speed.py).
+    # Not sequences: they are padded per batch, and a model without masking sees the longer padding.
+    if data.x.kind is not ArrayKind.sequence:
+        forward_samples = max((len(split) for split in (data.validation, data.test) if split is not None), default=0)
+        speed = speed.with_forward_batch(estimate, forward_samples)
+    forward = partial(batches, batch_size=speed.forward_batch_size or spec.fit.batch_size, shuffle=False)
+    validation = forward(data.validation) if data.validation is not None else None
     try:
         model.fit(
-            batches(data.train, shuffle=spec.data.shuffle),
+            batches(data.train, batch_size=spec.fit.batch_size, shuffle=spec.data.shuffle),
             validation_data=validation,
             shuffle=False,  # the pipeline shuffles (seeded, each epoch); Keras cannot shuffle a tf.data dataset
             epochs=spec.fit.epochs,
@@ -133,7 +141,7 @@ def _fit(
         model = keras.saving.load_model(best, safe_mode=True)
     test_metrics = None
     if data.test is not None and reason is not StopReason.cancelled:
-        test_metrics = model.evaluate(batches(data.test, shuffle=False), verbose=0, return_dict=True)
+        test_metrics = model.evaluate(forward(data.test), verbose=0, return_dict=True)
     model_path = store.model_path(job.id)
     model.save(store.resolve(model_path))
     verdict = None

@@ -10,7 +10,7 @@ import math
 import keras
 import pytest
 
-from keras_bridge.budget import Deferred, build_within_budget
+from keras_bridge.budget import FORWARD_BATCH_BYTES, Deferred, build_within_budget
 from keras_bridge.errors import SpecError
 from keras_bridge.layers import build_model
 from keras_bridge.limits import Budgets
@@ -175,3 +175,16 @@ def test_what_the_probe_refuses_does_fail_in_training():
     model.compile("adam", "categorical_crossentropy", metrics=["Mean"])
     with pytest.raises(Exception, match="sample_weight"):
         model.fit(np.zeros((4, 4)), np.zeros((4, 3)), verbose=0)
+
+
+def test_forward_batches_fill_the_training_step_s_memory_and_never_shrink_below_the_batch():
+    body = spec(DIGITS_CNN, fit={"batch_size": 16})
+    _, estimate = build_within_budget(JobSpec.model_validate(body), Budgets.from_settings(Settings()), 2,
+                                      materialize=False)
+    big = estimate.forward_batch_size(10**9)
+    # A forward pass holds each sample's inputs and activations once (the estimate counts activations twice).
+    per_sample = (estimate.inputs_bytes + estimate.activations_bytes // 2) / 16
+    room = max(estimate.inputs_bytes + estimate.activations_bytes, FORWARD_BATCH_BYTES)
+    assert big > 16 and big * per_sample <= room
+    assert estimate.forward_batch_size(100) == 100  # a small split: one batch
+    assert estimate.forward_batch_size(5) == 16  # never below the training batch

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from worker import shutdown
 from worker.checkpoint import AtomicBackupAndRestore
 
 
@@ -37,3 +38,25 @@ def test_a_save_killed_mid_write_leaves_the_last_checkpoint_loadable(tmp_path, m
     history = resumed.fit(x, y, epochs=3, verbose=0, callbacks=[AtomicBackupAndRestore(str(tmp_path))])
     assert history.epoch == [2]  # resumed after epoch 2, from its weights
     np.testing.assert_allclose(resumed.get_weights()[1], saved[1], atol=0.05)
+
+
+def test_short_epochs_are_checkpointed_once_the_interval_passed_and_always_before_a_hand_back(tmp_path, monkeypatch):
+    x, y = np.zeros((8, 3), "float32"), np.zeros((8, 2), "float32")
+    saved = []
+
+    class Seen(keras.callbacks.Callback):  # after the checkpoint: the epoch it holds at each epoch's end
+        def on_epoch_end(self, epoch, logs=None):
+            metadata = tmp_path / "training_metadata.json"
+            saved.append(json.loads(metadata.read_text())["epoch"] if metadata.exists() else None)
+
+    def fit(interval: float) -> list:
+        saved.clear()
+        backup = AtomicBackupAndRestore(str(tmp_path), min_interval_s=interval, delete_checkpoint=False)
+        small_model().fit(x, y, epochs=3, verbose=0, callbacks=[backup, Seen()])
+        return list(saved)
+
+    assert fit(3600) == [None, None, None]  # epochs far shorter than the interval: no save
+    assert fit(0) == [1, 2, 3]  # every epoch
+    monkeypatch.setattr(shutdown, "requested", lambda: True)
+    (tmp_path / "training_metadata.json").unlink()
+    assert fit(3600)[:1] == [1]  # a worker that stops saves the epoch it hands back

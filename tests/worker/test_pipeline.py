@@ -103,3 +103,20 @@ def test_small_dense_data_kept_in_memory_gives_the_same_batches_as_streaming_fro
 
     for a, b in zip(in_memory, streamed, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_validation_split_within_one_forward_batch_is_one_stored_batch_with_the_streamed_values(
+    tmp_path, monkeypatch
+):
+    from worker import pipeline
+
+    x = np.random.default_rng(2).normal(size=(100, 3)).astype("float32")
+    arrays = stored(tmp_path, "v.npz", npz_bytes(x=x, y=np.arange(100) % 2))
+    data = prepare(arrays, DataSpec(scale_x="standardize", validation_split=0.3), seed=5)
+
+    whole = list(make_dataset(data, data.validation, 64, shuffle=False, seed=5).as_numpy_iterator())
+    assert [len(batch_x) for batch_x, _ in whole] == [30]
+    monkeypatch.setattr(pipeline, "IN_MEMORY_BYTES", 0)  # streamed from disk, in batches of 8
+    streamed = list(make_dataset(data, data.validation, 8, shuffle=False, seed=5).as_numpy_iterator())
+    for part in (0, 1):  # x, then y
+        np.testing.assert_array_equal(whole[0][part], np.concatenate([batch[part] for batch in streamed]))

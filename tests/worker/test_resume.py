@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings_for(url: str, data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, database_url=url, broker_url=REDIS_URL, heartbeat_interval_s=3600)
+    # A checkpoint after every epoch (not every 10 s): these runs kill the worker after a given epoch.
+    return Settings(data_dir=data_dir, database_url=url, broker_url=REDIS_URL, heartbeat_interval_s=3600,
+                    checkpoint_interval_s=0)
 
 
 def recorded(factory, job_id: str) -> tuple[list[int], list[int]]:
@@ -106,7 +108,8 @@ from models.db import make_engine, make_session_factory
 from models.settings import Settings
 from worker.training import run_training
 url, data_dir, job_id, redis = sys.argv[1:]
-settings = Settings(data_dir=Path(data_dir), database_url=url, broker_url=redis, heartbeat_interval_s=3600)
+settings = Settings(data_dir=Path(data_dir), database_url=url, broker_url=redis, heartbeat_interval_s=3600,
+                    checkpoint_interval_s=0)
 run_training(make_session_factory(make_engine(url)), job_id, settings=settings)
 """
 

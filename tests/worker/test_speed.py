@@ -126,10 +126,11 @@ def test_a_stop_asked_mid_epoch_ends_the_run_within_that_epoch_with_several_step
 
 def test_the_first_epoch_tracing_is_reported_apart_from_training():
     epochs = RecordEpochs(lambda **_: None)
-    epochs.durations = [5.0, 1.0, 1.2, 0.8]
-    assert epochs.timing() == {"epochs": 4, "warmup_s": 4.0, "train_s": 4.0}  # 1 of epoch 1, 3 after
-    epochs.durations = [2.0]
-    assert epochs.timing() == {"epochs": 1, "warmup_s": None, "train_s": 2.0}
+    epochs.durations, epochs.cpu_seconds = [5.0, 1.0, 1.2, 0.8], [6.0, 1.5, 1.5, 1.5]
+    assert epochs.timing() == {"epochs": 4, "warmup_s": 4.0, "train_s": 4.0,  # 1 of epoch 1, 3 after
+                               "epoch_cpu_s": [6.0, 1.5, 1.5, 1.5]}
+    epochs.durations, epochs.cpu_seconds = [2.0], [2.5]
+    assert epochs.timing() == {"epochs": 1, "warmup_s": None, "train_s": 2.0, "epoch_cpu_s": [2.5]}
 
 
 def test_a_job_runs_with_the_spec_s_steps_per_execution_and_reports_its_settings_and_warmup(
@@ -141,11 +142,14 @@ def test_a_job_runs_with_the_spec_s_steps_per_execution_and_reports_its_settings
         run_training(session_factory, job_id, settings=settings)
     auto, chunked = (db_session.get(Job, j) for j in jobs)
     assert auto.status is chunked.status is JobStatus.succeeded
-    # 120 training samples in batches of 4: 30 batches, auto picks 3; the spec asked for 4.
-    assert auto.data_summary["speed"] == {"steps_per_execution": 3, "jit_compile": "auto", "mixed_precision": False}
+    # 120 training samples in batches of 4: 30 batches, auto picks 3; the spec asked for 4. The 30
+    # validation samples are read in one forward batch.
+    assert auto.data_summary["speed"] == {"steps_per_execution": 3, "jit_compile": "auto", "mixed_precision": False,
+                                          "forward_batch_size": 30}
     assert chunked.data_summary["speed"]["steps_per_execution"] == 4
     timing = chunked.data_summary["timing"]
     assert timing["epochs"] == 3 and timing["warmup_s"] >= 0 and timing["train_s"] > 0
+    assert len(timing["epoch_cpu_s"]) == 3 and all(c > 0 for c in timing["epoch_cpu_s"])
     losses = [[r.metrics[k] for r in curve(db_session, j) for k in ("loss", "val_loss")] for j in jobs]
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
 

@@ -4,7 +4,7 @@ the explained variance of a regression, and no risky suggestion for a job that l
 from diagnosis.curves import Task
 from diagnosis.verdict import final_verdict
 from models.findings import Suggestion
-from tests.diagnosis.test_training_rules import CLASSIFIER, REGRESSOR, run
+from tests.diagnosis.test_rules import CLASSIFIER, REGRESSOR, run
 
 SPEC = {"fit": {"epochs": 5, "batch_size": 32}, "model": {"layers": []},
         "compile": {"optimizer": "adam", "loss": "mse"}}

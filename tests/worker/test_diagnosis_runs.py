@@ -15,7 +15,7 @@ from bench.stories.cases import SCANS
 from bench.stories.data import scans
 from datastore.artifacts import ArtifactStore
 from diagnosis.curves import Epoch, Task
-from diagnosis.training_rules import unstable
+from diagnosis.rules.unstable import unstable
 from models.enums import StopReason
 from models.tables import Job
 from tests.specs import spec

@@ -12,6 +12,18 @@ CHANCE_ABOVE = 0.05  # "at or just above chance": up to 5 % above the reference 
 ONE_CLASS = 0.95  # share of the probe's predictions in one class: the model predicts one class
 
 
+def chance_tolerance(reference: float, task: Task) -> float:
+    """How close to the reference level is "at chance": 2 % of it (a model 2 % better than a constant is
+    useless), and half a hundredth of a nat more for a classifier."""
+    return 0.02 * reference + (0.005 if task.classification else 0.0)
+
+
+def beyond_majority(accuracy: float, majority: float, n: int) -> bool:
+    """An accuracy above the majority rate beyond the binomial noise of ``n`` samples: the model tells
+    classes apart, whatever its loss says (a few confidently wrong samples can keep a loss above chance)."""
+    return accuracy > majority + Z * math.sqrt(majority * (1 - majority) / n)
+
+
 def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
     """At or just above the loss of the best constant predictor, not moving, accuracy at the majority rate.
 
@@ -26,7 +38,7 @@ def stuck_at_chance(history: list[Epoch], task: Task) -> RuleResult | None:
     if None in losses:
         return None
     band = noise_band(tail, "loss")
-    tolerance = 0.02 * reference + (0.005 if task.classification else 0.0)
+    tolerance = chance_tolerance(reference, task)
     # At chance is a practical call (a model 2 % better than a constant is useless): the noise of the
     # epoch's mean widens it, but by at most twice the tolerance (the per-sample spread of a constant
     # predictor's losses is the targets' own spread, wide for a regression: it must not pass R² 0.2 as chance).
@@ -94,7 +106,7 @@ def _none_on_unseen(history: list[Epoch], task: Task) -> bool:
         return False
     tail = history[-CHANCE_WINDOW:]
     band = noise_band(tail, "val_loss")
-    tolerance = 0.02 * reference + (0.005 if task.classification else 0.0)
+    tolerance = chance_tolerance(reference, task)
     floor = reference - max(tolerance, min(band.width, 2 * tolerance))
     recent = [float(v) for v in vals[-CHANCE_WINDOW:]]  # type: ignore[arg-type]
     # Sitting there: neither falling nor scattering beyond the noise (a loss thrown up and down is diverging's
@@ -107,7 +119,7 @@ def _none_on_unseen(history: list[Epoch], task: Task) -> bool:
     accuracy, majority, n = tail[-1].val_accuracy(), task.val_majority_rate, tail[-1].n_val
     if accuracy is None or majority is None or not n:
         return True
-    return accuracy <= majority + Z * math.sqrt(majority * (1 - majority) / n)
+    return not beyond_majority(accuracy, majority, n)
 
 
 def _no_signal(tail: list[Epoch], task: Task, floor: float, tolerance: float) -> bool:

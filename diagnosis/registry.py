@@ -1,7 +1,7 @@
 """Every finding code's behaviour, bound to its row of ``models.findings.CODES``.
 
 ``CODES`` holds what is data (phase, usual severity, verdict, documentation);
-here each training code gets its rule, the resolver that takes it back when a
+here each training code gets its rule (diagnosis/rules/<family>.py), the resolver that takes it back when a
 later epoch contradicts it, and the builder of its fixes. The monitor, the
 worker and the tests read ``RULES``, ``RESOLVERS`` and ``training_suggestions``
 from here, so a new code is one row there, one binding here, and its test
@@ -12,10 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from diagnosis import suggest, training_rules
+from diagnosis import suggest
 from diagnosis.curves import Epoch, Task
+from diagnosis.rules import chance, diverging, overfitting, plateau, saturated, unstable, vanishing
+from diagnosis.rules.common import RuleResult
 from diagnosis.suggest import Builder, Context
-from diagnosis.training_rules import RuleResult
 from models.findings import INFO, Code, CodeInfo, Suggestion
 
 Rule = Callable[[list[Epoch], Task], RuleResult | None]
@@ -30,15 +31,14 @@ class Binding:
 
 
 BINDINGS: dict[Code, Binding] = {
-    Code.diverging: Binding(training_rules.diverging, suggest.diverging),
-    Code.saturated_outputs: Binding(training_rules.saturated_outputs, suggest.saturated_outputs,
-                                    training_rules.saturation_resolved),
-    Code.stuck_at_chance: Binding(training_rules.stuck_at_chance, suggest.stuck_at_chance,
-                                  training_rules.stuck_resolved),
-    Code.vanishing_gradients: Binding(training_rules.vanishing_gradients, suggest.vanishing_gradients),
-    Code.overfitting: Binding(training_rules.overfitting, suggest.overfitting),
-    Code.plateau: Binding(training_rules.plateau, suggest.plateau, training_rules.plateau_resolved),
-    Code.unstable: Binding(training_rules.unstable, suggest.unstable),
+    Code.diverging: Binding(diverging.diverging, suggest.diverging),
+    Code.saturated_outputs: Binding(saturated.saturated_outputs, suggest.saturated_outputs,
+                                    saturated.saturation_resolved),
+    Code.stuck_at_chance: Binding(chance.stuck_at_chance, suggest.stuck_at_chance, chance.stuck_resolved),
+    Code.vanishing_gradients: Binding(vanishing.vanishing_gradients, suggest.vanishing_gradients),
+    Code.overfitting: Binding(overfitting.overfitting, suggest.overfitting),
+    Code.plateau: Binding(plateau.plateau, suggest.plateau, plateau.plateau_resolved),
+    Code.unstable: Binding(unstable.unstable, suggest.unstable),
 }
 # In the order of CODES (the enum's order): the monitor tries the rules, and reports what they find, in this order.
 RULES: dict[Code, Rule] = {code: BINDINGS[code].rule for code in Code if code in BINDINGS}

@@ -9,15 +9,21 @@
 
 "Falling" and "flat" are decided against the noise of the losses (diagnosis/noise.py):
 a curve converged when its last epochs moved less than their noise band, not when
-one step was small. A job that learnt is offered nothing that could undo what works:
-only more epochs while it is still learning.
+one step was small. Two calls come before the shape of the curve: a best loss at or
+above what predicting a constant gives (and, for a classifier, an accuracy within
+binomial noise of the majority rate) is not learning, however the curve moves; and a
+run of fewer than ``MIN_CONVERGED`` epochs is too short to have been seen levelling
+off, so it is learning at best. A job that learnt is offered nothing that could undo
+what works: only more epochs while it is still learning.
 """
 
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from diagnosis.curves import Epoch, Task, reference_loss
 from diagnosis.noise import noise_band
+from diagnosis.rules.chance import beyond_majority, chance_tolerance
+from diagnosis.rules.common import watched_key
 from diagnosis.suggest import more_epochs
 from models.findings import VERDICT_BY_CODE, Code, Finding, Suggestion
 
@@ -34,10 +40,9 @@ MEANING = {
 TAIL = 3
 MATERIAL = 0.01  # a fall smaller than 1 % of the level is flat, however precise the measurement
 JUMP = 3.0  # the last epoch's loss this many times the lowest before it: it blew up at the end
+MIN_CONVERGED = TAIL + 1  # a fall, then TAIL epochs to see it level off: fewer cannot show convergence
 
-
-def _key(task: Task) -> str:
-    return "val_loss" if task.has_validation else "loss"
+_key = watched_key
 
 
 def _falling(history: list[Epoch], key: str) -> bool:
@@ -50,9 +55,9 @@ def _falling(history: list[Epoch], key: str) -> bool:
 
 
 def _steadily_falling(history: list[Epoch], key: str) -> bool:
-    """Down at every one of the last epochs: a trend, even where each step is inside the noise."""
+    """Down at every one of the last epochs (two at least): a trend, even where each step is inside the noise."""
     values = [e.get(key) for e in history[-TAIL:]]
-    return len(values) == TAIL and None not in values and all(b < a for a, b in pairwise(values))  # type: ignore[operator]
+    return len(values) >= 2 and None not in values and all(b < a for a, b in pairwise(values))  # type: ignore[operator]
 
 
 def _flat(history: list[Epoch], key: str) -> bool:
@@ -63,12 +68,51 @@ def _flat(history: list[Epoch], key: str) -> bool:
     return max(values) - min(values) <= MATERIAL * abs(values[-1])  # type: ignore[type-var,operator,arg-type]
 
 
-def _from_curves(history: list[Epoch], task: Task) -> str:
+class CurveVerdict(NamedTuple):
+    name: str
+    meaning: str  # MEANING[name], or what the few points of a short run show
+    falling: bool  # the watched loss still falling at the end: more epochs is the one fix worth offering
+
+
+def _no_better_than_chance(history: list[Epoch], task: Task) -> tuple[str, float, float] | None:
+    """(key, best value, reference) when the best watched loss never got clearly below the loss of
+    predicting a constant (the split's own reference: the validation targets' for ``val_loss``), and a
+    classifier's accuracy at that epoch is within binomial noise of the majority rate. None otherwise."""
+    key, best = _key(task), _best(history, task)
+    on_validation = key == "val_loss"
+    reference = (task.val_chance_loss if on_validation else None) or reference_loss(task)
+    if reference is None or reference <= 0 or best is None or best.get(key) is None:
+        return None
+    value = float(best.get(key))  # type: ignore[arg-type]
+    if value < reference - chance_tolerance(reference, task):
+        return None
+    if task.classification and not task.multi_label:
+        accuracy = best.val_accuracy() if on_validation else best.accuracy()
+        majority = (task.val_majority_rate or task.majority_rate) if on_validation else task.majority_rate
+        n = best.n_val if on_validation else best.n_train
+        if accuracy is not None and majority is not None and n and beyond_majority(accuracy, majority, n):
+            return None
+    return key, value, reference
+
+
+def _from_curves(history: list[Epoch], task: Task) -> CurveVerdict:
     key = _key(task)
-    if task.has_validation and len(history) >= TAIL and _falling(history, key) and _flat(history, "loss"):
-        return "data_problem"
+    falling = _falling(history, key) or _steadily_falling(history, key)
+    if (chance := _no_better_than_chance(history, task)) is not None:
+        watched, value, reference = chance
+        meaning = (f"not learning: its best {watched} ({value:.4g}) is no better than the {reference:.4g} of "
+                   "predicting a constant" + (", though it was still falling: more epochs may take it past that"
+                                             if falling else ""))
+        return CurveVerdict("not_learning", meaning, falling)
+    if len(history) < MIN_CONVERGED:
+        return CurveVerdict("learning", (
+            f"learning: better than predicting a constant after {len(history)} epoch{'s' * (len(history) > 1)}, "
+            "too few to see whether the loss has levelled off; more epochs would tell"), True)
+    if task.has_validation and _falling(history, key) and _flat(history, "loss"):
+        return CurveVerdict("data_problem", MEANING["data_problem"], False)
     still = _falling(history, key) or (_steadily_falling(history, key) and _steadily_falling(history, "loss"))
-    return "learning" if still else "converged"
+    return CurveVerdict("learning", MEANING["learning"], True) if still else \
+        CurveVerdict("converged", MEANING["converged"], False)
 
 
 def last_jump(history: list[Epoch]) -> tuple[str, float] | None:
@@ -108,9 +152,11 @@ def explained(history: list[Epoch], task: Task, best: Epoch | None) -> tuple[str
 
 
 def _suggestions(verdict: str, learnt: bool, source: dict[str, Any] | None, spec: dict[str, Any],
-                 preflight_fix: Suggestion | None) -> list[Suggestion]:
+                 preflight_fix: Suggestion | None, falling: bool = False) -> list[Suggestion]:
+    if source is None and (verdict == "learning" or (verdict == "not_learning" and falling)):
+        return [more_epochs(spec)]  # still falling, with no finding to say why it should not go on
     if learnt and source is None:
-        return [more_epochs(spec)] if verdict == "learning" else []
+        return []
     offered = [Suggestion.model_validate(s) for s in (source or {}).get("suggestions", [])]
     if learnt and preflight_fix is not None:  # it learnt with these causes: fixing them may undo what works
         offered = [s for s in offered if s.patch != preflight_fix.patch]
@@ -134,14 +180,15 @@ def final_verdict(history: list[Epoch], task: Task, findings: list[dict[str, Any
     jump = None if task.early_stopping_restores_best else last_jump(history)
     if verdict is None and jump is not None:
         verdict, source = "diverged", unstable
-    if verdict is None:
-        verdict = _from_curves(history, task)
+    curves = _from_curves(history, task) if verdict is None else None
+    if curves is not None:
+        verdict = curves.name
     if unstable is not None and source is None:
         source = unstable  # the verdict's name comes from the curves; its warning and fixes from the instability
     best = _best(history, task)
     learnt = verdict in ("learning", "converged", "overfitting")
     healthy = verdict in ("learning", "converged") and unstable is None
-    message = f"Verdict: {MEANING[verdict]}."
+    message = f"Verdict: {curves.meaning if curves is not None else MEANING[verdict]}."
     if jump is not None and verdict == "diverged" and Code.diverging.value not in codes:
         message = (f"Verdict: diverged at the end: the last epoch's {jump[0]} jumped {jump[1]:.0f}× above its lowest, "
                    "so the final weights are not the ones to keep.")
@@ -160,4 +207,5 @@ def final_verdict(history: list[Epoch], task: Task, findings: list[dict[str, Any
                   "majority_rate": None if task.majority_rate is None else round(task.majority_rate, 4),
                   "target_variance": None if task.target_variance is None else round(task.target_variance, 4),
                   "last_jump": None if jump is None else round(jump[1], 1), **fit},
-        suggestions=_suggestions(verdict, learnt, source, spec, preflight_fix))
+        suggestions=_suggestions(verdict, learnt, source, spec, preflight_fix,
+                                 falling=curves is not None and curves.falling))

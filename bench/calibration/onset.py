@@ -32,9 +32,9 @@ rising from 17). What tells over-fitting apart on the curve is the validation lo
 or the training set fitted (near perfect accuracy) while validation stands still.
 
 The thresholds are this module's own conventions (5 % as ``NEAR_BEST`` and ``FLAT_WITHIN``, two
-epochs to see a stall as ``FLAT_VISIBLE``) and Prechelt's; the rule (diagnosis/training_rules.py
-``overfitting``) decides on other evidence: rises and gaps in noise bands, a fitted trend's t
-statistic, a 3 % materiality, training accuracy 0.98 against validation 5 points below.
+epochs to see a stall as ``FLAT_VISIBLE``) and Prechelt's; the rule (diagnosis/rules/overfitting.py)
+decides on other evidence: rises and gaps in noise bands, a fitted trend's t statistic, a 3 %
+materiality, training accuracy 0.98 against validation 5 points below.
 """
 
 import math

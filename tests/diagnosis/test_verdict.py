@@ -4,7 +4,7 @@ the explained variance of a regression, and no risky suggestion for a job that l
 from diagnosis.curves import Task
 from diagnosis.verdict import final_verdict
 from models.findings import Suggestion
-from tests.diagnosis.test_training_rules import CLASSIFIER, REGRESSOR, run
+from tests.diagnosis.test_rules import CLASSIFIER, REGRESSOR, run
 
 SPEC = {"fit": {"epochs": 5, "batch_size": 32}, "model": {"layers": []},
         "compile": {"optimizer": "adam", "loss": "mse"}}
@@ -66,3 +66,34 @@ def test_a_job_that_did_not_learn_keeps_its_fixes_and_a_resolved_finding_no_long
     not_learning = final_verdict(took_off[:4], CLASSIFIER, [stuck], spec, preflight_fix=PREFLIGHT_FIX)
     assert not_learning.evidence["verdict"] == "not_learning" and not_learning.severity == "warning"
     assert not_learning.suggestions == [PREFLIGHT_FIX]
+
+
+IRIS = Task(classification=True, loss="categorical_crossentropy", chance_loss=1.0986, majority_rate=0.34, classes=3,
+            val_chance_loss=1.0986, val_majority_rate=0.34)
+
+
+def test_a_short_run_above_chance_is_not_learning_and_is_offered_more_epochs():
+    # Issue 10's iris fold: 2 epochs, still falling, above ln 3; accuracy at the majority rate.
+    fold = run([1.45, 1.26], [1.40, 1.30], accuracy=[0.25, 0.3], val_accuracy=[0.22, 0.3], n_train=100, n_val=50)
+    verdict = final_verdict(fold, IRIS, [], SPEC)
+    assert verdict.evidence["verdict"] == "not_learning" and verdict.severity == "warning"
+    assert "still falling" in verdict.message and [s.summary for s in verdict.suggestions] == ["train for 10 epochs"]
+    # The same level after many flat epochs: not learning, and nothing to offer from the curves.
+    flat = run([1.3] * 8, [1.3, 1.31, 1.3, 1.29, 1.3, 1.31, 1.3, 1.3], accuracy=[0.33] * 8, val_accuracy=[0.34] * 8)
+    stuck = final_verdict(flat, IRIS, [], SPEC)
+    assert stuck.evidence["verdict"] == "not_learning" and stuck.suggestions == []
+
+
+def test_one_to_three_epochs_below_chance_are_learning_never_converged():
+    for epochs in (1, 2, 3):
+        short = run([0.9, 0.6, 0.6][:epochs], [0.9, 0.62, 0.62][:epochs], n_train=100, n_val=50)
+        verdict = final_verdict(short, IRIS, [], SPEC)
+        assert verdict.evidence["verdict"] == "learning" and verdict.severity == "info", epochs
+        assert "too few" in verdict.message and [s.summary for s in verdict.suggestions] == ["train for 10 epochs"]
+
+
+def test_a_loss_just_above_chance_with_an_accuracy_beyond_the_majority_rate_learnt():
+    # A few confidently wrong samples keep the loss up; the accuracy (0.8 on 200 samples) says it classifies.
+    overconfident = run([1.0, 0.7, 0.6, 0.55, 0.55], [1.2, 1.12, 1.1, 1.1, 1.1],
+                        accuracy=[0.6, 0.8, 0.85, 0.86, 0.86], val_accuracy=[0.6, 0.75, 0.8, 0.8, 0.8], n_val=200)
+    assert final_verdict(overconfident, IRIS, [], SPEC).evidence["verdict"] != "not_learning"

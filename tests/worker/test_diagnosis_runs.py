@@ -15,10 +15,10 @@ from bench.stories.cases import SCANS
 from bench.stories.data import scans
 from datastore.artifacts import ArtifactStore
 from diagnosis.curves import Epoch, Task
-from diagnosis.training_rules import unstable
+from diagnosis.rules.unstable import unstable
 from models.enums import StopReason
 from models.tables import Job
-from tests.specs import spec
+from tests.specs import IRIS_MLP, spec
 from worker.training import run_training
 
 DIGITS = {"dataset": "builtin:digits", "data": {"scale_x": "rescale"}, "seed": 3,
@@ -110,6 +110,25 @@ def test_no_better_than_a_constant_when_the_hidden_layer_cannot_learn(trainer):
     verdict = flat.findings[-1]["evidence"]
     # R² against the training targets' variance: this validation part varies a little less (0.86).
     assert verdict["verdict"] == "not_learning" and verdict["explained_variance"] < 0.2
+
+
+def test_a_two_epoch_iris_fold_is_never_converged_and_above_chance_is_not_learning(trainer):
+    # Issue 10: a fold of ~100 iris samples, a small MLP, 2 epochs, got "converged" at a loss (1.26) still
+    # above chance (ln 3) and falling. Two points cannot show a level; above chance nothing was learnt.
+    verdicts = []
+    for seed in (1, 2, 3):
+        body = spec(IRIS_MLP, seed=seed, data={"validation_split": 0.34}, fit={"epochs": 2, "batch_size": 16},
+                    model={"input_shape": [4], "layers": [{"type": "Dense", "units": 8, "activation": "relu"},
+                                                          {"type": "Dense", "units": 3, "activation": "softmax"}]})
+        verdict = trainer(body).findings[-1]
+        best, chance = verdict["evidence"]["best"], verdict["evidence"]["chance_loss"]
+        verdicts.append(verdict["evidence"]["verdict"])
+        if best["val_loss"] > chance and best["val_accuracy"] < 0.5:
+            assert verdict["evidence"]["verdict"] == "not_learning" and verdict["severity"] == "warning"
+            assert [s["summary"] for s in verdict["suggestions"]] == ["train for 4 epochs"]
+        if best["val_loss"] < 0.9 * chance:
+            assert verdict["evidence"]["verdict"] == "learning" and "too few" in verdict["message"]
+    assert "converged" not in verdicts and "not_learning" in verdicts  # at least one seed sat above chance
 
 
 def test_stop_on_ends_a_doomed_job_early(trainer):

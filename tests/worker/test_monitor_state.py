@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from diagnosis.curves import Epoch, Task
-from diagnosis.training_rules import RuleResult
+from diagnosis.rules.common import RuleResult
 from models.findings import Code, Finding
 from worker.monitor import DiagnosisMonitor
 

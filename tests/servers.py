@@ -18,6 +18,7 @@ Example::
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -47,8 +48,11 @@ def _port_range(variable: str, default: str) -> range:
 
 
 def free_port(variable: str, default: str) -> int:
-    """A port of the range that nothing listens on now."""
-    for port in _port_range(variable, default):
+    """A port of the range that nothing listens on now. The search starts at a random port of the range, so
+    that runs sharing the machine seldom pick the same one in the instant before either binds it."""
+    ports = _port_range(variable, default)
+    start = random.randrange(len(ports))
+    for port in [*ports[start:], *ports[:start]]:
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -57,6 +61,22 @@ def free_port(variable: str, default: str) -> int:
                 continue
             return port
     raise RuntimeError(f"no free port in {variable}={os.environ.get(variable, default)}")
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself holds the listening TCP socket of 127.0.0.1:``port`` (Linux /proc): a
+    server that answers on the port may be another run's, which took the port first."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):  # closed since the listing
+                inodes.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    local, listening = f"0100007F:{port:04X}", "0A"
+    return any(fields[1] == local and fields[3] == listening and f"socket:[{fields[9]}]" in inodes
+               for fields in (line.split() for line in table))
 
 
 def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
@@ -261,9 +281,10 @@ class ApiServer:
         if self.process.poll() is not None:
             raise AssertionError(f"the API exited:\n{self.log_text()[-3000:]}")
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            answered = httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
+        return answered and listens_on(self.process.pid, self.port)  # our server, not another run's on the port
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -16,7 +16,7 @@ from api.deps import Page, Rows, UnitOfWork
 from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail
 from api.limits import check_tenant_limits
 from api.queue import TrainingQueue
-from api.services.cv import check_folds, fold_jobs
+from api.services.cv import check_folds
 from api.services.data_facts import facts_for
 from api.services.datasets import find, role_shapes
 from api.services.webhooks import check_webhook
@@ -25,6 +25,7 @@ from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from datastore.artifacts import ArtifactStore
 from diagnosis.preflight import run_preflight
 from models import lifecycle
+from models.cv import fold_jobs
 from models.db import utcnow
 from models.enums import JobStatus
 from models.findings import Finding

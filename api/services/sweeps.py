@@ -42,9 +42,10 @@ def _check_shape(request: SweepRequest) -> None:
                 f"Received: {json.dumps(dist.model_dump())}"))])
     metric = request.objective.metric
     spec = request.spec
-    if metric.startswith("val_") and spec.data.validation_split == 0:
+    if metric.startswith("val_") and spec.data.validation_split == 0 and spec.data.folds is None:
         raise Invalid("the objective needs a validation split", [detail(("objective", "metric"), (
-            f"{metric} is only measured with data.validation_split > 0. Received: metric={metric!r}"))])
+            f"{metric} is only measured with data.validation_split > 0 or data.folds (each fold validates on "
+            f"its held-out part). Received: metric={metric!r}"))])
     named = {m for m in spec.compile.metrics if isinstance(m, str)}
     only_names = len(named) == len(spec.compile.metrics)  # a metric object's log name is Keras's to choose
     if only_names and metric.removeprefix("val_") not in {"loss", *named}:

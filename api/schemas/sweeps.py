@@ -41,7 +41,9 @@ class SweepTrialOut(BaseModel):
     params: dict[str, Any]
     status: JobStatus = Field(description="the trial job's status")
     state: str = Field(description="the Optuna trial's state: running, complete, pruned, fail")
-    objective: float | None = Field(description="the best value of the objective's metric so far")
+    objective: float | None = Field(description=(
+        "the best value of the objective's metric so far; a cross-validated trial (data.folds): the mean over "
+        "its succeeded folds' final epochs"))
     best_epoch: int | None
     epochs_run: int
     epochs: int

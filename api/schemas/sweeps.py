@@ -68,6 +68,8 @@ class SweepOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     spec: dict[str, Any] = Field(description="the base spec (its seed fixed; every trial uses it)")
+    webhook: dict[str, Any] | None = Field(default=None, description=(
+        "where the sweep's own events are POSTed (url, events; the secret is never shown)"))
     trials: list[SweepTrialOut] | None = Field(default=None, description="GET one sweep only")
     best: SweepTrialOut | None = None
     importances: dict[str, float] | None = Field(
@@ -87,7 +89,7 @@ def sweep_out(sweep: Sweep) -> SweepOut:
         objective=Objective.model_validate(request["objective"]), pruning=Pruning.model_validate(request["pruning"]),
         space=request["space"], max_trials=request["max_trials"], trials_planned=sweep.trials_planned,
         parallelism=request["parallelism"], created_at=sweep.created_at, finished_at=sweep.finished_at,
-        spec=public_spec(request["spec"]))
+        spec=public_spec(request["spec"]), webhook=public_spec(request).get("webhook"))
 
 
 def sweep_detail_out(sweep: Sweep, report: SweepReport) -> SweepOut:

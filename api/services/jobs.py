@@ -109,7 +109,7 @@ def check_job(session: Session, spec: JobSpec, settings: Settings, validator: Pr
     summary = _keras_check(validator, spec, current_tenant(session), settings)
     dataset = find(session, store, spec.dataset)  # unknown: 422 at "dataset"
     samples = _data_check(dataset.arrays, spec, summary, settings)
-    check_webhook(spec, settings)
+    check_webhook(spec.webhook, settings)
     facts = facts_for(dataset, spec.data.x, spec.data.y)
     check_folds(spec, facts)
     return CheckedJob(spec, summary, run_preflight(spec.model_dump(mode="json"), summary, facts), samples)

@@ -137,3 +137,15 @@ def test_a_validation_objective_needs_a_validation_split_or_folds(client: TestCl
     response = client.post("/v1/sweeps", json=sweep_body(spec=base))
     assert response.status_code == 422 and response.json()["error"]["details"][0]["path"] == "objective.metric"
     assert "data.folds" in response.json()["error"]["message"] + json.dumps(response.json()["error"]["details"])
+
+
+def test_a_sweep_webhook_is_checked_and_its_secret_never_shown(client: TestClient):
+    hook = {"url": "https://93.184.215.14/in", "secret": "whsec-0123456789abcdef", "events": ["sweep.best"]}
+    response = client.post("/v1/sweeps", json=sweep_body(webhook=hook))
+    assert response.status_code == 202, response.text
+    shown = client.get(f"/v1/sweeps/{response.json()['id']}").json()["webhook"]
+    assert shown == {"url": hook["url"], "events": ["sweep.best"]} and "whsec" not in response.text
+    refused = client.post("/v1/sweeps", json=sweep_body(webhook={**hook, "url": "http://127.0.0.1:9/in"}))
+    assert refused.status_code == 422 and refused.json()["error"]["details"][0]["path"] == "webhook.url"
+    unknown = client.post("/v1/sweeps", json=sweep_body(webhook={**hook, "events": ["job.epoch"]}))
+    assert unknown.status_code == 422 and unknown.json()["error"]["details"][0]["path"].startswith("webhook.events")

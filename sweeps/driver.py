@@ -217,10 +217,7 @@ def create_trial_job(session: Session, sweep: Sweep, request: SweepRequest, numb
               findings=[f.as_json() for f in findings], created_at=now, enqueued_at=now, cv_folds=spec.data.folds)
     folds = fold_jobs(job) if job.cv_folds is not None else []
     with session.begin_nested():  # a full queue leaves this transaction as it was
-        if folds:
-            lifecycle.create_cv_run(session, job, folds, max_queued=max_queued, sweep_id=sweep.id, trial=number)
-        else:
-            lifecycle.create(session, job, max_queued=max_queued, sweep_id=sweep.id, trial=number)
+        lifecycle.create_job_or_run(session, job, folds, max_queued=max_queued, sweep_id=sweep.id, trial=number)
     return job, folds or [job]
 
 

@@ -164,10 +164,7 @@ def create_job(
     folds = fold_jobs(job) if job.cv_folds is not None else []
     try:
         with session.begin_nested():
-            if folds:
-                lifecycle.create_cv_run(session, job, folds, max_queued=settings.max_queued_jobs_per_tenant)
-            else:
-                lifecycle.create(session, job, max_queued=settings.max_queued_jobs_per_tenant)
+            lifecycle.create_job_or_run(session, job, folds, max_queued=settings.max_queued_jobs_per_tenant)
     except lifecycle.QueueFull as exc:
         raise TooManyRequests(str(exc)) from exc
     except IntegrityError:

@@ -145,6 +145,8 @@ def test_a_sweep_webhook_is_checked_and_its_secret_never_shown(client: TestClien
     assert response.status_code == 202, response.text
     shown = client.get(f"/v1/sweeps/{response.json()['id']}").json()["webhook"]
     assert shown == {"url": hook["url"], "events": ["sweep.best"]} and "whsec" not in response.text
+    assert client.get(f"/v1/sweeps/{response.json()['id']}/deliveries").json()["items"] == []  # nothing sent yet
+    assert client.get("/v1/sweeps/swp_nope/deliveries").status_code == 404
     refused = client.post("/v1/sweeps", json=sweep_body(webhook={**hook, "url": "http://127.0.0.1:9/in"}))
     assert refused.status_code == 422 and refused.json()["error"]["details"][0]["path"] == "webhook.url"
     unknown = client.post("/v1/sweeps", json=sweep_body(webhook={**hook, "events": ["job.epoch"]}))

@@ -93,3 +93,6 @@ def test_a_sweep_posts_its_own_events_signed_in_order(live: TestClient, webhook_
     assert "sweep.best" in [e["type"] for e in expected]
     assert all(verify(SECRET, r.headers["Trainyard-Signature"], r.body) for r in receiver.requests)
     assert receiver.requests[0].status == 503 and receiver.requests[1].event == expected[0]
+    attempts = live.get(f"/v1/sweeps/{sweep['id']}/deliveries", params={"event_id": expected[0]["id"]}).json()
+    assert [(a["attempt"], a["outcome"], a["event_type"]) for a in reversed(attempts["items"])] == [
+        (1, "failed", "trial.finished"), (2, "delivered", "trial.finished")]

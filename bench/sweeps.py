@@ -18,9 +18,9 @@ it ran every epoch, its final validation accuracy is no better than chance (<= 0
 classes) or its final validation loss is not below ln 2 (what predicting 0.5 scores). Training time
 is the sum of the epochs' ``duration_s`` (``GET /v1/jobs/{id}/curves``): queueing and start-up left out.
 On a shared machine an epoch's time follows the load of the moment, so the time each pruning saved is
-counted in epochs not run, each at the mean epoch time of the same setting in (a) (what the service's
-``pruning_saved_s`` does with the trial's own epochs), over all trials and over the doomed ones (the
-goal: at least half of the doomed trials' time saved); the measured totals are printed beside it.
+what the epochs it did not run took in (a) (same setting and seed: the same epochs), over all trials and
+over the doomed ones (the goal: at least half of the doomed trials' time saved); the measured totals and
+the service's own estimate (``pruning_saved_s``) are printed beside it.
 
     PYTHONPATH=. .venv/bin/python -m bench.sweeps                  # about 10-15 min on a loaded 2-core machine
     PYTHONPATH=. .venv/bin/python -m bench.sweeps --epochs 4 --variants a,d
@@ -128,6 +128,7 @@ def run_variant(client: httpx.Client, spec: dict[str, Any], variant: str, args: 
         last = {k: v[-1] for k, v in curves.items() if v}
         trials[key(trial["params"])] = {
             "train_s": sum(curves["duration_s"]), "epochs_run": len(curves["duration_s"]),
+            "durations": curves["duration_s"],
             "stop_reason": trial["stop_reason"], "stopped_by": trial["stopped_by"], "state": trial["state"],
             "objective": trial["objective"], "final_val_loss": last.get("val_loss"),
             "final_val_accuracy": last.get("val_accuracy")}
@@ -167,15 +168,16 @@ def cross_validate(client: httpx.Client, spec: dict[str, Any], params: dict[str,
             "metrics": done["cv"]["metrics"] if done.get("cv") else None}
 
 
-def epoch_s(run: dict[str, Any]) -> dict[str, float]:
-    """Each setting's mean epoch time in ``run``."""
-    return {s: t["train_s"] / t["epochs_run"] for s, t in run["trials"].items() if t["epochs_run"]}
+def durations(trial: dict[str, Any]) -> list[float]:
+    """A trial's epoch times (a file saved before they were kept: its mean epoch time, for each epoch)."""
+    if "durations" in trial:
+        return trial["durations"]
+    return [trial["train_s"] / trial["epochs_run"]] * trial["epochs_run"] if trial["epochs_run"] else []
 
 
 def saved_s(base: dict[str, Any], run: dict[str, Any], settings: set[str] | None = None) -> float:
-    """Epochs ``run`` did not run that ``base`` ran, each at ``base``'s epoch time for the setting."""
-    per_epoch = epoch_s(base)
-    return sum((t["epochs_run"] - run["trials"][s]["epochs_run"]) * per_epoch.get(s, 0.0)
+    """What the epochs ``run`` did not run took in ``base`` (same setting, same seed: the same epochs)."""
+    return sum(sum(durations(t)[run["trials"][s]["epochs_run"]:])
                for s, t in base["trials"].items() if s in run["trials"] and (settings is None or s in settings))
 
 
@@ -191,7 +193,7 @@ def summarise(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "trials_per_hour": len(trials) / run["wall_s"] * 3600,
             "pruned": sum(t["stop_reason"] == "pruned" for t in trials.values()),
             "diagnosis": sum(t["stop_reason"] == "diagnosis" for t in trials.values()),
-            "best": run["best"]}
+            "best": run["best"], "service_saved_s": (run.get("service_saved_s") or {}).get("total")}
         if base is not None:
             doomed_base = sum(base["trials"][s]["train_s"] for s in doomed if s in base["trials"])
             doomed_saved = saved_s(base, run, doomed)
@@ -231,6 +233,7 @@ def show(args: argparse.Namespace, summary: dict[str, Any], cv: dict[str, Any] |
     line("trials pruned / diagnosis-stopped", lambda r: f"{r['pruned']} / {r['diagnosis']}")
     line("time saved vs (a) (s, (a)'s epochs)", lambda r: fmt(r.get("saved_s"), ".1f"))
     line("  as measured (s; load-dependent)", lambda r: fmt(r.get("measured_saved_s"), ".1f"))
+    line("  the service's pruning_saved_s (s)", lambda r: fmt(r["service_saved_s"], ".1f"))
     line("doomed trials' time in (a) (s)", lambda r: fmt(r.get("doomed_base_s"), ".1f"))
     line("of it saved (s)", lambda r: fmt(r.get("doomed_saved_s"), ".1f"))
     line("share of doomed time saved", lambda r: fmt(r.get("doomed_saved_share") and 100 * r["doomed_saved_share"],

@@ -38,7 +38,7 @@ class TrialRow:
     verdict: str | None
     stop_reason: StopReason | None
     stopped_by: str | None  # the finding that stopped it (stop_reason "diagnosis")
-    saved_s: float  # epochs it did not run × its mean epoch time (stopped by pruning or the diagnosis)
+    saved_s: float  # epochs it did not run × its steady epoch time (stopped by pruning or the diagnosis)
     rank: int | None = None  # 1 = best, among the complete trials
 
 
@@ -57,6 +57,14 @@ def _curves(session: Session, jobs: list[Job]) -> dict[str, list[EpochMetric]]:
                                    .order_by(EpochMetric.epoch)):
             rows[row.job_id].append(row)
     return rows
+
+
+def _steady_epoch_s(curve: list[EpochMetric]) -> float:
+    """The mean time of an epoch after the first (which also traces the model, often several times a steady
+    epoch's time): what an epoch that was not run would have taken. The first alone when it is all there is
+    (an overestimate, then)."""
+    steady = [row.duration_s for row in curve if row.epoch > 1] or [row.duration_s for row in curve]
+    return statistics.fmean(steady)
 
 
 def _row(trial: FrozenTrial, job: Job | None, folds: list[Job], curves: dict[str, list[EpochMetric]],
@@ -80,7 +88,7 @@ def _row(trial: FrozenTrial, job: Job | None, folds: list[Job], curves: dict[str
     stop = outcome.speaker(job, folds)
     saved = 0.0
     if outcome.doomed(stop) and curve:
-        saved = max(0, epochs - len(curve)) * statistics.fmean(r.duration_s for r in curve)
+        saved = max(0, epochs - len(curve)) * _steady_epoch_s(curve)
     return TrialRow(
         number=trial.number, job_id=job.id, params=dict(trial.params), status=job.status.value,
         state=trial.state.name.lower(), objective=found.value, best_epoch=found.epoch, epochs_run=len(curve),

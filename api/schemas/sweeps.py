@@ -50,7 +50,9 @@ class SweepTrialOut(BaseModel):
     verdict: str | None
     stop_reason: StopReason | None
     stopped_by: str | None = Field(description="the finding that stopped it (stop_reason diagnosis)")
-    saved_s: float = Field(description="training time its early stop saved: epochs not run × its mean epoch time")
+    saved_s: float = Field(description=(
+        "training time its early stop saved: epochs not run × its mean epoch time after the first (which also "
+        "traces the model)"))
     rank: int | None = Field(description="1 is the best of the complete trials")
 
 

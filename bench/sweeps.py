@@ -201,7 +201,12 @@ def summarise(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
                        doomed_base_s=doomed_base, doomed_saved_s=doomed_saved,
                        doomed_saved_share=doomed_saved / doomed_base if doomed_base else None)
         rows[variant] = row
-    return {"doomed": sorted(doomed), "rows": rows}
+    ceiling = None
+    if base is not None:  # every doomed trial stopped after its first epoch (which also traces the model)
+        doomed_base = sum(base["trials"][s]["train_s"] for s in doomed if s in base["trials"])
+        after_first = sum(sum(durations(base["trials"][s])[1:]) for s in doomed if s in base["trials"])
+        ceiling = after_first / doomed_base if doomed_base else None
+    return {"doomed": sorted(doomed), "rows": rows, "ceiling_share": ceiling}
 
 
 def base_train(run: dict[str, Any]) -> float:
@@ -239,6 +244,9 @@ def show(args: argparse.Namespace, summary: dict[str, Any], cv: dict[str, Any] |
     line("share of doomed time saved", lambda r: fmt(r.get("doomed_saved_share") and 100 * r["doomed_saved_share"],
                                                      ".0f") + " %")
     line("trials per hour (wall clock)", lambda r: fmt(r["trials_per_hour"], ".0f"))
+    if summary.get("ceiling_share") is not None:
+        print(f"(the most any pruning can save of the doomed time: {100 * summary['ceiling_share']:.0f} %, every "
+              "doomed trial stopped after its first epoch, which also traces the model)")
     if cv is not None and cv["metrics"]:
         m = cv["metrics"]
         print(f"\n5-fold cross-validation of (a)'s best setting ({cv['status']}, {cv['wall_s']:.0f} s): " + ", ".join(

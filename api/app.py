@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None, *, validator: ProcessPool | Non
     app.state.stream_secret = secret_of(settings)  # signs stream tokens (api/stream_tokens.py)
     access_log.install()  # stream tokens travel in query strings: masked in uvicorn's access log
     # Events the API commits (submit, cancel) wake the webhook delivery, as the worker's do.
-    notify_after_commit(app.state.session_factory, lambda job_id: app.state.queue.send_deliveries(job_id))
+    notify_after_commit(app.state.session_factory, lambda job_id: app.state.queue.send_deliveries(job_id),
+                        lambda sweep_id: app.state.queue.send_sweep_deliveries(sweep_id))
     # SSE streams: woken by Postgres NOTIFY in distributed mode, polling in embedded mode (and
     # while the listener is down). Webhook deliveries keep their own wake-up above (a Celery
     # message after commit): they run in the delivery workers, which hold no listener.

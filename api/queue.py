@@ -60,6 +60,9 @@ class TrainingQueue:
     def send_deliveries(self, job_id: str) -> None:
         self.sender.deliveries(job_id)
 
+    def send_sweep_deliveries(self, sweep_id: str) -> None:
+        self.sender.sweep_deliveries(sweep_id)
+
     def ping(self, timeout: float = 2.0) -> None:
         with self.celery.connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=timeout)

@@ -13,6 +13,7 @@ from models.settings import Settings
 TRAIN_TASK = "trainyard.train"
 RECONCILE_TASK = "trainyard.reconcile"
 DELIVER_WEBHOOKS_TASK = "trainyard.deliver_webhooks"
+DELIVER_SWEEP_WEBHOOKS_TASK = "trainyard.deliver_sweep_webhooks"
 SWEEP_WEBHOOKS_TASK = "trainyard.sweep_webhooks"
 SWEEP_UPLOADS_TASK = "trainyard.sweep_uploads"
 BUILD_ENSEMBLE_TASK = "trainyard.build_ensemble"
@@ -117,6 +118,11 @@ class Sender:
         sweep, and the sender (a request, a training step's commit) must not stall on it."""
         self.celery.send_task(DELIVER_WEBHOOKS_TASK, kwargs={"job_id": job_id}, queue=self.settings.webhook_queue,
                               retry=False)
+
+    def sweep_deliveries(self, sweep_id: str) -> None:
+        """Wake the webhook delivery of a sweep's own events; as ``deliveries``."""
+        self.celery.send_task(DELIVER_SWEEP_WEBHOOKS_TASK, kwargs={"sweep_id": sweep_id},
+                              queue=self.settings.webhook_queue, retry=False)
 
     def reconcile(self) -> None:
         self.celery.send_task(RECONCILE_TASK, queue=CONTROL_QUEUE)

@@ -1,7 +1,9 @@
-"""Cross-validation's rules over a run's folds: the parent's status, the aggregate metrics, the findings.
+"""Cross-validation's rules over a run's folds: the fold rows of a run, the parent's status, the aggregate
+metrics, the findings.
 
-Pure functions of the fold jobs as they are now, so reading them again (a re-run fold, a worker
-killed and its fold trained again, two folds ending at once) never counts anything twice.
+The rules are pure functions of the fold jobs as they are now, so reading them again (a re-run fold, a
+worker killed and its fold trained again, two folds ending at once) never counts anything twice. Here
+rather than in the API because the sweep driver (``sweeps/``, run by workers too) makes and reads runs.
 """
 
 import math
@@ -9,13 +11,34 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from models.enums import JobStatus, StopReason
+from models.ids import new_id
 from models.tables import Job
 
 # Parent status -> its stop_reason once finished.
 STOP_REASONS = {JobStatus.succeeded: StopReason.completed, JobStatus.failed: StopReason.error,
                 JobStatus.cancelled: StopReason.cancelled}
 NOT_METRICS = frozenset({"epoch"})  # last_metrics also carries the epoch it is from
+
+
+def fold_jobs(parent: Job) -> list[Job]:
+    """The K fold jobs of a run whose ``parent`` row is built (not yet inserted): ordinary jobs with the
+    parent's spec, tenant and preflight findings, each with its fold index."""
+    assert parent.cv_folds is not None
+    return [Job(id=new_id("job"), tenant=parent.tenant, name=parent.name, spec=parent.spec,
+                dataset_ref=parent.dataset_ref, cv_parent_id=parent.id, fold=index, epochs=parent.epochs,
+                findings=list(parent.findings), created_at=parent.created_at, enqueued_at=parent.enqueued_at)
+            for index in range(parent.cv_folds)]
+
+
+def folds_of(session: Session, parent: Job) -> list[Job]:
+    """A run's fold jobs, by fold index (empty for a job that is not a CV parent)."""
+    if parent.cv_folds is None:
+        return []
+    return list(session.scalars(select(Job).where(Job.cv_parent_id == parent.id).order_by(Job.fold)))
 
 
 def cv_status(folds: Sequence[JobStatus]) -> JobStatus:

@@ -3,7 +3,7 @@
 from typing import Any
 
 from models.enums import EventType
-from models.tables import Job, JobEvent
+from models.tables import Job, JobEvent, SweepEvent
 
 
 def status_payload(job: Job) -> dict[str, Any]:
@@ -33,6 +33,12 @@ def envelope(event: JobEvent) -> dict[str, Any]:
         "created_at": event.created_at.isoformat(),
         "data": event.data,
     }
+
+
+def sweep_envelope(event: SweepEvent) -> dict[str, Any]:
+    """The JSON a sweep's SSE client and its webhook receiver both get for one of its events."""
+    return {"id": event.id, "type": event.type.value, "sweep_id": event.sweep_id,
+            "created_at": event.created_at.isoformat(), "data": event.data}
 
 
 # In distributed mode every insert into job_events sends a NOTIFY on this channel,

@@ -177,6 +177,14 @@ def create_cv_run(session: Session, parent: Job, folds: list[Job], *, max_queued
     return parent
 
 
+def create_job_or_run(session: Session, job: Job, folds: list[Job], *, max_queued: int, **event_data: Any) -> Job:
+    """``create_cv_run`` when ``folds`` are given (a spec with ``data.folds``), else ``create``: what every
+    maker of jobs from a spec calls (a submit, a sweep's trial)."""
+    if folds:
+        return create_cv_run(session, job, folds, max_queued=max_queued, **event_data)
+    return create(session, job, max_queued=max_queued, **event_data)
+
+
 def _insert(session: Session, job: Job, **event_data: Any) -> Job:
     job.status = QUEUED
     job.enqueued_at = job.enqueued_at or utcnow()

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from models.spec import JobSpec, StrictModel, TrainingCode
+from models.spec import JobSpec, StrictModel, TrainingCode, WebhookSpec
 
 Scalar = str | bool | int | float | None
 # Dotted paths into the job spec: "compile.optimizer.learning_rate", "model.layers.1.units", "data.scale_x".
@@ -124,6 +124,20 @@ class Pruning(StrictModel):
     stop_on: list[TrainingCode] = Field(default_factory=lambda: list(DEFAULT_STOP_ON))
 
 
+SweepWebhookEvent = Literal["trial.started", "trial.finished", "trial.pruned", "sweep.best", "sweep.succeeded",
+                            "sweep.failed", "sweep.cancelled"]
+DEFAULT_SWEEP_WEBHOOK_EVENTS: list[SweepWebhookEvent] = [
+    "trial.finished", "trial.pruned", "sweep.best", "sweep.succeeded", "sweep.failed", "sweep.cancelled"]
+
+
+class SweepWebhook(WebhookSpec):
+    """Where to POST the sweep's own events (those of ``GET /v1/sweeps/{id}/events``), signed and retried
+    exactly as a job's webhook is; each trial job's own events go to the base spec's ``webhook``."""
+
+    events: list[SweepWebhookEvent] = Field(  # type: ignore[assignment]
+        default_factory=lambda: list(DEFAULT_SWEEP_WEBHOOK_EVENTS), min_length=1)
+
+
 class SweepRequest(StrictModel):
     spec: JobSpec
     space: dict[SpacePath, Distribution] = Field(min_length=1, max_length=20)
@@ -133,3 +147,4 @@ class SweepRequest(StrictModel):
     objective: Objective = Field(default_factory=Objective)
     pruning: Pruning = Field(default_factory=Pruning)
     name: str | None = Field(default=None, max_length=200)
+    webhook: SweepWebhook | None = None

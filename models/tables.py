@@ -212,6 +212,40 @@ class WebhookDelivery(Base):
     next_attempt_at: Mapped[datetime | None]
 
 
+class SweepWebhookCursor(Base):
+    """Where a sweep's webhook stands (``WebhookCursor``'s twin for ``sweep_events``): one row per sweep
+    that has a webhook; the same delivery code (``worker/webhooks.py``) moves both."""
+
+    __tablename__ = "sweep_webhook_cursors"
+
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    retry_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None]
+
+
+class SweepWebhookDelivery(Base):
+    """One attempt to POST one sweep event (or one skipped after a give-up)."""
+
+    __tablename__ = "sweep_webhook_deliveries"
+    __table_args__ = (Index("ix_sweep_webhook_deliveries_sweep_id_id", "sweep_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("sweep_events.id", ondelete="CASCADE"), index=True)
+    event_type: Mapped[SweepEventType] = mapped_column(Enum(SweepEventType, native_enum=False, length=32,
+                                                            values_callable=lambda e: [m.value for m in e]))
+    attempt: Mapped[int]
+    outcome: Mapped[DeliveryOutcome] = mapped_column(_enum(DeliveryOutcome))
+    status_code: Mapped[int | None]
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[float | None]
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None]
+
+
 class ApiKey(Base):
     """A tenant's API key. Only its SHA-256 is stored; the key is shown once, at creation."""
 

@@ -8,6 +8,12 @@
    (a driver died between the ask and its commit), then new ones (``study.ask``);
 3. ends the sweep once every planned trial has ended.
 
+A trial whose spec has ``data.folds`` is a cross-validation run: its job is the run's parent (never
+trained; it carries the trial's (sweep_id, trial_number)), its K fold jobs are what is sent to workers,
+and it ends when its last fold ends. A fold stopped as doomed (the diagnosis, or the pruner on fold 0:
+``sweeps/pruning.py``) stops the whole trial: the next advance (the worker's, after that fold) cancels
+the other folds (``lifecycle.cancel_cv_run``) and the trial is told pruned, with that fold's reason.
+
 Why no trial is lost and none is duplicated, whoever calls it and whenever a process dies:
 - Advances are serialised by the lock, and a trial is only asked under it, so an Optuna trial
   that is running without a job when the lock is taken was asked by a driver that died (or
@@ -36,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from broker.tasks import SendJob
 from diagnosis.preflight import run_preflight
 from models import lifecycle
+from models.cv import fold_jobs
 from models.db import lock_until_commit, transaction, utcnow
 from models.enums import SweepEventType, SweepStatus
 from models.ids import new_id
@@ -58,8 +65,8 @@ def lock(session: Session, sweep_id: str) -> Sweep | None:
 
 def advance(session: Session, sweep_id: str, *, storage: RDBStorage, max_queued: int,
             strict: bool = False) -> list[Job]:
-    """One step of the sweep (see the module); returns the trial jobs it created, to be sent once the
-    caller has committed.
+    """One step of the sweep (see the module); returns the jobs it created to be trained (a trial's job, or
+    a cross-validation trial's folds), to be sent once the caller has committed.
 
     Args:
         max_queued: the tenant's cap on queued jobs; a full queue leaves the next trials to a later advance.
@@ -71,11 +78,15 @@ def advance(session: Session, sweep_id: str, *, storage: RDBStorage, max_queued:
     request = SweepRequest.model_validate(sweep.request)
     trials = {t.number: t for t in study.load(storage, sweep_id).get_trials(deepcopy=False)}
     jobs = {job.trial_number: job for job in session.scalars(select(Job).where(Job.sweep_id == sweep_id))}
+    folds = _folds(session, list(jobs.values()))
+    for job in jobs.values():
+        _stop_doomed_run(session, job, folds.get(job.id, []))
     best = _best(trials, request)
     for number, job in jobs.items():
         trial = trials.get(number)  # type: ignore[arg-type]
         if job.status.finished and trial is not None and trial.state is RUNNING:
-            trials[trial.number] = told = _tell(session, storage, sweep_id, request, job, trial)
+            trials[trial.number] = told = _tell(session, storage, sweep_id, request, job, folds.get(job.id, []),
+                                                trial)
             if told.state is TrialState.COMPLETE and (best is None or _better(told, best, request)):
                 best = told
                 _event(session, sweep_id, SweepEventType.best, number=told.number, job_id=job.id,
@@ -87,12 +98,37 @@ def advance(session: Session, sweep_id: str, *, storage: RDBStorage, max_queued:
     return created
 
 
-def _tell(session: Session, storage: RDBStorage, sweep_id: str, request: SweepRequest, job: Job,
+def _folds(session: Session, trial_jobs: list[Job]) -> dict[str, list[Job]]:
+    """The folds of the cross-validation trials among ``trial_jobs``, by parent id, in fold order."""
+    parents = [job.id for job in trial_jobs if job.cv_folds is not None]
+    out: dict[str, list[Job]] = {}
+    if parents:
+        for fold in session.scalars(select(Job).where(Job.cv_parent_id.in_(parents)).order_by(Job.fold)):
+            out.setdefault(fold.cv_parent_id, []).append(fold)  # type: ignore[arg-type]
+    return out
+
+
+def _stop_doomed_run(session: Session, job: Job, folds: list[Job]) -> None:
+    """A cross-validation trial one of whose folds was stopped as doomed stops whole: its other folds are
+    cancelled (queued ones at once, running ones within an epoch). Once, whichever advance comes first."""
+    if job.status.finished or job.cancel_requested or not any(outcome.doomed(fold) for fold in folds):
+        return
+    stop = outcome.speaker(job, folds)
+    if lifecycle.cancel_cv_run(session, job):
+        log.info("sweep %s: trial %s fold %s stopped (%s, %s): its other folds are cancelled", job.sweep_id,
+                 job.trial_number, stop.fold, stop.stop_reason, outcome.stopped_by(stop))
+
+
+def _tell(session: Session, storage: RDBStorage, sweep_id: str, request: SweepRequest, job: Job, folds: list[Job],
           trial: FrozenTrial) -> FrozenTrial:
-    curve = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job.id)).all()
-    found = outcome.best(curve, request.objective)
-    state = outcome.state(job, found)
-    attributes = outcome.attributes(job, found)
+    if folds:
+        found = outcome.cv_best(job, folds, request.objective)
+    else:
+        curve = session.scalars(select(EpochMetric).where(EpochMetric.job_id == job.id)).all()
+        found = outcome.best(curve, request.objective)
+    stop = outcome.speaker(job, folds)
+    state = outcome.state(job, found, stop)
+    attributes = outcome.attributes(job, found, stop)
     for key, value in attributes.items():
         storage.set_trial_user_attr(trial._trial_id, key, value)
     told = study.load(storage, sweep_id).tell(trial.number, found.value if state is TrialState.COMPLETE else None,
@@ -116,7 +152,7 @@ def _start(session: Session, storage: RDBStorage, sweep: Sweep, request: SweepRe
         params = study.params_of(trial, request)
         trials[trial.number] = storage.get_trial(trial._trial_id)
         try:
-            job = create_trial_job(session, sweep, request, trial.number, params, max_queued=max_queued)
+            job, trained = create_trial_job(session, sweep, request, trial.number, params, max_queued=max_queued)
         except lifecycle.QueueFull:
             if strict and not created:
                 raise
@@ -130,7 +166,7 @@ def _start(session: Session, storage: RDBStorage, sweep: Sweep, request: SweepRe
             trials[trial.number] = sampled.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             continue
         jobs[trial.number] = job
-        created.append(job)
+        created.extend(trained)
         _event(session, sweep.id, SweepEventType.trial_started, number=trial.number, job_id=job.id, params=params)
         active += 1
     return created
@@ -155,9 +191,13 @@ def _better(trial: FrozenTrial, than: FrozenTrial, request: SweepRequest) -> boo
 
 
 def create_trial_job(session: Session, sweep: Sweep, request: SweepRequest, number: int, params: dict[str, object],
-                     *, max_queued: int) -> Job:
+                     *, max_queued: int) -> tuple[Job, list[Job]]:
     """The one way a trial's job is made: the trial's spec, its preflight findings, and the row, queued
-    through ``lifecycle.create`` like every submitted job (the tenant's cap included).
+    through ``lifecycle.create`` like every submitted job (the tenant's cap included); with ``data.folds``
+    a cross-validation run through ``lifecycle.create_cv_run``, as a submitted spec with folds is.
+
+    Returns:
+        The trial's job (a run's parent), and the jobs to send to workers (itself, or the run's K folds).
 
     Raises:
         ValidationError, SpacePathError: the values do not make a valid spec.
@@ -174,10 +214,11 @@ def create_trial_job(session: Session, sweep: Sweep, request: SweepRequest, numb
     now = utcnow()
     job = Job(id=new_id("job"), tenant=sweep.tenant, name=name, spec=spec_json, dataset_ref=spec.dataset,
               sweep_id=sweep.id, trial_number=number, epochs=spec.fit.epochs,
-              findings=[f.as_json() for f in findings], created_at=now, enqueued_at=now)
+              findings=[f.as_json() for f in findings], created_at=now, enqueued_at=now, cv_folds=spec.data.folds)
+    folds = fold_jobs(job) if job.cv_folds is not None else []
     with session.begin_nested():  # a full queue leaves this transaction as it was
-        lifecycle.create(session, job, max_queued=max_queued, sweep_id=sweep.id, trial=number)
-    return job
+        lifecycle.create_job_or_run(session, job, folds, max_queued=max_queued, sweep_id=sweep.id, trial=number)
+    return job, folds or [job]
 
 
 def _end_if_done(session: Session, sweep: Sweep, trials: dict[int, FrozenTrial], jobs: dict[int | None, Job]) -> None:
@@ -199,7 +240,10 @@ def cancel(session: Session, sweep_id: str) -> Sweep | None:
         return sweep
     for job in session.scalars(select(Job).where(Job.sweep_id == sweep_id)).all():
         if not job.status.finished:
-            lifecycle.cancel(session, job)
+            if job.cv_folds is not None:
+                lifecycle.cancel_cv_run(session, job)  # its folds; the run follows them
+            else:
+                lifecycle.cancel(session, job)
     sweep.status = SweepStatus.cancelled
     sweep.finished_at = utcnow()
     _event(session, sweep_id, SweepEventType.cancelled)

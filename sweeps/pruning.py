@@ -1,5 +1,12 @@
 """A trial job's side of the sweep, during its training: each epoch's objective reported to its Optuna
-trial, and the pruner's answer (Optuna's ``trial.report`` / ``trial.should_prune``)."""
+trial, and the pruner's answer (Optuna's ``trial.report`` / ``trial.should_prune``).
+
+A cross-validation trial (``data.folds``) reports fold 0's curve only. Every trial of a sweep has the
+same seed, so its fold 0 validates on the same samples: the median pruner compares like with like, and
+fold 0 is the first queued, so it reports earliest. (A mean over the folds that have reached an epoch
+would depend on which folds happened to run first, and Optuna keeps the first report of a step, so it
+could not be revised as later folds arrive.) When fold 0 is pruned the driver cancels the other folds.
+"""
 
 import logging
 import math
@@ -43,10 +50,16 @@ class TrialJudge:
 
 
 def judge_for(session: Session, storage: RDBStorage, job: Job) -> TrialJudge | None:
-    """The judge of a sweep's trial job; None for any other job, or a sweep that prunes nothing."""
-    if job.sweep_id is None or job.trial_number is None:
+    """The judge of a sweep's trial job, or of fold 0 of a cross-validation trial; None for any other job,
+    or a sweep that prunes nothing."""
+    trial_job = job
+    if job.cv_parent_id is not None:
+        if job.fold != 0:
+            return None
+        trial_job = session.get_one(Job, job.cv_parent_id)
+    if trial_job.sweep_id is None or trial_job.trial_number is None:
         return None
-    sweep = session.get_one(Sweep, job.sweep_id)
+    sweep = session.get_one(Sweep, trial_job.sweep_id)
     if sweep.request["pruning"]["pruner"] == "none":
         return None
-    return TrialJudge(storage, sweep, job.trial_number)
+    return TrialJudge(storage, sweep, trial_job.trial_number)

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from models.cv import folds_of, split_findings
 from models.enums import JobStatus, StopReason
 from models.findings import verdict_of
 from models.sweep_spec import SweepRequest
@@ -37,7 +38,7 @@ class TrialRow:
     verdict: str | None
     stop_reason: StopReason | None
     stopped_by: str | None  # the finding that stopped it (stop_reason "diagnosis")
-    saved_s: float  # epochs it did not run × its mean epoch time (stopped by pruning or the diagnosis)
+    saved_s: float  # epochs it did not run × its steady epoch time (stopped by pruning or the diagnosis)
     rank: int | None = None  # 1 = best, among the complete trials
 
 
@@ -58,19 +59,41 @@ def _curves(session: Session, jobs: list[Job]) -> dict[str, list[EpochMetric]]:
     return rows
 
 
-def _row(trial: FrozenTrial, job: Job | None, curve: list[EpochMetric], request: SweepRequest) -> TrialRow:
-    found = outcome.best(curve, request.objective)
-    epochs = job.epochs if job else 0
+def _steady_epoch_s(curve: list[EpochMetric]) -> float:
+    """The mean time of an epoch after the first (which also traces the model, often several times a steady
+    epoch's time): what an epoch that was not run would have taken. The first alone when it is all there is
+    (an overestimate, then)."""
+    steady = [row.duration_s for row in curve if row.epoch > 1] or [row.duration_s for row in curve]
+    return statistics.fmean(steady)
+
+
+def _row(trial: FrozenTrial, job: Job | None, folds: list[Job], curves: dict[str, list[EpochMetric]],
+         request: SweepRequest) -> TrialRow:
+    """One trial's row. A cross-validation trial's epochs are its folds' together, its objective their mean
+    (``outcome.cv_best``), its verdict the one most folds gave, its stop the fold's that stopped it."""
+    if job is None:
+        return TrialRow(number=trial.number, job_id=None, params=dict(trial.params), status=JobStatus.failed.value,
+                        state=trial.state.name.lower(), objective=None, best_epoch=None, epochs_run=0, epochs=0,
+                        verdict=None, stop_reason=None, stopped_by=None, saved_s=0.0)
+    if folds:
+        found = outcome.cv_best(job, folds, request.objective)
+        curve = [row for fold in folds for row in curves.get(fold.id, [])]
+        epochs = job.epochs * len(folds)
+        verdict = verdict_of(split_findings([fold.findings for fold in folds], len(folds))[0])
+    else:
+        curve = curves.get(job.id, [])
+        found = outcome.best(curve, request.objective)
+        epochs = job.epochs
+        verdict = verdict_of(job.findings)
+    stop = outcome.speaker(job, folds)
     saved = 0.0
-    if job is not None and job.stop_reason in outcome.PRUNED_STOPS and curve:
-        saved = max(0, epochs - len(curve)) * statistics.fmean(r.duration_s for r in curve)
-    verdict = verdict_of(job.findings) if job else None
+    if outcome.doomed(stop) and curve:
+        saved = max(0, epochs - len(curve)) * _steady_epoch_s(curve)
     return TrialRow(
-        number=trial.number, job_id=job.id if job else None, params=dict(trial.params),
-        status=job.status.value if job else JobStatus.failed.value, state=trial.state.name.lower(),
-        objective=found.value, best_epoch=found.epoch, epochs_run=len(curve), epochs=epochs,
-        verdict=(verdict or {}).get("evidence", {}).get("verdict"), stop_reason=job.stop_reason if job else None,
-        stopped_by=outcome.stopped_by(job) if job else None, saved_s=round(saved, 3))
+        number=trial.number, job_id=job.id, params=dict(trial.params), status=job.status.value,
+        state=trial.state.name.lower(), objective=found.value, best_epoch=found.epoch, epochs_run=len(curve),
+        epochs=epochs, verdict=(verdict or {}).get("evidence", {}).get("verdict"), stop_reason=stop.stop_reason,
+        stopped_by=outcome.stopped_by(stop), saved_s=round(saved, 3))
 
 
 def importances(sweep_study: optuna.Study) -> dict[str, float] | None:
@@ -90,11 +113,12 @@ def report(session: Session, storage: RDBStorage, sweep: Sweep, jobs: list[Job])
     request = SweepRequest.model_validate(sweep.request)
     sweep_study = study.load(storage, sweep.id)
     by_number = {job.trial_number: job for job in jobs}
-    curves = _curves(session, jobs)
+    folds = {job.id: folds_of(session, job) for job in jobs if job.cv_folds is not None}
+    curves = _curves(session, [*jobs, *(fold for run in folds.values() for fold in run)])
     rows = []
     for trial in sweep_study.get_trials(deepcopy=False):
         job = by_number.get(trial.number)
-        rows.append(_row(trial, job, curves.get(job.id, []) if job else [], request))
+        rows.append(_row(trial, job, folds.get(job.id, []) if job else [], curves, request))
     sign = 1 if request.objective.direction == "minimize" else -1
     ranked = sorted((r for r in rows if r.state == "complete" and r.objective is not None),
                     key=lambda r: sign * r.objective)  # type: ignore[operator]

@@ -17,12 +17,16 @@ log = logging.getLogger(__name__)
 
 
 def after_job(factory: sessionmaker[Session], job_id: str, *, settings: Settings, send: SendJob) -> None:
-    """The trial job ``job_id`` was run (ended, or lost its claim): tell its sweep and start the next trials.
+    """The trial job (or trial fold) ``job_id`` was run (ended, or lost its claim): tell its sweep and start
+    the next trials.
 
     Never raises: the job itself is done; a sweep that could not advance now advances at the next reconcile."""
     try:
         with transaction(factory) as session:
             sweep_id = session.scalar(select(Job.sweep_id).where(Job.id == job_id))
+            if sweep_id is None:  # a fold of a cross-validation trial: its run is the trial
+                parent = select(Job.cv_parent_id).where(Job.id == job_id).scalar_subquery()
+                sweep_id = session.scalar(select(Job.sweep_id).where(Job.id == parent))
         if sweep_id is not None:
             driver.advance_and_send(factory, sweep_id, settings=settings, send=send)
     except Exception:  # noqa: BLE001 - any failure leaves the advance to the reconciler

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def session_factory() -> sessionmaker[Session]:
     # Created lazily, in the process that uses it: engines must not cross a fork.
     factory = make_session_factory(make_engine(get_settings().database_dsn))
-    notify_after_commit(factory, send.deliveries)  # committed job events wake the webhook delivery
+    notify_after_commit(factory, send.deliveries, send.sweep_deliveries)  # committed events wake webhook deliveries
     return factory
 
 

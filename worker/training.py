@@ -155,8 +155,9 @@ def _fit(
 
 
 def _pruning(factory: sessionmaker[Session], job: Job, settings: Settings) -> StopWhenJudged | None:
-    """A sweep trial's pruning callback (its epochs reported to the Optuna trial); None for other jobs."""
-    if job.sweep_id is None:
+    """A sweep trial's pruning callback (its epochs reported to the Optuna trial; a cross-validation trial's
+    fold 0 reports for it: ``sweeps/pruning.py``); None for other jobs."""
+    if job.sweep_id is None and job.cv_parent_id is None:
         return None
     with transaction(factory) as session:
         judge = judge_for(session, study_storage(settings.database_dsn), job)

@@ -2,11 +2,13 @@
 from fastapi import APIRouter, Request, Response
 
 from api.deps import PageDep, QueueDep, SettingsDep, StoreDep, StudyStorageDep, UoW, ValidatorDep
+from api.routers.deliveries import EventIdFilter
 from api.routers.events import MESSAGE_SCHEMA, EventStream, LastEventIdHeader, LastEventIdQuery, resume_after
 from api.schemas.common import ListPage
+from api.schemas.deliveries import SweepDeliveryOut
 from api.schemas.errors import error_responses
 from api.schemas.sweeps import SWEEP_EXAMPLE, SWEEP_RULES, SweepOut, sweep_detail_out, sweep_out
-from api.services import sweep_events
+from api.services import deliveries, sweep_events
 from api.services import sweeps as service
 from models.sweep_spec import SweepRequest
 from sweeps.report import report
@@ -68,3 +70,12 @@ def sweep_events_stream(sweep_id: str, uow: UoW, request: Request, last_event_id
     events = sweep_events.stream(request.app.state.session_factory, sweep_id, after=after,
                                  interval_s=request.app.state.settings.events_poll_interval_s)
     return EventStream(events, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/{sweep_id}/deliveries", response_model=ListPage[SweepDeliveryOut],
+            summary="The sweep's webhook delivery attempts, newest first", responses=error_responses(404))
+def list_deliveries(sweep_id: str, uow: UoW, page: PageDep, event_id: EventIdFilter = None
+                    ) -> ListPage[SweepDeliveryOut]:
+    rows = deliveries.list_sweep_deliveries(uow, sweep_id, page, event_id=event_id)
+    return ListPage(items=[SweepDeliveryOut.model_validate(row, from_attributes=True) for row in rows.items],
+                    next_cursor=rows.next_cursor)

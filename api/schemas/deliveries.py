@@ -1,10 +1,10 @@
-"""The record of one webhook delivery attempt, as GET /v1/jobs/{id}/deliveries lists it."""
+"""The record of one webhook delivery attempt, as GET /v1/jobs/{id}/deliveries (and a sweep's) lists it."""
 
 from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from models.enums import DeliveryOutcome, EventType
+from models.enums import DeliveryOutcome, EventType, SweepEventType
 
 
 class DeliveryOut(BaseModel):
@@ -21,3 +21,9 @@ class DeliveryOut(BaseModel):
     duration_ms: float | None
     attempted_at: datetime
     next_attempt_at: datetime | None
+
+
+class SweepDeliveryOut(DeliveryOut):
+    """One attempt to POST one of a sweep's own events to the sweep's webhook."""
+
+    event_type: SweepEventType  # type: ignore[assignment]

@@ -41,14 +41,18 @@ class SweepTrialOut(BaseModel):
     params: dict[str, Any]
     status: JobStatus = Field(description="the trial job's status")
     state: str = Field(description="the Optuna trial's state: running, complete, pruned, fail")
-    objective: float | None = Field(description="the best value of the objective's metric so far")
+    objective: float | None = Field(description=(
+        "the best value of the objective's metric so far; a cross-validated trial (data.folds): the mean over "
+        "its succeeded folds' final epochs"))
     best_epoch: int | None
     epochs_run: int
     epochs: int
     verdict: str | None
     stop_reason: StopReason | None
     stopped_by: str | None = Field(description="the finding that stopped it (stop_reason diagnosis)")
-    saved_s: float = Field(description="training time its early stop saved: epochs not run × its mean epoch time")
+    saved_s: float = Field(description=(
+        "training time its early stop saved: epochs not run × its mean epoch time after the first (which also "
+        "traces the model)"))
     rank: int | None = Field(description="1 is the best of the complete trials")
 
 
@@ -66,6 +70,8 @@ class SweepOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     spec: dict[str, Any] = Field(description="the base spec (its seed fixed; every trial uses it)")
+    webhook: dict[str, Any] | None = Field(default=None, description=(
+        "where the sweep's own events are POSTed (url, events; the secret is never shown)"))
     trials: list[SweepTrialOut] | None = Field(default=None, description="GET one sweep only")
     best: SweepTrialOut | None = None
     importances: dict[str, float] | None = Field(
@@ -85,7 +91,7 @@ def sweep_out(sweep: Sweep) -> SweepOut:
         objective=Objective.model_validate(request["objective"]), pruning=Pruning.model_validate(request["pruning"]),
         space=request["space"], max_trials=request["max_trials"], trials_planned=sweep.trials_planned,
         parallelism=request["parallelism"], created_at=sweep.created_at, finished_at=sweep.finished_at,
-        spec=public_spec(request["spec"]))
+        spec=public_spec(request["spec"]), webhook=public_spec(request).get("webhook"))
 
 
 def sweep_detail_out(sweep: Sweep, report: SweepReport) -> SweepOut:

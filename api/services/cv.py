@@ -10,16 +10,16 @@ aggregate and the whole-run findings are computed from the folds whenever they a
 Returns rows and plain values; the routes build the schemas.
 """
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.errors import Invalid, NotFound, detail
 from datastore.splits import fold_problem, sample_order
 from diagnosis.facts import DataFacts
-from models.cv import RunAggregate, run_aggregate
-from models.ids import new_id
+from models.cv import RunAggregate, fold_jobs, folds_of, run_aggregate
 from models.spec import JobSpec
 from models.tables import Job
+
+__all__ = ["check_folds", "cv_aggregate", "fold_jobs", "folds_of"]
 
 
 def check_folds(spec: JobSpec, facts: DataFacts | None) -> None:
@@ -41,23 +41,6 @@ def check_folds(spec: JobSpec, facts: DataFacts | None) -> None:
                            labels=facts.fold_labels(spec.model_dump(mode="json")["compile"]["loss"]))
     if problem is not None:
         raise Invalid(f"data.folds: {problem}", [detail(("data", "folds"), problem)])
-
-
-def fold_jobs(parent: Job) -> list[Job]:
-    """The K fold jobs of a run whose ``parent`` row is built (not yet inserted): ordinary jobs with the
-    parent's spec, tenant and preflight findings, each with its fold index."""
-    assert parent.cv_folds is not None
-    return [Job(id=new_id("job"), tenant=parent.tenant, name=parent.name, spec=parent.spec,
-                dataset_ref=parent.dataset_ref, cv_parent_id=parent.id, fold=index, epochs=parent.epochs,
-                findings=list(parent.findings), created_at=parent.created_at, enqueued_at=parent.enqueued_at)
-            for index in range(parent.cv_folds)]
-
-
-def folds_of(session: Session, parent: Job) -> list[Job]:
-    """A run's fold jobs, by fold index (empty for a job that is not a CV parent)."""
-    if parent.cv_folds is None:
-        return []
-    return list(session.scalars(select(Job).where(Job.cv_parent_id == parent.id).order_by(Job.fold)))
 
 
 def cv_aggregate(session: Session, parent_id: str) -> RunAggregate:

@@ -16,7 +16,7 @@ from api.deps import Page, Rows, UnitOfWork
 from api.errors import Conflict, Invalid, NotFound, TooManyRequests, detail
 from api.limits import check_tenant_limits
 from api.queue import TrainingQueue
-from api.services.cv import check_folds, fold_jobs
+from api.services.cv import check_folds
 from api.services.data_facts import facts_for
 from api.services.datasets import find, role_shapes
 from api.services.webhooks import check_webhook
@@ -25,6 +25,7 @@ from api.validation.pool import ChildFailed, PoolBusy, ProcessPool
 from datastore.artifacts import ArtifactStore
 from diagnosis.preflight import run_preflight
 from models import lifecycle
+from models.cv import fold_jobs
 from models.db import utcnow
 from models.enums import JobStatus
 from models.findings import Finding
@@ -108,7 +109,7 @@ def check_job(session: Session, spec: JobSpec, settings: Settings, validator: Pr
     summary = _keras_check(validator, spec, current_tenant(session), settings)
     dataset = find(session, store, spec.dataset)  # unknown: 422 at "dataset"
     samples = _data_check(dataset.arrays, spec, summary, settings)
-    check_webhook(spec, settings)
+    check_webhook(spec.webhook, settings)
     facts = facts_for(dataset, spec.data.x, spec.data.y)
     check_folds(spec, facts)
     return CheckedJob(spec, summary, run_preflight(spec.model_dump(mode="json"), summary, facts), samples)
@@ -163,10 +164,7 @@ def create_job(
     folds = fold_jobs(job) if job.cv_folds is not None else []
     try:
         with session.begin_nested():
-            if folds:
-                lifecycle.create_cv_run(session, job, folds, max_queued=settings.max_queued_jobs_per_tenant)
-            else:
-                lifecycle.create(session, job, max_queued=settings.max_queued_jobs_per_tenant)
+            lifecycle.create_job_or_run(session, job, folds, max_queued=settings.max_queued_jobs_per_tenant)
     except lifecycle.QueueFull as exc:
         raise TooManyRequests(str(exc)) from exc
     except IntegrityError:

@@ -8,7 +8,7 @@ The stream polls (``events_poll_interval_s``): a sweep's events come once per tr
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import anyio
 import anyio.to_thread
@@ -17,14 +17,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.services.event_frames import PING, frame
 from api.services.events import PING_S
+from models.events import sweep_envelope
 from models.tables import SweepEvent
 
 PAGE = 200
-
-
-def envelope(event: SweepEvent) -> dict[str, Any]:
-    return {"id": event.id, "type": event.type.value, "sweep_id": event.sweep_id,
-            "created_at": event.created_at.isoformat(), "data": event.data}
 
 
 class Message(NamedTuple):
@@ -37,7 +33,7 @@ def _read(factory: sessionmaker[Session], sweep_id: str, after: int) -> list[Mes
     with factory() as session:
         rows = session.scalars(select(SweepEvent).where(SweepEvent.sweep_id == sweep_id, SweepEvent.id > after)
                                .order_by(SweepEvent.id).limit(PAGE)).all()
-        return [Message(row.id, frame(envelope(row)).data, row.type.terminal) for row in rows]
+        return [Message(row.id, frame(sweep_envelope(row)).data, row.type.terminal) for row in rows]
 
 
 async def stream(factory: sessionmaker[Session], sweep_id: str, *, after: int, interval_s: float

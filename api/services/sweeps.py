@@ -17,6 +17,7 @@ from api.errors import Conflict, Invalid, NotFound, PayloadTooLarge, TooManyRequ
 from api.limits import check_tenant_limits
 from api.queue import TrainingQueue
 from api.services.jobs import CheckedJob, check_job, reject_on_errors
+from api.services.webhooks import check_webhook
 from api.tenancy import current_tenant
 from api.validation.pool import ProcessPool
 from datastore.artifacts import ArtifactStore
@@ -42,9 +43,10 @@ def _check_shape(request: SweepRequest) -> None:
                 f"Received: {json.dumps(dist.model_dump())}"))])
     metric = request.objective.metric
     spec = request.spec
-    if metric.startswith("val_") and spec.data.validation_split == 0:
+    if metric.startswith("val_") and spec.data.validation_split == 0 and spec.data.folds is None:
         raise Invalid("the objective needs a validation split", [detail(("objective", "metric"), (
-            f"{metric} is only measured with data.validation_split > 0. Received: metric={metric!r}"))])
+            f"{metric} is only measured with data.validation_split > 0 or data.folds (each fold validates on "
+            f"its held-out part). Received: metric={metric!r}"))])
     named = {m for m in spec.compile.metrics if isinstance(m, str)}
     only_names = len(named) == len(spec.compile.metrics)  # a metric object's log name is Keras's to choose
     if only_names and metric.removeprefix("val_") not in {"loss", *named}:
@@ -96,6 +98,7 @@ def create_sweep(uow: UnitOfWork, request: SweepRequest, *, settings: Settings, 
     """Check the base spec and every point of ``space.points_to_check``, store the sweep with its Optuna study,
     and queue its first trials (at most ``parallelism``): 429 when the tenant's queue has no room for one."""
     _check_shape(request)
+    check_webhook(request.webhook, settings)
     points = space.points_to_check(request)
     if len(points) > space.MAX_CHECKED_POINTS:
         raise Invalid("the space has too many values to check", [detail(("space",), (

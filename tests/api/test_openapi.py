@@ -35,6 +35,7 @@ EXPECTED = {
     ("get", "/v1/sweeps/{sweep_id}"): {"404"},
     ("post", "/v1/sweeps/{sweep_id}/cancel"): {"404", "409"},
     ("get", "/v1/sweeps/{sweep_id}/events"): {"404"},
+    ("get", "/v1/sweeps/{sweep_id}/deliveries"): {"404"},
     ("post", "/v1/datasets"): {"400", "413", "415"},
     ("get", "/v1/datasets"): set(),
     ("get", "/v1/datasets/{dataset_id}"): {"404"},

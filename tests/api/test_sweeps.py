@@ -113,3 +113,41 @@ def test_a_space_whose_largest_epochs_pass_the_per_job_limit_is_refused_naming_t
     assert response.status_code == 413, response.text
     assert response.json()["error"]["details"][0]["path"] == "space.fit.epochs"
     assert "fit.epochs=60" in response.json()["error"]["message"]
+
+
+def test_a_sweep_with_folds_makes_each_trial_a_cross_validation_run_and_sends_its_folds(
+    client: TestClient, settings: Settings, redis_client: redis.Redis, queued_messages
+):
+    base = spec(BASE, data={"folds": 2})
+    del base["data"]["validation_split"]  # each fold's held-out part is its validation data: val_loss is there
+    response = client.post("/v1/sweeps", json=sweep_body(spec=base))
+    assert response.status_code == 202, response.text
+    trials = response.json()["trials"]
+    runs = [client.get(f"/v1/jobs/{t['job_id']}").json() for t in trials]
+    assert [(r["sweep_id"], r["trial_number"], r["cv"]["folds"]) for r in runs] == [
+        (response.json()["id"], 0, 2), (response.json()["id"], 1, 2)]
+    sent = sorted(kwargs["job_id"] for _, kwargs in sent_tasks(redis_client, settings.train_queue))
+    assert sent == sorted(f["job_id"] for r in runs for f in r["folds"])  # the folds are trained, not the runs
+    assert client.post(f"/v1/sweeps/{response.json()['id']}/cancel").status_code == 202
+    assert {f["status"] for r in runs for f in client.get(f"/v1/jobs/{r['id']}").json()["folds"]} == {"cancelled"}
+
+
+def test_a_validation_objective_needs_a_validation_split_or_folds(client: TestClient):
+    base = spec(BASE, data={"validation_split": 0})
+    response = client.post("/v1/sweeps", json=sweep_body(spec=base))
+    assert response.status_code == 422 and response.json()["error"]["details"][0]["path"] == "objective.metric"
+    assert "data.folds" in response.json()["error"]["message"] + json.dumps(response.json()["error"]["details"])
+
+
+def test_a_sweep_webhook_is_checked_and_its_secret_never_shown(client: TestClient):
+    hook = {"url": "https://93.184.215.14/in", "secret": "whsec-0123456789abcdef", "events": ["sweep.best"]}
+    response = client.post("/v1/sweeps", json=sweep_body(webhook=hook))
+    assert response.status_code == 202, response.text
+    shown = client.get(f"/v1/sweeps/{response.json()['id']}").json()["webhook"]
+    assert shown == {"url": hook["url"], "events": ["sweep.best"]} and "whsec" not in response.text
+    assert client.get(f"/v1/sweeps/{response.json()['id']}/deliveries").json()["items"] == []  # nothing sent yet
+    assert client.get("/v1/sweeps/swp_nope/deliveries").status_code == 404
+    refused = client.post("/v1/sweeps", json=sweep_body(webhook={**hook, "url": "http://127.0.0.1:9/in"}))
+    assert refused.status_code == 422 and refused.json()["error"]["details"][0]["path"] == "webhook.url"
+    unknown = client.post("/v1/sweeps", json=sweep_body(webhook={**hook, "events": ["job.epoch"]}))
+    assert unknown.status_code == 422 and unknown.json()["error"]["details"][0]["path"].startswith("webhook.events")

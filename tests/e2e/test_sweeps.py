@@ -175,3 +175,37 @@ def test_the_cli_starts_a_sweep_follows_it_and_lists_it(stack: Stack, start_work
     # The Python client reads the same sweep.
     [latest] = Client(http=stack.api).sweeps.list(limit=1)
     assert latest["name"] == "cli-grid" and Client(http=stack.api).sweeps.wait(latest["id"])["best"] is not None
+
+
+def test_a_sweep_with_folds_runs_each_trial_as_a_cross_validation_run_and_stops_a_doomed_one_whole(
+    stack: Stack, start_worker
+):
+    start_worker()
+    base = spec(IRIS_MLP, compile={"optimizer": {"type": "SGD", "learning_rate": 0.01}}, fit={"epochs": 4},
+                data={"folds": 2})
+    del base["data"]["validation_split"]  # each fold validates on its held-out part
+    sweep = submit(stack, {"spec": base, "space": {"compile.optimizer.learning_rate": {"choice": [0.1, ABSURD]}},
+                           "sampler": "grid", "parallelism": 2, "name": "cv-grid", "pruning": {"pruner": "none"}})
+    done = wait_for_end(stack, sweep["id"])
+
+    assert done["status"] == "succeeded"
+    trials = {t["params"]["compile.optimizer.learning_rate"]: t for t in done["trials"]}
+    runs = trial_jobs(stack, sweep["id"])
+    assert [(j.trial_number, j.cv_folds, j.attempts) for j in runs] == [(0, 2, 0), (1, 2, 0)]  # never trained
+    with stack.factory() as session:
+        folds = {run.id: session.scalars(select(Job).where(Job.cv_parent_id == run.id).order_by(Job.fold)).all()
+                 for run in runs}
+    assert all(len(f) == 2 and all(j.attempts <= 1 for j in f) for f in folds.values())  # each fold once at most
+    healthy = trials[0.1]
+    run = stack.api.get(f"/v1/jobs/{healthy['job_id']}").json()
+    assert (healthy["state"], run["status"], run["cv"]["finished"]) == ("complete", "succeeded", 2)
+    assert healthy["objective"] == pytest.approx(run["cv"]["metrics"]["val_loss"]["mean"])  # the mean over folds
+    assert healthy["epochs_run"] == healthy["epochs"] == 8 and healthy["rank"] == 1
+    absurd = trials[ABSURD]
+    assert (absurd["state"], absurd["stop_reason"], absurd["stopped_by"]) == ("pruned", "diagnosis", "diverging")
+    stops = sorted((j.stop_reason.value if j.stop_reason else None) for j in folds[absurd["job_id"]])
+    assert stops in (["cancelled", "diagnosis"], ["diagnosis", "diagnosis"])  # the other fold: cancelled, or
+    assert absurd["epochs_run"] < 8 and done["pruning_saved_s"]["diagnosis"] > 0  # stopped by its own diagnosis
+    [trial_told] = [t for t in told(stack, sweep["id"]) if t.number == absurd["number"]]
+    assert trial_told.state is TrialState.PRUNED and trial_told.user_attrs["stopped_by"] == "diverging"
+    assert done["best"]["number"] == healthy["number"]

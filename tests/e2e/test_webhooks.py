@@ -76,3 +76,23 @@ def test_a_slow_receiver_does_not_slow_training(live: TestClient, webhook_worker
     # At least once: an attempt that timed out while the receiver hung may have been taken in too.
     received = list(dict.fromkeys(r.event["id"] for r in receiver.delivered()))
     assert received == [e["id"] for e in subscribed_events(live, job_id)]
+
+
+def test_a_sweep_posts_its_own_events_signed_in_order(live: TestClient, webhook_worker, receiver: Receiver):
+    receiver.fail_first = 1  # retried as a job's webhook is
+    base = spec(DIGITS_CNN, fit={"epochs": 2})
+    body = {"spec": base, "space": {"compile.optimizer.learning_rate": {"choice": [0.003, 0.01]}}, "sampler": "grid",
+            "parallelism": 2, "webhook": {"url": receiver.url, "secret": SECRET}}
+    sweep = live.post("/v1/sweeps", json=body).json()
+    receiver.wait_for(lambda r: any(q.event["type"] == "sweep.succeeded" for q in r.delivered()), timeout=300)
+
+    with live.stream("GET", f"/v1/sweeps/{sweep['id']}/events") as response:
+        expected = [e.json() for e in parse(response.iter_lines()) if e.event != "trial.started"]
+    assert [r.event for r in receiver.delivered()] == expected  # its events but trial.started, once, in order
+    assert [e["type"] for e in expected].count("trial.finished") == 2 and expected[-1]["type"] == "sweep.succeeded"
+    assert "sweep.best" in [e["type"] for e in expected]
+    assert all(verify(SECRET, r.headers["Trainyard-Signature"], r.body) for r in receiver.requests)
+    assert receiver.requests[0].status == 503 and receiver.requests[1].event == expected[0]
+    attempts = live.get(f"/v1/sweeps/{sweep['id']}/deliveries", params={"event_id": expected[0]["id"]}).json()
+    assert [(a["attempt"], a["outcome"], a["event_type"]) for a in reversed(attempts["items"])] == [
+        (1, "failed", "trial.finished"), (2, "delivered", "trial.finished")]

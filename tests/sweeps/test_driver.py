@@ -1,7 +1,6 @@
 """The sweep driver on a real Postgres and Optuna's real storage, without training: jobs are ended by hand
 through the lifecycle, as a worker ends them."""
 
-from collections.abc import Iterator
 
 import optuna
 import pytest
@@ -19,15 +18,9 @@ from models.spec import JobSpec
 from models.sweep_spec import SweepRequest
 from models.tables import EpochMetric, Job, Sweep, SweepEvent
 from sweeps import driver, space, study
-from sweeps.storage import storage
 from tests.specs import IRIS_MLP
 
 RATES = [0.001, 0.01, 0.1]
-
-
-@pytest.fixture
-def optuna_storage(pg_url: str) -> Iterator[optuna.storages.RDBStorage]:
-    yield storage(pg_url)
 
 
 def make_sweep(session: Session, optuna_storage, **extra) -> Sweep:

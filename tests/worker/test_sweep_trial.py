@@ -58,3 +58,30 @@ def test_the_reconcilers_pass_tells_a_trial_whose_worker_died_before_advancing(s
 
     assert study.load(optuna_storage, sweep.id).trials[0].state is TrialState.COMPLETE
     assert len(sent) == 1 and db_session.get(Job, sent[0]).trial_number == 1
+
+
+def test_fold_0_of_a_cross_validated_trial_is_pruned_and_its_whole_trial_stops(session_factory, db_session, settings):
+    optuna_storage = storage(settings.database_dsn)
+    base = spec(IRIS_MLP, compile={"optimizer": {"type": "Adam", "learning_rate": 0.0001}}, fit={"epochs": 6},
+                data={"folds": 2})
+    del base["data"]["validation_split"]
+    sweep = make_sweep(db_session, optuna_storage, spec=base, parallelism=1, space={
+        "compile.optimizer.learning_rate": {"choice": [0.0001, 0.0002]}},  # 2 planned: the earlier one, this one
+        pruning={"pruner": "median", "startup_trials": 0, "warmup_epochs": 1})
+    study_id = optuna_storage.get_study_id_from_name(sweep.id)
+    # An earlier trial (told by hand) reached a validation loss that nothing reaches at epoch 2.
+    earlier = optuna_storage.create_new_trial(study_id)
+    for step in range(6):
+        optuna_storage.set_trial_intermediate_value(earlier, step, 1e-6)
+    optuna_storage.set_trial_state_values(earlier, TrialState.COMPLETE, [1e-6])
+    [fold_0, fold_1] = driver.advance(db_session, sweep.id, storage=optuna_storage, max_queued=100)
+    db_session.commit()
+
+    run_training(session_factory, fold_0.id, settings=settings)
+    sweep_hook.advance_running(session_factory, settings=settings, send=lambda *a: None)
+
+    assert db_session.get(Job, fold_0.id, populate_existing=True).stop_reason is StopReason.pruned
+    assert db_session.get(Job, fold_1.id, populate_existing=True).status is JobStatus.cancelled  # never trained
+    trial = study.load(optuna_storage, sweep.id).trials[1]
+    assert trial.state is TrialState.PRUNED and trial.user_attrs["stopped_in_fold"] == 0
+    assert sorted(trial.intermediate_values) == [0, 1]  # fold 0's epochs, judged worse at epoch 2
